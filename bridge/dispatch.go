@@ -1,0 +1,574 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+)
+
+var sqlNoRows = sql.ErrNoRows
+
+// lane holds the queued deliveries of one destination leg that this process
+// owns, in sequence order. One worker at a time works on a lane, so each
+// leg receives its messages in the order they were accepted.
+type lane struct {
+	key       laneKey
+	items     []*item // waiting, sorted by seq
+	inflight  *item   // being delivered by a worker
+	held      map[int64]struct{}
+	scheduled bool // in the ready queue or held by a worker
+	timer     *time.Timer
+	// foreignSeen is the highest foreign_seq already loaded for this lane.
+	foreignSeen int64
+}
+
+// dispatcher hands lanes with due work to workers.
+type dispatcher struct {
+	r      *Router
+	mu     sync.Mutex
+	cond   *sync.Cond
+	lanes  map[laneKey]*lane
+	ready  []*lane
+	leases map[laneKey]time.Time // lanes this process holds, and until when
+	done   bool
+	wg     sync.WaitGroup
+	depth  int
+	// multiProcess is true on PostgreSQL, where other processes may queue
+	// rows for lanes this process holds.
+	multiProcess bool
+}
+
+func newDispatcher(r *Router) *dispatcher {
+	d := &dispatcher{r: r, lanes: make(map[laneKey]*lane), leases: make(map[laneKey]time.Time)}
+	d.multiProcess = r.db.Dialect != dbutil.SQLite
+	d.cond = sync.NewCond(&d.mu)
+	return d
+}
+
+func (d *dispatcher) start(workers int) {
+	for i := 0; i < workers; i++ {
+		d.wg.Add(1)
+		go d.worker()
+	}
+}
+
+// stop lets workers finish their current delivery and exit.
+func (d *dispatcher) stop() {
+	d.mu.Lock()
+	d.done = true
+	for _, l := range d.lanes {
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+	}
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// claim runs inside an accept transaction after a row with seq was queued
+// for key. It reports whether this process holds the lane (and so delivers
+// the row itself), and returns older rows of the lane that this process
+// must deliver first: rows left by a crashed process, or rows another
+// process queued while this one held the lease.
+func (d *dispatcher) claim(ctx context.Context, key laneKey, now time.Time, seq int64) (owned bool, older []*item, foreign int64, err error) {
+	d.mu.Lock()
+	until, leased := d.leases[key]
+	fresh := leased && until.Sub(now) > d.r.opts.Lease/2
+	d.mu.Unlock()
+	if fresh && !d.multiProcess {
+		return true, nil, 0, nil
+	}
+	var owner sql.NullString
+	err = d.r.db.QueryRow(ctx, claimLaneQuery, d.r.owner, ms(now), ms(now.Add(d.r.opts.Lease)), seq, key.Network, key.Chat).Scan(&owner, &foreign)
+	if err != nil {
+		return false, nil, 0, err
+	}
+	if owner.String != d.r.owner {
+		return false, nil, 0, nil
+	}
+	d.mu.Lock()
+	seen := int64(0)
+	if l := d.lanes[key]; l != nil {
+		seen = l.foreignSeen
+	}
+	d.mu.Unlock()
+	if !leased || foreign > seen {
+		if older, err = d.r.loadLane(ctx, key, seq); err != nil {
+			return false, nil, 0, err
+		}
+	}
+	return true, older, foreign, nil
+}
+
+func (d *dispatcher) markLeased(keys []laneKey, now time.Time) {
+	if len(keys) == 0 {
+		return
+	}
+	d.mu.Lock()
+	for _, k := range keys {
+		d.leases[k] = now.Add(d.r.opts.Lease)
+	}
+	d.mu.Unlock()
+}
+
+// push adds accepted or recovered items to their lanes, keeping each lane
+// sorted and skipping rows it already holds.
+func (d *dispatcher) push(items []*item) {
+	if len(items) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, it := range items {
+		l := d.lanes[it.lane]
+		if l == nil {
+			l = &lane{key: it.lane, held: make(map[int64]struct{})}
+			d.lanes[it.lane] = l
+		}
+		if _, ok := l.held[it.seq]; ok {
+			continue
+		}
+		l.held[it.seq] = struct{}{}
+		i := len(l.items)
+		for i > 0 && l.items[i-1].seq > it.seq {
+			i--
+		}
+		l.items = slices.Insert(l.items, i, it)
+		d.depth++
+		if !l.scheduled && l.timer == nil {
+			d.schedule(l)
+		}
+	}
+	d.r.metrics.queueDepth.Set(float64(d.depth))
+}
+
+// noteForeign records that rows up to foreign were loaded for a lane.
+func (d *dispatcher) noteForeign(key laneKey, foreign int64) {
+	d.mu.Lock()
+	if l := d.lanes[key]; l != nil && foreign > l.foreignSeen {
+		l.foreignSeen = foreign
+	}
+	d.mu.Unlock()
+}
+
+// schedule puts a lane in the ready queue. d.mu must be held.
+func (d *dispatcher) schedule(l *lane) {
+	l.scheduled = true
+	d.ready = append(d.ready, l)
+	d.cond.Signal()
+}
+
+func (d *dispatcher) next() *lane {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.ready) == 0 && !d.done {
+		d.cond.Wait()
+	}
+	if d.done {
+		return nil
+	}
+	l := d.ready[0]
+	d.ready[0] = nil
+	d.ready = d.ready[1:]
+	return l
+}
+
+const laneBurst = 64
+
+func (d *dispatcher) worker() {
+	defer d.wg.Done()
+	for {
+		l := d.next()
+		if l == nil {
+			return
+		}
+		d.work(l)
+	}
+}
+
+// work delivers up to laneBurst items of a lane, in order, then yields.
+func (d *dispatcher) work(l *lane) {
+	for n := 0; ; n++ {
+		d.mu.Lock()
+		if d.done {
+			l.scheduled = false
+			d.mu.Unlock()
+			return
+		}
+		if len(l.items) == 0 {
+			l.scheduled = false
+			if l.foreignSeen == 0 {
+				delete(d.lanes, l.key)
+			}
+			d.mu.Unlock()
+			return
+		}
+		if n >= laneBurst {
+			d.ready = append(d.ready, l) // stay scheduled; let other lanes run
+			d.cond.Signal()
+			d.mu.Unlock()
+			return
+		}
+		it := l.items[0]
+		now := d.r.now()
+		if wait := it.nextAt.Sub(now); wait > 0 {
+			l.scheduled = false
+			l.timer = time.AfterFunc(wait, func() {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				l.timer = nil
+				if !d.done && !l.scheduled {
+					d.schedule(l)
+				}
+			})
+			d.mu.Unlock()
+			return
+		}
+		l.items = l.items[1:]
+		l.inflight = it
+		d.mu.Unlock()
+
+		finished := d.r.deliver(it)
+		d.mu.Lock()
+		l.inflight = nil
+		if finished {
+			delete(l.held, it.seq)
+			d.depth--
+			d.r.metrics.queueDepth.Set(float64(d.depth))
+		} else {
+			l.items = slices.Insert(l.items, 0, it) // retry: stays at the head
+		}
+		d.mu.Unlock()
+	}
+}
+
+// deliver attempts one delivery. It returns true when the item is finished
+// (delivered or failed for good) and false when it was rescheduled.
+func (r *Router) deliver(it *item) (finished bool) {
+	if it.loaded {
+		var one int
+		err := r.db.QueryRow(context.Background(), queuedQuery, it.seq).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return true // finished before it was loaded again
+		}
+		it.loaded = false
+	}
+	log := r.log.With().
+		Str("conversation", string(it.conv)).
+		Str("message", string(it.msg)).
+		Str("dest_network", string(it.lane.Network)).
+		Int64("seq", it.seq).Logger()
+	ctx := log.WithContext(context.Background())
+	it.attempts++
+
+	plain, err := r.seal.open(it.payload, payloadAD(it.lane, it.msg))
+	var q queuedEvent
+	if err == nil {
+		err = json.Unmarshal(plain, &q)
+		clear(plain)
+	}
+	if err != nil || q.Event == nil {
+		log.Error().Err(err).Msg("Queued payload cannot be opened; dropping it")
+		r.finish(ctx, it, "", nil, Permanent(fmt.Errorf("%w: unreadable queue payload", ErrSeal)))
+		return true
+	}
+	remote, err := r.send(ctx, it, &q)
+	if err == nil || errors.Is(err, ErrPermanent) || it.attempts >= r.opts.MaxAttempts {
+		if err != nil && !errors.Is(err, ErrPermanent) {
+			err = Permanent(fmt.Errorf("gave up after %d attempts: %w", it.attempts, err))
+		}
+		r.finish(ctx, it, remote, q.Event, err)
+		return true
+	}
+	wait := r.backoff(it.attempts, err)
+	log.Warn().Err(err).Int("attempt", it.attempts).Dur("retry_in", wait).Msg("Delivery failed, will retry")
+	r.metrics.retries.WithLabelValues(string(it.lane.Network)).Inc()
+	next := r.now().Add(wait)
+	if werr := r.writer.do(ctx, func(ctx context.Context) error {
+		_, err := r.db.Exec(ctx, retryQueueQuery, it.attempts, ms(next), it.seq)
+		return err
+	}); werr != nil {
+		log.Error().Err(werr).Msg("Failed to record retry")
+	}
+	it.nextAt = next
+	if it.attempts == 1 {
+		r.report(ctx, it, q.Event, StateRetrying, err)
+	}
+	return false
+}
+
+// send calls the destination connector's method for the event's kind.
+func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, error) {
+	c, ok := r.connectors[it.lane.Network]
+	if !ok {
+		return "", Permanent(fmt.Errorf("%w: %s", ErrUnknownNetwork, it.lane.Network))
+	}
+	d := &Delivery{
+		ID:           DeliveryID(strconv.FormatInt(it.seq, 10)),
+		Conversation: it.conv,
+		Message:      it.msg,
+		Chat:         it.lane.Chat,
+		Event:        q.Event,
+		Attempt:      it.attempts,
+		Expires:      it.expiresAt,
+		router:       r,
+	}
+	var err error
+	if q.ReplyTo != "" {
+		if d.ReplyTo, err = lookupRemoteID(ctx, r.db, q.ReplyTo, it.lane); err != nil {
+			return "", err
+		}
+	}
+	if q.Target != "" {
+		if d.Target, err = lookupRemoteID(ctx, r.db, q.Target, it.lane); err != nil {
+			return "", err
+		}
+		if d.Target == "" && q.Event.Kind != KindReadReceipt {
+			return "", Permanent(fmt.Errorf("%w: %s", ErrTargetUnknown, it.lane))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.SendTimeout)
+	defer cancel()
+	network := it.lane.Network
+	var remote RemoteID
+	notSupported := func(capability string) error {
+		return &NotSupportedError{Network: network, Capability: capability}
+	}
+	err = safeCall(r, network, string(q.Event.Kind), func() error {
+		var err error
+		switch q.Event.Kind {
+		case KindMessage:
+			if q.Event.Content.Type.IsMedia() {
+				ms, ok := c.(MediaSender)
+				if !ok {
+					return notSupported("media")
+				}
+				remote, err = ms.SendMedia(ctx, d)
+			} else {
+				remote, err = c.SendMessage(ctx, d)
+			}
+		case KindEdit:
+			es, ok := c.(EditSender)
+			if !ok {
+				return notSupported("edits")
+			}
+			remote, err = es.SendEdit(ctx, d)
+		case KindReaction:
+			rs, ok := c.(ReactionSender)
+			if !ok {
+				return notSupported("reactions")
+			}
+			remote, err = rs.SendReaction(ctx, d)
+		case KindDelete:
+			ds, ok := c.(DeleteSender)
+			if !ok {
+				return notSupported("deletes")
+			}
+			err = ds.SendDelete(ctx, d)
+		case KindReadReceipt:
+			rs, ok := c.(ReadReceiptSender)
+			if !ok || d.Target == "" {
+				return nil // read receipts are best effort; nothing to tell the sender
+			}
+			err = rs.SendReadReceipt(ctx, d)
+		default:
+			err = Permanent(fmt.Errorf("%w: kind %q", ErrInvalidEvent, q.Event.Kind))
+		}
+		return err
+	})
+	return remote, err
+}
+
+// finish records a delivered or permanently failed item and tells the sender.
+func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Event, deliveryErr error) {
+	network := string(it.lane.Network)
+	now := r.now()
+	err := r.writer.do(ctx, func(ctx context.Context) error {
+		if _, err := r.db.Exec(ctx, deleteQueueQuery, it.seq); err != nil {
+			return err
+		}
+		if deliveryErr == nil && remote != "" {
+			_, err := r.db.Exec(ctx, insertMessageQuery, it.lane.Network, it.lane.Chat, remote, it.msg, it.conv, ms(now), nullMS(it.expiresAt))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		// The delivery happened; the row stays and will be retried after a
+		// restart, which the destination may see as a duplicate.
+		zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
+	}
+	if deliveryErr != nil {
+		r.metrics.messages.WithLabelValues(network, "out", "failed").Inc()
+		zerolog.Ctx(ctx).Warn().Err(deliveryErr).Msg("Delivery failed permanently")
+		if evt != nil {
+			r.report(ctx, it, evt, StateFailed, deliveryErr)
+		}
+		return
+	}
+	r.metrics.messages.WithLabelValues(network, "out", "delivered").Inc()
+	r.metrics.latency.WithLabelValues(network).Observe(now.Sub(it.acceptedAt).Seconds())
+	r.report(ctx, it, evt, StateDelivered, nil)
+}
+
+// report tells the source leg's connector what happened, if it listens.
+func (r *Router) report(ctx context.Context, it *item, evt *Event, state DeliveryState, err error) {
+	src, ok := r.connectors[evt.Source.Network].(StatusReceiver)
+	if !ok {
+		return
+	}
+	rep := &StatusReport{
+		Conversation: it.conv,
+		Message:      it.msg,
+		Source:       evt.Source,
+		SourceID:     evt.SourceID,
+		Kind:         evt.Kind,
+		Destination:  it.lane,
+		State:        state,
+		Err:          err,
+	}
+	_ = safeCall(r, evt.Source.Network, "status", func() error {
+		src.HandleStatus(ctx, rep)
+		return nil
+	})
+}
+
+func (r *Router) backoff(attempt int, err error) time.Duration {
+	wait := r.opts.RetryBase << min(attempt-1, 30)
+	if wait <= 0 || wait > r.opts.RetryMax {
+		wait = r.opts.RetryMax
+	}
+	// ±20% jitter so many failing legs do not retry in lockstep.
+	wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > wait {
+		wait = ra.After
+	}
+	return wait
+}
+
+// poll takes over lanes with queued work that no live process holds (after
+// a crash), and on PostgreSQL also loads rows other processes queued for
+// lanes this process holds.
+func (r *Router) poll(ctx context.Context) error {
+	now := r.now()
+	rows, err := r.db.Query(ctx, pendingLanesQuery, ms(now), r.owner)
+	if err != nil {
+		return fmt.Errorf("%w: scan queue: %w", ErrDatabase, err)
+	}
+	var lanes []laneKey
+	for rows.Next() {
+		var k laneKey
+		if err = rows.Scan(&k.Network, &k.Chat); err != nil {
+			rows.Close()
+			return err
+		}
+		lanes = append(lanes, k)
+	}
+	rows.Close()
+	for _, k := range lanes {
+		r.disp.mu.Lock()
+		l := r.disp.lanes[k]
+		busy := l != nil && (len(l.items) > 0 || l.inflight != nil)
+		r.disp.mu.Unlock()
+		if busy && !r.disp.multiProcess {
+			continue // one process: everything queued is already held
+		}
+		res, err := r.db.Exec(ctx, acquireLeaseQuery, r.owner, ms(now.Add(r.opts.Lease)), k.Network, k.Chat, ms(now))
+		if err != nil {
+			return fmt.Errorf("%w: acquire lease: %w", ErrDatabase, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // another process holds it
+		}
+		r.disp.markLeased([]laneKey{k}, now)
+		items, err := r.loadLane(ctx, k, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		r.disp.push(items)
+	}
+	return nil
+}
+
+// loadLane reads the queued rows of a lane with seq below before.
+func (r *Router) loadLane(ctx context.Context, k laneKey, before int64) ([]*item, error) {
+	rows, err := r.db.Query(ctx, laneItemsQuery, k.Network, k.Chat, before, 10000)
+	if err != nil {
+		return nil, fmt.Errorf("%w: load lane: %w", ErrDatabase, err)
+	}
+	defer rows.Close()
+	var items []*item
+	for rows.Next() {
+		it, err := scanItem(rows, k)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}
+
+// pollLoop recovers abandoned work and renews this process's leases.
+func (r *Router) pollLoop() {
+	defer r.bg.Done()
+	ctx := r.log.WithContext(context.Background())
+	poll := time.NewTicker(r.opts.PollInterval)
+	defer poll.Stop()
+	renew := time.NewTicker(r.opts.Lease / 3)
+	defer renew.Stop()
+	for {
+		select {
+		case <-r.stopped:
+			return
+		case <-poll.C:
+			if err := r.poll(ctx); err != nil {
+				r.log.Warn().Err(err).Msg("Queue poll failed")
+			}
+		case <-renew.C:
+			now := r.now()
+			until := now.Add(r.opts.Lease)
+			if _, err := r.db.Exec(ctx, renewLeasesQuery, r.owner, ms(until)); err != nil {
+				r.log.Warn().Err(err).Msg("Failed to renew leases")
+				continue
+			}
+			r.disp.mu.Lock()
+			for k := range r.disp.leases {
+				r.disp.leases[k] = until
+			}
+			r.disp.mu.Unlock()
+		}
+	}
+}
+
+// safeCall runs connector code, turning a panic into a *PanicError that is
+// logged with its stack and counted; the daemon keeps running.
+func safeCall(r *Router, network NetworkID, what string, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			stack := debug.Stack()
+			r.metrics.panics.WithLabelValues(string(network)).Inc()
+			r.log.Error().
+				Str("network", string(network)).
+				Str("call", what).
+				Any("panic", p).
+				Bytes("stack", stack).
+				Msg("Recovered panic in connector")
+			err = &PanicError{Value: p, Stack: stack}
+		}
+	}()
+	return fn()
+}

@@ -1,0 +1,551 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+
+	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/migrations"
+)
+
+// Options configure a Router. Zero values pick the defaults noted.
+type Options struct {
+	// DB is the shared database; the router runs its own migrations on it
+	// (version table sb_core_version) in Start.
+	DB *dbutil.Database
+	// Secret keys the encryption of queued payloads (identity.secret).
+	Secret []byte
+	Log    zerolog.Logger
+	// Registerer receives the router's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+
+	// Workers deliver in parallel across legs (default 4).
+	Workers int
+	// MaxAttempts before a transiently failing delivery counts as failed (default 12).
+	MaxAttempts int
+	// RetryBase and RetryMax bound the exponential backoff (defaults 1s, 10m).
+	RetryBase, RetryMax time.Duration
+	// Lease is how long a process owns a leg's queue before another may
+	// take over (default 30s). PollInterval is how often the queue is
+	// scanned for work this process does not hold yet (default 1s).
+	Lease, PollInterval time.Duration
+	// SendTimeout bounds one connector call (default 2m).
+	SendTimeout time.Duration
+
+	// Retention gives the retention of a message: the strictest (shortest
+	// non-zero) applies. Nil keeps messages until deleted.
+	Retention RetentionFunc
+	// Now is the clock (default time.Now); tests pass a fake.
+	Now func() time.Time
+}
+
+// RetentionFunc returns how long a message in a conversation is kept (0 =
+// keep), given the legs the conversation joins and the message's own timer.
+type RetentionFunc func(conv ConversationID, legs []Leg, evt *Event) time.Duration
+
+// Router maps conversations across connectors and delivers messages
+// durably. Create it with New, Register connectors, then Start.
+type Router struct {
+	db      *dbutil.Database
+	opts    Options
+	log     zerolog.Logger
+	seal    *sealer
+	metrics *metrics
+	owner   string
+	now     func() time.Time
+
+	connectors map[NetworkID]Connector
+	order      []NetworkID
+	started    []Connector
+
+	writer *writer
+	disp   *dispatcher
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	bg       sync.WaitGroup
+}
+
+// New creates a router. It does no I/O.
+func New(opts Options) (*Router, error) {
+	if opts.DB == nil {
+		return nil, errors.New("bridge: Options.DB is required")
+	}
+	seal, err := newSealer(opts.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 12
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 10 * time.Minute
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 30 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Router{
+		db:         opts.DB,
+		opts:       opts,
+		log:        opts.Log.With().Str("component", "router").Logger(),
+		seal:       seal,
+		metrics:    newMetrics(opts.Registerer),
+		owner:      newID("p_"),
+		now:        opts.Now,
+		connectors: make(map[NetworkID]Connector),
+		stopped:    make(chan struct{}),
+	}
+	return r, nil
+}
+
+// Register adds a connector and calls its Init. Call before Start.
+func (r *Router) Register(c Connector) error {
+	network := c.Network()
+	if _, ok := r.connectors[network]; ok {
+		return fmt.Errorf("bridge: connector for %q registered twice", network)
+	}
+	r.connectors[network] = c
+	r.order = append(r.order, network)
+	log := r.opts.Log.With().Str("network", string(network)).Logger()
+	c.Init(&host{router: r, network: network, log: log})
+	return nil
+}
+
+// Connector returns the connector for a network.
+func (r *Router) Connector(network NetworkID) (Connector, bool) {
+	c, ok := r.connectors[network]
+	return c, ok
+}
+
+// Connectors returns the registered connectors in registration order.
+func (r *Router) Connectors() []Connector {
+	out := make([]Connector, 0, len(r.order))
+	for _, n := range r.order {
+		out = append(out, r.connectors[n])
+	}
+	return out
+}
+
+// DB returns the router's database (with the core version table).
+func (r *Router) DB() *dbutil.Database { return r.db }
+
+// Start migrates the core schema, recovers undelivered messages, starts the
+// delivery workers, and then starts every connector. If a connector fails to
+// start, the ones already started are stopped and the error returned.
+func (r *Router) Start(ctx context.Context) error {
+	db, err := database.Upgrade(ctx, r.db, "sb_core_version", migrations.Core, "core", r.log)
+	if err != nil {
+		return err
+	}
+	r.db = db
+	if r.db.Dialect == dbutil.SQLite {
+		// SQLite is used by one process only: leases left by a previous
+		// run of this daemon (a crash) can be taken over at once.
+		if _, err = r.db.Exec(ctx, releaseAllQuery); err != nil {
+			return fmt.Errorf("%w: release leases: %w", ErrDatabase, err)
+		}
+	}
+	r.writer = newWriter(r.db, r.log.With().Str("component", "queue_writer").Logger())
+	r.writer.start()
+	r.disp = newDispatcher(r)
+	// Recover what earlier runs accepted but did not deliver, before any
+	// connector can submit new events, so each leg stays in order.
+	if err = r.poll(ctx); err != nil {
+		r.writer.close()
+		return err
+	}
+	r.disp.start(r.opts.Workers)
+	r.bg.Add(1)
+	go r.pollLoop()
+	for _, network := range r.order {
+		c := r.connectors[network]
+		err := safeCall(r, network, "start", func() error { return c.Start(ctx) })
+		if err != nil {
+			r.log.Error().Err(err).Str("network", string(network)).Msg("Connector failed to start")
+			_ = r.Stop(context.WithoutCancel(ctx))
+			return fmt.Errorf("start %s connector: %w", network, err)
+		}
+		r.started = append(r.started, c)
+	}
+	return nil
+}
+
+// Stop stops the connectors (newest first), lets in-flight deliveries
+// finish, and flushes pending writes. Undelivered messages stay queued for
+// the next start.
+func (r *Router) Stop(ctx context.Context) error {
+	var errs []error
+	r.stopOnce.Do(func() {
+		for i := len(r.started) - 1; i >= 0; i-- {
+			c := r.started[i]
+			if err := safeCall(r, c.Network(), "stop", func() error { return c.Stop(ctx) }); err != nil {
+				errs = append(errs, fmt.Errorf("stop %s: %w", c.Network(), err))
+			}
+		}
+		close(r.stopped)
+		if r.disp != nil {
+			r.disp.stop()
+		}
+		r.bg.Wait()
+		if r.writer != nil {
+			r.writer.close()
+		}
+		if r.db != nil {
+			if _, err := r.db.Exec(ctx, releaseOwnQuery, r.owner); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// CreateConversation creates a conversation joining the given legs.
+func (r *Router) CreateConversation(ctx context.Context, legs ...Leg) (ConversationID, error) {
+	id := NewConversationID()
+	now := ms(r.now())
+	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if _, err := r.db.Exec(ctx, insertConversationQuery, id, now); err != nil {
+			return err
+		}
+		for _, leg := range legs {
+			if err := r.insertLeg(ctx, id, leg, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// AddLeg joins a leg to an existing conversation.
+func (r *Router) AddLeg(ctx context.Context, conv ConversationID, leg Leg) error {
+	return r.insertLeg(ctx, conv, leg, ms(r.now()))
+}
+
+func (r *Router) insertLeg(ctx context.Context, conv ConversationID, leg Leg, now int64) error {
+	if leg.Network == "" || leg.Chat == "" {
+		return fmt.Errorf("%w: empty leg", ErrInvalidEvent)
+	}
+	existing, err := r.ConversationOf(ctx, leg)
+	if err != nil && !errors.Is(err, ErrUnknownLeg) {
+		return err
+	} else if existing != "" {
+		return fmt.Errorf("%w: %s", ErrLegInUse, leg)
+	}
+	if _, err = r.db.Exec(ctx, insertLegQuery, leg.Network, leg.Chat, conv, now); err != nil {
+		return fmt.Errorf("%w: add leg: %w", ErrDatabase, err)
+	}
+	return nil
+}
+
+// RemoveLeg takes a leg out of its conversation and drops what was queued
+// for it.
+func (r *Router) RemoveLeg(ctx context.Context, leg Leg) error {
+	return r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if _, err := r.db.Exec(ctx, deleteLegQueueQuery, leg.Network, leg.Chat); err != nil {
+			return err
+		}
+		_, err := r.db.Exec(ctx, deleteLegQuery, leg.Network, leg.Chat)
+		return err
+	})
+}
+
+// ConversationOf returns the conversation a leg belongs to, or ErrUnknownLeg.
+func (r *Router) ConversationOf(ctx context.Context, leg Leg) (ConversationID, error) {
+	var id ConversationID
+	err := r.db.QueryRow(ctx, legConversationQuery, leg.Network, leg.Chat).Scan(&id)
+	if err != nil {
+		if errors.Is(err, sqlNoRows) {
+			return "", fmt.Errorf("%w: %s", ErrUnknownLeg, leg)
+		}
+		return "", fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return id, nil
+}
+
+// Legs lists the legs of a conversation.
+func (r *Router) Legs(ctx context.Context, conv ConversationID) ([]Leg, error) {
+	rows, err := r.db.Query(ctx, conversationLegsQuery, conv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	defer rows.Close()
+	var legs []Leg
+	for rows.Next() {
+		var l Leg
+		if err = rows.Scan(&l.Network, &l.Chat); err != nil {
+			return nil, err
+		}
+		legs = append(legs, l)
+	}
+	return legs, rows.Err()
+}
+
+// QueueDepth counts undelivered queue rows in the database (all processes).
+func (r *Router) QueueDepth(ctx context.Context) (int, error) {
+	var n int
+	err := r.db.QueryRow(ctx, queueDepthQuery).Scan(&n)
+	return n, err
+}
+
+// queuedEvent is what a queue row's payload holds, sealed.
+type queuedEvent struct {
+	Event *Event `json:"e"`
+	// ReplyTo and Target are the core IDs of the referenced messages.
+	ReplyTo MessageID `json:"r,omitempty"`
+	Target  MessageID `json:"t,omitempty"`
+}
+
+func payloadAD(lane Leg, msg MessageID) []byte {
+	return []byte(string(lane.Network) + "\x00" + string(lane.Chat) + "\x00" + string(msg))
+}
+
+// acceptOp is one Submit inside a writer batch.
+type acceptOp struct {
+	evt       *Event
+	msg       MessageID
+	duplicate bool
+	ignored   bool
+	err       error
+	items     []*item
+	leased    []Leg
+	foreign   map[Leg]int64
+}
+
+// Submit implements Host.Submit for the connector of evt.Source.Network.
+func (r *Router) Submit(ctx context.Context, evt *Event) error {
+	if err := evt.Validate(); err != nil {
+		return err
+	}
+	if _, ok := r.connectors[evt.Source.Network]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownNetwork, evt.Source.Network)
+	}
+	select {
+	case <-r.stopped:
+		return ErrStopped
+	default:
+	}
+	if evt.Timestamp.IsZero() {
+		evt.Timestamp = r.now()
+	}
+	if evt.Kind == KindTyping {
+		r.forwardTyping(ctx, evt)
+		return nil
+	}
+	op := &acceptOp{evt: evt, msg: NewMessageID()}
+	err := r.writer.do(ctx, func(ctx context.Context) error { return r.accept(ctx, op) })
+	if err != nil {
+		return fmt.Errorf("%w: accept: %w", ErrDatabase, err)
+	}
+	network := string(evt.Source.Network)
+	switch {
+	case op.err != nil:
+		return op.err
+	case op.duplicate:
+		r.metrics.messages.WithLabelValues(network, "in", "duplicate").Inc()
+		zerolog.Ctx(ctx).Debug().Str("source_id", string(evt.SourceID)).Msg("Dropped duplicate event")
+		return nil
+	case op.ignored:
+		return nil
+	}
+	r.metrics.messages.WithLabelValues(network, "in", "accepted").Inc()
+	r.disp.markLeased(op.leased, r.now())
+	r.disp.push(op.items)
+	for leg, foreign := range op.foreign {
+		r.disp.noteForeign(leg, foreign)
+	}
+	return nil
+}
+
+// accept runs inside the writer's transaction. Reads and checks come first,
+// so an op that fails a check has written nothing.
+func (r *Router) accept(ctx context.Context, op *acceptOp) error {
+	op.duplicate, op.ignored, op.err, op.items, op.leased, op.foreign = false, false, nil, nil, nil, nil
+	evt := op.evt
+	rows, err := r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
+	if err != nil {
+		return err
+	}
+	var conv ConversationID
+	var legs, dests []Leg
+	for rows.Next() {
+		var l Leg
+		if err = rows.Scan(&conv, &l.Network, &l.Chat); err != nil {
+			rows.Close()
+			return err
+		}
+		legs = append(legs, l)
+		if l != evt.Source {
+			dests = append(dests, l)
+		}
+	}
+	rows.Close()
+	if err = rows.Err(); err != nil {
+		return err
+	}
+	if conv == "" {
+		op.err = fmt.Errorf("%w: %s", ErrUnknownLeg, evt.Source)
+		return nil
+	}
+	q := queuedEvent{Event: evt}
+	if evt.ReplyTo != "" {
+		// A reply to a message the bridge never saw is delivered as a plain message.
+		if q.ReplyTo, err = lookupMessageID(ctx, r.db, evt.Source, evt.ReplyTo); err != nil {
+			return err
+		}
+	}
+	if evt.Target != "" {
+		if q.Target, err = lookupMessageID(ctx, r.db, evt.Source, evt.Target); err != nil {
+			return err
+		}
+		if q.Target == "" {
+			if evt.Kind == KindReadReceipt {
+				op.ignored = true
+			} else {
+				op.err = fmt.Errorf("%w: %s of %s", ErrTargetUnknown, evt.Kind, evt.SourceID)
+			}
+			return nil
+		}
+	}
+	now := r.now()
+	var expires time.Time
+	if r.opts.Retention != nil {
+		if keep := r.opts.Retention(conv, legs, evt); keep > 0 {
+			expires = now.Add(keep)
+		}
+	}
+	res, err := r.db.Exec(ctx, insertMessageQuery, evt.Source.Network, evt.Source.Chat, evt.SourceID, op.msg, conv, ms(now), nullMS(expires))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		op.duplicate = true
+		return nil
+	}
+	plain, err := json.Marshal(&q)
+	if err != nil {
+		op.err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return nil
+	}
+	for _, dest := range dests {
+		it := &item{conv: conv, msg: op.msg, lane: dest, nextAt: now, acceptedAt: now, expiresAt: expires}
+		it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
+		if err = r.db.QueryRow(ctx, insertQueueQuery, conv, op.msg, dest.Network, dest.Chat, it.payload, ms(now), nullMS(expires)).Scan(&it.seq); err != nil {
+			return err
+		}
+		owned, older, foreign, err := r.disp.claim(ctx, dest, now, it.seq)
+		if err != nil {
+			return err
+		}
+		if owned {
+			op.leased = append(op.leased, dest)
+			op.items = append(op.items, older...)
+			op.items = append(op.items, it)
+			if foreign > 0 {
+				if op.foreign == nil {
+					op.foreign = make(map[Leg]int64)
+				}
+				op.foreign[dest] = foreign
+			}
+		}
+	}
+	clear(plain)
+	return nil
+}
+
+// forwardTyping passes a typing notification straight to the other legs;
+// it is ephemeral and never queued.
+func (r *Router) forwardTyping(ctx context.Context, evt *Event) {
+	rows, err := r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to look up legs for typing")
+		return
+	}
+	var dests []Leg
+	for rows.Next() {
+		var conv ConversationID
+		var l Leg
+		if rows.Scan(&conv, &l.Network, &l.Chat) == nil && l != evt.Source {
+			dests = append(dests, l)
+		}
+	}
+	rows.Close()
+	for _, dest := range dests {
+		ts, ok := r.connectors[dest.Network].(TypingSender)
+		if !ok {
+			continue
+		}
+		r.bg.Add(1)
+		go func() {
+			defer r.bg.Done()
+			ctx, cancel := context.WithTimeout(r.log.WithContext(context.Background()), 30*time.Second)
+			defer cancel()
+			_ = safeCall(r, dest.Network, "typing", func() error {
+				return ts.SendTyping(ctx, dest.Chat, evt.Sender, evt.Typing)
+			})
+		}()
+	}
+}
+
+func (r *Router) openMedia(ctx context.Context, network NetworkID, media *Media) (io.ReadCloser, error) {
+	c, ok := r.connectors[network]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownNetwork, network)
+	}
+	dl, ok := c.(MediaDownloader)
+	if !ok {
+		return nil, &NotSupportedError{Network: network, Capability: "media download"}
+	}
+	var rc io.ReadCloser
+	err := safeCall(r, network, "download media", func() error {
+		var err error
+		rc, err = dl.DownloadMedia(ctx, media)
+		return err
+	})
+	return rc, err
+}
+
+// host is the Host given to one connector.
+type host struct {
+	router  *Router
+	network NetworkID
+	log     zerolog.Logger
+}
+
+var _ Host = (*host)(nil)
+
+func (h *host) Submit(ctx context.Context, evt *Event) error {
+	if evt.Source.Network != h.network {
+		return fmt.Errorf("%w: %s connector submitted an event from %s", ErrInvalidEvent, h.network, evt.Source.Network)
+	}
+	return h.router.Submit(ctx, evt)
+}
+
+func (h *host) Log() *zerolog.Logger { return &h.log }

@@ -1,0 +1,134 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
+)
+
+// Type names accepted in database.type.
+const (
+	TypeSQLite   = "sqlite"
+	TypePostgres = "postgres"
+)
+
+// Options configure Open.
+type Options struct {
+	// Type is TypeSQLite or TypePostgres.
+	Type string
+	// URI is a file path (or ":memory:") for SQLite, a postgres:// URL for PostgreSQL.
+	URI string
+	// MaxOpenConns and MaxIdleConns bound the pool; zero picks a default.
+	MaxOpenConns int
+	MaxIdleConns int
+}
+
+// Open connects to the database and checks that it answers. It does not run
+// migrations; see Upgrade.
+func Open(ctx context.Context, opts Options, log zerolog.Logger) (*dbutil.Database, error) {
+	var driver, dsn string
+	maxOpen, maxIdle := opts.MaxOpenConns, opts.MaxIdleConns
+	switch opts.Type {
+	case TypeSQLite, "":
+		driver, dsn = "sqlite", sqliteDSN(opts.URI)
+		if opts.URI == ":memory:" {
+			// Every connection to :memory: is its own database; keep one.
+			maxOpen, maxIdle = 1, 1
+		}
+		if maxOpen == 0 {
+			maxOpen = 8
+		}
+	case TypePostgres:
+		driver, dsn = "pgx", opts.URI
+		if maxOpen == 0 {
+			maxOpen = 20
+		}
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrUnsupportedType, opts.Type)
+	}
+	if maxIdle == 0 {
+		maxIdle = maxOpen
+	}
+	raw, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	raw.SetMaxOpenConns(maxOpen)
+	raw.SetMaxIdleConns(maxIdle)
+	raw.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err = raw.PingContext(pingCtx); err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	db, err := dbutil.NewWithDB(raw, driver)
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	db.Owner = "switchboard"
+	db.Log = dbutil.ZeroLogger(log.With().Str("component", "database").Logger())
+	return db, nil
+}
+
+// sqliteDSN turns a path into a modernc.org/sqlite DSN with the pragmas
+// switchboard relies on: WAL, foreign keys, a busy timeout, immediate write
+// transactions, and secure_delete so deleted rows are zeroed in the file.
+func sqliteDSN(path string) string {
+	if strings.HasPrefix(path, "file:") {
+		return path
+	}
+	q := url.Values{}
+	for _, p := range []string{
+		"foreign_keys(1)",
+		"busy_timeout(10000)",
+		"secure_delete(1)",
+		"synchronous(NORMAL)",
+	} {
+		q.Add("_pragma", p)
+	}
+	if path != ":memory:" {
+		q.Add("_pragma", "journal_mode(WAL)")
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Upgrade runs one owner's migrations from fsys (directory dir) with its own
+// version table.
+func Upgrade(ctx context.Context, db *dbutil.Database, versionTable string, fsys fs.FS, dir string, log zerolog.Logger) (*dbutil.Database, error) {
+	var table dbutil.UpgradeTable
+	full, ok := fsys.(interface {
+		fs.ReadDirFS
+		fs.ReadFileFS
+	})
+	if !ok {
+		return nil, fmt.Errorf("%w: migrations fs for %s cannot list files", ErrMigration, versionTable)
+	}
+	table.RegisterFSPath(full, dir)
+	child := db.Child(versionTable, table, dbutil.ZeroLogger(log.With().Str("db_section", versionTable).Logger()))
+	if err := child.Upgrade(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMigration, versionTable, err)
+	}
+	return child, nil
+}
+
+// Checkpoint truncates SQLite's write-ahead log so that pages holding
+// deleted rows leave the -wal file too. It does nothing on PostgreSQL.
+func Checkpoint(ctx context.Context, db *dbutil.Database) error {
+	if db.Dialect != dbutil.SQLite {
+		return nil
+	}
+	_, err := db.Exec(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}
