@@ -1,0 +1,283 @@
+// Package config reads, validates, generates and upgrades switchboard's
+// YAML configuration file.
+//
+// The file format is the external contract in SPEC.md; the annotated
+// example config embedded in the root package ([switchboard.ExampleConfig])
+// documents every key. Loading is strict: an unknown key, a value of the
+// wrong type, a bad duration, phone number, URL or country code, or a
+// placeholder left from the example is an error that names the key by its
+// dotted path (see [KeyError]). Every scalar key can be overridden from the
+// environment as SWITCHBOARD_ + the upper-cased path with dots replaced by
+// underscores (see [EnvName]).
+//
+// [LoadOrCreate] is what the daemon calls: it writes a fresh config on
+// first run, fills in "generate" secrets, adds keys that an older file lacks
+// (keeping the admin's values and comments), and returns the validated
+// [Config].
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// Config is the whole daemon configuration. Field names follow the YAML
+// keys; see the example config for what each does.
+type Config struct {
+	Homeserver Homeserver `yaml:"homeserver"`
+	Appservice Appservice `yaml:"appservice"`
+	Database   Database   `yaml:"database"`
+	Encryption Encryption `yaml:"encryption"`
+	// Permissions maps "*", a server name or a user ID to a level
+	// ([PermRelay], [PermUser] or [PermAdmin]). See [Config.PermissionLevel].
+	Permissions map[string]string `yaml:"permissions"`
+	Identity    Identity          `yaml:"identity"`
+	SMS         SMS               `yaml:"sms"`
+	WhatsApp    WhatsApp          `yaml:"whatsapp"`
+	Retention   Retention         `yaml:"retention"`
+	Safety      Safety            `yaml:"safety"`
+	Delivery    Delivery          `yaml:"delivery"`
+	Logging     Logging           `yaml:"logging"`
+
+	// path is the file the config was loaded from, if any.
+	path string
+	// generated and added record what LoadOrCreate changed in the file.
+	generated []string
+	added     []string
+}
+
+// Homeserver is the Matrix homeserver the bridge is attached to.
+type Homeserver struct {
+	// Address is the client-server API base URL.
+	Address string `yaml:"address"`
+	// Domain is the server name, the part after ':' in user IDs.
+	Domain string `yaml:"domain"`
+}
+
+// Appservice is the application service registration and listener.
+type Appservice struct {
+	// Address is the URL the homeserver uses to reach the bridge.
+	Address string `yaml:"address"`
+	// Listen is the host:port the HTTP server binds.
+	Listen string `yaml:"listen"`
+	// ID is the appservice ID in the registration.
+	ID string `yaml:"id"`
+	// BotUsername is the localpart of the bridge bot.
+	BotUsername string `yaml:"bot_username"`
+	// BotDisplayname is the bridge bot's display name.
+	BotDisplayname string `yaml:"bot_displayname"`
+	// GhostPrefix starts the localpart of every ghost user.
+	GhostPrefix string `yaml:"ghost_prefix"`
+	// ASToken authenticates the bridge to the homeserver. Secret.
+	ASToken string `yaml:"as_token"`
+	// HSToken authenticates the homeserver to the bridge. Secret.
+	HSToken string `yaml:"hs_token"`
+}
+
+// Database selects and configures the SQL database.
+type Database struct {
+	// Type is [DatabaseSQLite] or [DatabasePostgres].
+	Type string `yaml:"type"`
+	// URI is a file path (made absolute by Load, relative to the config
+	// file) for SQLite, or a postgres:// URI.
+	URI string `yaml:"uri"`
+	// MaxOpenConns limits open connections; 0 means no limit.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// MaxIdleConns limits idle connections kept in the pool.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+}
+
+// Encryption configures Matrix end-to-end encryption.
+type Encryption struct {
+	// Allow lets the bridge join encrypted rooms and decrypt/encrypt.
+	Allow bool `yaml:"allow"`
+	// Default creates new portal rooms encrypted.
+	Default bool `yaml:"default"`
+	// PickleKey encrypts the crypto store. Secret.
+	PickleKey string `yaml:"pickle_key"`
+}
+
+// Identity configures pseudonyms and at-rest encryption of phone numbers.
+type Identity struct {
+	// Secret keys pseudonyms and phone number encryption. Secret; changing
+	// it changes every ghost and makes stored numbers unreadable.
+	Secret string `yaml:"secret"`
+}
+
+// SMS configures the Twilio SMS connector.
+type SMS struct {
+	Enabled bool `yaml:"enabled"`
+	// PublicURL is the base URL Twilio calls; webhook signatures are
+	// checked against it.
+	PublicURL string `yaml:"public_url"`
+	Twilio    Twilio `yaml:"twilio"`
+	// AllowedCountries are ISO 3166 alpha-2 codes (upper case after
+	// loading) that SMS may be sent to.
+	AllowedCountries []string `yaml:"allowed_countries"`
+}
+
+// Twilio holds the Twilio account used for SMS.
+type Twilio struct {
+	AccountSID string `yaml:"account_sid"`
+	// AuthToken is the Twilio auth token. Secret.
+	AuthToken string `yaml:"auth_token"`
+	// APIURL is the Twilio REST API base URL.
+	APIURL string `yaml:"api_url"`
+	// Numbers is the pool of E.164 numbers the bridge sends from.
+	Numbers []string `yaml:"numbers"`
+}
+
+// WhatsApp configures the WhatsApp connector.
+type WhatsApp struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Retention is how long messages and metadata are kept. Zero means keep.
+type Retention struct {
+	// Default applies when nothing stricter does.
+	Default Duration `yaml:"default"`
+	// Networks holds a default per network ([NetworkMatrix],
+	// [NetworkWhatsApp], [NetworkSMS]); a conversation applies the
+	// strictest of its networks'. Keys absent from the file keep their
+	// defaults.
+	Networks map[string]Duration `yaml:"networks" config:"merge"`
+	// Metadata is the longest delivery metadata is kept.
+	Metadata Duration `yaml:"metadata"`
+}
+
+// Safety holds limits and abuse signals.
+type Safety struct {
+	// NewChatsPerHour limits how many new conversations one user may start
+	// per hour; 0 means no limit.
+	NewChatsPerHour int `yaml:"new_chats_per_hour"`
+	// AdminRoom is the room ID reports and flags are sent to; empty means
+	// admins are messaged directly.
+	AdminRoom string `yaml:"admin_room"`
+}
+
+// Delivery tunes the outgoing message queue.
+type Delivery struct {
+	// Workers is the number of concurrent senders.
+	Workers int `yaml:"workers"`
+	// MaxAttempts is how often a message is tried before its sender is
+	// told it failed.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBase is the first retry delay; it doubles up to RetryMax.
+	RetryBase Duration `yaml:"retry_base"`
+	RetryMax  Duration `yaml:"retry_max"`
+	// Lease is how long a process owns a queue lane before another process
+	// may take it over.
+	Lease Duration `yaml:"lease"`
+	// PollInterval is how often the queue is checked for due work.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Logging configures the log output.
+type Logging struct {
+	// Level is trace, debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is auto (console on a terminal, else JSON), console or json.
+	Format string `yaml:"format"`
+}
+
+// Permission levels, the values of [Config.Permissions].
+const (
+	PermRelay = "relay"
+	PermUser  = "user"
+	PermAdmin = "admin"
+)
+
+// Database types.
+const (
+	DatabaseSQLite   = "sqlite"
+	DatabasePostgres = "postgres"
+)
+
+// Network names, the keys of [Retention.Networks].
+const (
+	NetworkMatrix   = "matrix"
+	NetworkWhatsApp = "whatsapp"
+	NetworkSMS      = "sms"
+)
+
+// Default returns the configuration used for every key the file leaves
+// out. Secrets are empty, so it does not validate on its own. When the
+// permissions section is absent, the server that gets user level is
+// homeserver.domain (localhost by default).
+func Default() *Config {
+	return &Config{
+		Homeserver: Homeserver{
+			Address: "http://localhost:8008",
+			Domain:  "localhost",
+		},
+		Appservice: Appservice{
+			Address:        "http://localhost:29340",
+			Listen:         "127.0.0.1:29340",
+			ID:             "switchboard",
+			BotUsername:    "switchboard",
+			BotDisplayname: "switchboard bridge",
+			GhostPrefix:    "sb_",
+		},
+		Database: Database{
+			Type:         DatabaseSQLite,
+			URI:          "switchboard.db",
+			MaxOpenConns: 20,
+			MaxIdleConns: 2,
+		},
+		Encryption:  Encryption{Allow: true, Default: false},
+		Permissions: map[string]string{"*": PermRelay, "localhost": PermUser},
+		SMS: SMS{
+			PublicURL: "",
+			Twilio: Twilio{
+				APIURL: "https://api.twilio.com",
+			},
+			AllowedCountries: []string{"US", "CA"},
+		},
+		Retention: Retention{
+			Default: Duration(8760 * time.Hour),
+			Networks: map[string]Duration{
+				NetworkMatrix:   0,
+				NetworkWhatsApp: 0,
+				NetworkSMS:      Duration(720 * time.Hour),
+			},
+			Metadata: Duration(168 * time.Hour),
+		},
+		Safety: Safety{NewChatsPerHour: 20},
+		Delivery: Delivery{
+			Workers:      4,
+			MaxAttempts:  12,
+			RetryBase:    Duration(time.Second),
+			RetryMax:     Duration(10 * time.Minute),
+			Lease:        Duration(30 * time.Second),
+			PollInterval: Duration(time.Second),
+		},
+		Logging: Logging{Level: "info", Format: "auto"},
+	}
+}
+
+// Path returns the file the config was loaded from, or "" if it was parsed
+// from bytes.
+func (c *Config) Path() string { return c.path }
+
+// GeneratedKeys returns the secret keys whose "generate" placeholder
+// [LoadOrCreate] replaced with a random value and wrote to the file.
+func (c *Config) GeneratedKeys() []string { return c.generated }
+
+// AddedKeys returns the keys [LoadOrCreate] added to an older file from the
+// example config, so the daemon can tell the admin.
+func (c *Config) AddedKeys() []string { return c.added }
+
+// PermissionLevel returns the level of a Matrix user: the entry for the
+// user ID if there is one, else the entry for its server name, else the
+// entry for "*", else "" (no access).
+func (c *Config) PermissionLevel(userID string) string {
+	if level, ok := c.Permissions[userID]; ok {
+		return level
+	}
+	if _, server, ok := strings.Cut(userID, ":"); ok {
+		if level, ok := c.Permissions[server]; ok {
+			return level
+		}
+	}
+	return c.Permissions["*"]
+}

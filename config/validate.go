@@ -1,0 +1,288 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Placeholder values from the example config.
+const (
+	// PlaceholderGenerate in a secret is replaced with a random value on
+	// first run; left in place at run time it is an error.
+	PlaceholderGenerate   = "generate"
+	placeholderAccountSID = "ACxxxxxxxx"
+	placeholderAuthToken  = "xxxxxxxx"
+)
+
+var (
+	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	// localpartPattern is the set of characters Matrix allows in user ID
+	// localparts (historical characters excluded).
+	localpartPattern  = regexp.MustCompile(`^[a-z0-9._=/+-]+$`)
+	serverNamePattern = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
+	userIDPattern     = regexp.MustCompile(`^@[^:\s]+:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
+	allowedLevels     = []string{"trace", "debug", "info", "warn", "error"}
+	allowedFormats    = []string{"auto", "console", "json"}
+	allowedNetworks   = []string{NetworkMatrix, NetworkWhatsApp, NetworkSMS}
+	allowedPerms      = []string{PermRelay, PermUser, PermAdmin}
+)
+
+// normalize canonicalizes case-insensitive values before validation.
+func (c *Config) normalize() {
+	c.Database.Type = strings.ToLower(strings.TrimSpace(c.Database.Type))
+	c.Logging.Level = strings.ToLower(strings.TrimSpace(c.Logging.Level))
+	c.Logging.Format = strings.ToLower(strings.TrimSpace(c.Logging.Format))
+	for i, cc := range c.SMS.AllowedCountries {
+		c.SMS.AllowedCountries[i] = strings.ToUpper(strings.TrimSpace(cc))
+	}
+	for k, v := range c.Permissions {
+		c.Permissions[k] = strings.ToLower(strings.TrimSpace(v))
+	}
+}
+
+// Validate checks every value and returns a [*KeyError] naming the key of
+// the first problem, or [Errors] listing all of them when there are
+// several.
+func (c *Config) Validate() error {
+	var e errorList
+
+	checkURL(&e, "homeserver.address", c.Homeserver.Address)
+	if c.Homeserver.Domain == "" {
+		e.add("homeserver.domain", ErrMissing)
+	} else if !serverNamePattern.MatchString(c.Homeserver.Domain) {
+		e.add("homeserver.domain", fmt.Errorf("%w: %q is not a server name (like example.org)", ErrInvalidValue, c.Homeserver.Domain))
+	}
+
+	c.validateAppservice(&e)
+	c.validateDatabase(&e)
+
+	checkSecret(&e, "encryption.pickle_key", c.Encryption.PickleKey, c.Encryption.Allow)
+	checkSecret(&e, "identity.secret", c.Identity.Secret, true)
+
+	for _, k := range sortedKeys(c.Permissions) {
+		key := joinKey("permissions", k)
+		if k != "*" && !serverNamePattern.MatchString(k) && !userIDPattern.MatchString(k) {
+			e.add(key, fmt.Errorf("%w: must be \"*\", a server name or a user ID like @alice:example.org", ErrInvalidValue))
+		}
+		if v := c.Permissions[k]; !slices.Contains(allowedPerms, v) {
+			e.add(key, fmt.Errorf("%w: %q is not a permission level (relay, user or admin)", ErrInvalidValue, v))
+		}
+	}
+
+	c.validateSMS(&e)
+	c.validateRetention(&e)
+
+	if c.Safety.NewChatsPerHour < 0 {
+		e.add("safety.new_chats_per_hour", fmt.Errorf("%w: must not be negative", ErrInvalidValue))
+	}
+	if r := c.Safety.AdminRoom; r != "" && (!strings.HasPrefix(r, "!") || len(r) < 2 || strings.ContainsAny(r, " \t\n")) {
+		e.add("safety.admin_room", fmt.Errorf("%w: %q is not a room ID (like !abc:example.org)", ErrInvalidValue, r))
+	}
+
+	c.validateDelivery(&e)
+
+	if !slices.Contains(allowedLevels, c.Logging.Level) {
+		e.add("logging.level", fmt.Errorf("%w: %q (use trace, debug, info, warn or error)", ErrInvalidValue, c.Logging.Level))
+	}
+	if !slices.Contains(allowedFormats, c.Logging.Format) {
+		e.add("logging.format", fmt.Errorf("%w: %q (use auto, console or json)", ErrInvalidValue, c.Logging.Format))
+	}
+	return e.err()
+}
+
+func (c *Config) validateAppservice(e *errorList) {
+	a := &c.Appservice
+	checkURL(e, "appservice.address", a.Address)
+	if a.Listen == "" {
+		e.add("appservice.listen", ErrMissing)
+	} else if host, port, err := net.SplitHostPort(a.Listen); err != nil || strings.ContainsAny(host, " /") {
+		e.add("appservice.listen", fmt.Errorf("%w: %q is not host:port", ErrInvalidValue, a.Listen))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		e.add("appservice.listen", fmt.Errorf("%w: %q has no valid port", ErrInvalidValue, a.Listen))
+	}
+	if a.ID == "" {
+		e.add("appservice.id", ErrMissing)
+	}
+	checkLocalpart(e, "appservice.bot_username", a.BotUsername)
+	checkLocalpart(e, "appservice.ghost_prefix", a.GhostPrefix)
+	checkSecret(e, "appservice.as_token", a.ASToken, true)
+	checkSecret(e, "appservice.hs_token", a.HSToken, true)
+}
+
+func (c *Config) validateDatabase(e *errorList) {
+	db := &c.Database
+	switch db.Type {
+	case DatabaseSQLite:
+		if db.URI == "" {
+			e.add("database.uri", ErrMissing)
+		}
+	case DatabasePostgres:
+		if !strings.HasPrefix(db.URI, "postgres://") && !strings.HasPrefix(db.URI, "postgresql://") {
+			// The URI holds a password: do not echo it.
+			e.add("database.uri", fmt.Errorf("%w: postgres needs a postgres:// or postgresql:// URI", ErrInvalidValue))
+		}
+	default:
+		e.add("database.type", fmt.Errorf("%w: %q (use sqlite or postgres)", ErrInvalidValue, db.Type))
+	}
+	if db.MaxOpenConns < 0 {
+		e.add("database.max_open_conns", fmt.Errorf("%w: must not be negative (0 means no limit)", ErrInvalidValue))
+	}
+	if db.MaxIdleConns < 0 {
+		e.add("database.max_idle_conns", fmt.Errorf("%w: must not be negative", ErrInvalidValue))
+	}
+}
+
+func (c *Config) validateSMS(e *errorList) {
+	s := &c.SMS
+	checkURL(e, "sms.twilio.api_url", s.Twilio.APIURL)
+	for i, cc := range s.AllowedCountries {
+		if len(cc) != 2 || phonenumbers.GetCountryCodeForRegion(cc) == 0 {
+			e.add(joinIndex("sms.allowed_countries", i), fmt.Errorf("%w: %q is not an ISO 3166 alpha-2 country code with a calling code", ErrInvalidValue, cc))
+		}
+	}
+	if !s.Enabled {
+		return
+	}
+	if s.PublicURL == "" {
+		e.add("sms.public_url", ErrMissing)
+	} else if checkURL(e, "sms.public_url", s.PublicURL) {
+		if u, _ := url.Parse(s.PublicURL); isExampleHost(u.Hostname()) {
+			e.add("sms.public_url", fmt.Errorf("%w: %q is the example URL; set the URL Twilio reaches this bridge at", ErrPlaceholder, s.PublicURL))
+		}
+	}
+	switch sid := s.Twilio.AccountSID; {
+	case sid == "":
+		e.add("sms.twilio.account_sid", ErrMissing)
+	case sid == placeholderAccountSID:
+		e.add("sms.twilio.account_sid", fmt.Errorf("%w: %q", ErrPlaceholder, sid))
+	case !accountSIDPattern.MatchString(sid):
+		e.add("sms.twilio.account_sid", fmt.Errorf("%w: a Twilio account SID is AC followed by 32 hex digits", ErrInvalidValue))
+	}
+	switch tok := s.Twilio.AuthToken; {
+	case tok == "":
+		e.add("sms.twilio.auth_token", ErrMissing)
+	case strings.Trim(tok, "x") == "":
+		e.add("sms.twilio.auth_token", fmt.Errorf("%w: %q", ErrPlaceholder, placeholderAuthToken))
+	}
+	if len(s.Twilio.Numbers) == 0 {
+		e.add("sms.twilio.numbers", fmt.Errorf("%w: at least one number to send from", ErrMissing))
+	}
+	seen := make(map[string]bool, len(s.Twilio.Numbers))
+	for i, n := range s.Twilio.Numbers {
+		key := joinIndex("sms.twilio.numbers", i)
+		if err := CheckE164(n); err != nil {
+			e.add(key, err)
+		} else if seen[n] {
+			e.add(key, fmt.Errorf("%w: %q is listed twice", ErrInvalidValue, n))
+		}
+		seen[n] = true
+	}
+}
+
+func (c *Config) validateRetention(e *errorList) {
+	for _, k := range sortedKeys(c.Retention.Networks) {
+		if !slices.Contains(allowedNetworks, k) {
+			e.add(joinKey("retention.networks", k), fmt.Errorf("%w: networks are matrix, whatsapp and sms", ErrUnknownKey))
+		}
+	}
+}
+
+func (c *Config) validateDelivery(e *errorList) {
+	d := &c.Delivery
+	positive := []struct {
+		key string
+		ok  bool
+	}{
+		{"delivery.workers", d.Workers > 0},
+		{"delivery.max_attempts", d.MaxAttempts > 0},
+		{"delivery.retry_base", d.RetryBase > 0},
+		{"delivery.retry_max", d.RetryMax > 0},
+		{"delivery.lease", d.Lease > 0},
+		{"delivery.poll_interval", d.PollInterval > 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			e.add(p.key, fmt.Errorf("%w: must be greater than zero", ErrInvalidValue))
+		}
+	}
+	if d.RetryBase > 0 && d.RetryMax > 0 && d.RetryMax < d.RetryBase {
+		e.add("delivery.retry_max", fmt.Errorf("%w: must not be shorter than delivery.retry_base", ErrInvalidValue))
+	}
+}
+
+// CheckE164 reports whether s is a valid phone number written in E.164
+// form ("+" and digits only, as libphonenumber formats it). The error
+// wraps [ErrInvalidPhoneNumber].
+func CheckE164(s string) error {
+	if !strings.HasPrefix(s, "+") {
+		return fmt.Errorf("%w: %q must start with + and the country code", ErrInvalidPhoneNumber, s)
+	}
+	num, err := phonenumbers.Parse(s, "")
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return fmt.Errorf("%w: %q", ErrInvalidPhoneNumber, s)
+	}
+	if phonenumbers.Format(num, phonenumbers.E164) != s {
+		return fmt.Errorf("%w: %q must be written as %s", ErrInvalidPhoneNumber, s, phonenumbers.Format(num, phonenumbers.E164))
+	}
+	return nil
+}
+
+// checkURL validates an absolute http(s) URL and reports whether it is one.
+func checkURL(e *errorList, key, raw string) bool {
+	if raw == "" {
+		e.add(key, ErrMissing)
+		return false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		e.add(key, fmt.Errorf("%w: %q is not an http:// or https:// URL", ErrInvalidValue, raw))
+		return false
+	}
+	return true
+}
+
+func checkLocalpart(e *errorList, key, v string) {
+	switch {
+	case v == "":
+		e.add(key, ErrMissing)
+	case !localpartPattern.MatchString(v):
+		e.add(key, fmt.Errorf("%w: %q may only hold a-z, 0-9 and . _ = - / +", ErrInvalidValue, v))
+	}
+}
+
+// checkSecret rejects the "generate" placeholder and, when required, an
+// empty value. The secret itself is never put in the error.
+func checkSecret(e *errorList, key, v string, required bool) {
+	switch {
+	case v == PlaceholderGenerate:
+		e.add(key, fmt.Errorf("%w: %q was not replaced; run switchboard once to generate it, or set %s", ErrPlaceholder, PlaceholderGenerate, EnvName(key)))
+	case v == "" && required:
+		e.add(key, ErrMissing)
+	}
+}
+
+func isExampleHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, ex := range []string{"example.org", "example.com"} {
+		if host == ex || strings.HasSuffix(host, "."+ex) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

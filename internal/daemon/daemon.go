@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/database"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Version    string
+	// Env looks up SWITCHBOARD_* overrides (os.LookupEnv in production).
+	Env config.LookupFunc
+	// Stdout receives the first-run instructions; LogOutput the logs.
+	Stdout    io.Writer
+	LogOutput *os.File
+	// Ready, if set, is called once the HTTP server is listening.
+	Ready func(addr net.Addr)
+}
+
+// Daemon is one running switchboard.
+type Daemon struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	db      *dbutil.Database
+	router  *bridge.Router
+	state   healthState
+	routes  map[string]http.Handler
+	version string
+}
+
+// Run starts switchboard and blocks until ctx ends. Errors from loading the
+// config, opening or migrating the database, or binding the listener are
+// returned (the caller exits non-zero with them).
+func Run(ctx context.Context, opts Options) error {
+	cfg, created, err := config.LoadOrCreate(opts.ConfigPath, opts.Env)
+	if err != nil {
+		return err
+	}
+	if created {
+		regPath := filepath.Join(filepath.Dir(opts.ConfigPath), "registration.yaml")
+		if err = config.WriteRegistration(cfg, regPath); err != nil {
+			return fmt.Errorf("write registration: %w", err)
+		}
+		printFirstRun(opts.Stdout, opts.ConfigPath, regPath)
+	}
+	logOut := opts.LogOutput
+	if logOut == nil {
+		logOut = os.Stderr
+	}
+	log := NewLogger(cfg.Logging, logOut)
+	ctx = log.WithContext(ctx)
+	if keys := cfg.AddedKeys(); len(keys) > 0 {
+		log.Info().Strs("keys", keys).Msg("Config upgraded: added keys that were missing")
+	}
+	if keys := cfg.GeneratedKeys(); len(keys) > 0 {
+		log.Info().Strs("keys", keys).Msg("Generated secrets and wrote them to the config")
+	}
+	d := &Daemon{cfg: cfg, log: log, version: opts.Version, routes: map[string]http.Handler{}}
+	d.state.setHomeserver(bridge.Health{State: bridge.HealthStarting, Message: "not checked yet"})
+
+	d.db, err = database.Open(ctx, database.Options{
+		Type: cfg.Database.Type, URI: cfg.Database.URI,
+		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer d.db.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.router, err = bridge.New(bridge.Options{
+		DB:           d.db,
+		Secret:       []byte(cfg.Identity.Secret),
+		Log:          log,
+		Registerer:   reg,
+		Workers:      cfg.Delivery.Workers,
+		MaxAttempts:  cfg.Delivery.MaxAttempts,
+		RetryBase:    cfg.Delivery.RetryBase.Std(),
+		RetryMax:     cfg.Delivery.RetryMax.Std(),
+		Lease:        cfg.Delivery.Lease.Std(),
+		PollInterval: cfg.Delivery.PollInterval.Std(),
+		Retention:    RetentionFromConfig(cfg.Retention),
+	})
+	if err != nil {
+		return err
+	}
+	d.registerConnectors()
+
+	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
+	if err != nil {
+		return fmt.Errorf("appservice.listen: %w", err)
+	}
+	if err = d.router.Start(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           d.handler(reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return log.WithContext(context.Background()) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("version", opts.Version).Msg("switchboard is running")
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	go d.watchHomeserver(watchCtx)
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-serveErr:
+	}
+	stopWatch()
+	log.Info().Msg("Shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if stopErr := d.router.Stop(shutdownCtx); stopErr != nil {
+		log.Warn().Err(stopErr).Msg("Router did not stop cleanly")
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// registerConnectors registers the connectors this build has for the
+// enabled networks. Matrix, SMS and WhatsApp connectors arrive in later
+// versions; until then an enabled network is reported, not silently ignored.
+func (d *Daemon) registerConnectors() {
+	if d.cfg.SMS.Enabled {
+		d.log.Warn().Msg("sms.enabled is true, but this build has no SMS connector yet")
+	}
+	if d.cfg.WhatsApp.Enabled {
+		d.log.Warn().Msg("whatsapp.enabled is true, but this build has no WhatsApp connector yet")
+	}
+}
+
+func printFirstRun(w io.Writer, cfgPath, regPath string) {
+	if w == nil {
+		return
+	}
+	fmt.Fprintf(w, `switchboard: first run — wrote %s (secrets generated, SQLite database next to it)
+and %s (the appservice registration).
+
+Next step: register switchboard with your homeserver.
+  - Synapse:  add %s to app_service_config_files in homeserver.yaml
+  - Dendrite: add it to app_service_api.config_files in dendrite.yaml
+then restart the homeserver. Check homeserver.address and homeserver.domain in
+%s (every key is documented there). switchboard keeps running meanwhile and
+serves /health; it retries the homeserver until it answers.
+`, cfgPath, regPath, regPath, cfgPath)
+}
+
+// RetentionFromConfig returns the router's retention rule from the config:
+// the strictest (shortest non-zero) of retention.default, the network
+// defaults of every leg, and the message's own timer.
+func RetentionFromConfig(r config.Retention) bridge.RetentionFunc {
+	return func(_ bridge.ConversationID, legs []bridge.Leg, evt *bridge.Event) time.Duration {
+		keep := r.Default.Std()
+		stricter := func(d time.Duration) {
+			if d > 0 && (keep == 0 || d < keep) {
+				keep = d
+			}
+		}
+		for _, leg := range legs {
+			stricter(r.Networks[string(leg.Network)].Std())
+		}
+		stricter(evt.Timer)
+		return keep
+	}
+}
