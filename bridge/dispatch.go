@@ -45,13 +45,16 @@ type dispatcher struct {
 	done   bool
 	wg     sync.WaitGroup
 	depth  int
+	// incoming holds seqs this process inserted and will push itself once
+	// their transaction commits; a reload of the lane must not take them.
+	incoming map[int64]struct{}
 	// multiProcess is true on PostgreSQL, where other processes may queue
 	// rows for lanes this process holds.
 	multiProcess bool
 }
 
 func newDispatcher(r *Router) *dispatcher {
-	d := &dispatcher{r: r, lanes: make(map[laneKey]*lane), leases: make(map[laneKey]time.Time)}
+	d := &dispatcher{r: r, lanes: make(map[laneKey]*lane), leases: make(map[laneKey]time.Time), incoming: make(map[int64]struct{})}
 	d.multiProcess = r.db.Dialect != dbutil.SQLite
 	d.cond = sync.NewCond(&d.mu)
 	return d
@@ -141,6 +144,9 @@ func (d *dispatcher) push(items []*item) {
 		if _, ok := l.held[it.seq]; ok {
 			continue
 		}
+		if _, ok := d.incoming[it.seq]; ok && it.loaded {
+			continue // its accept will push it
+		}
 		l.held[it.seq] = struct{}{}
 		i := len(l.items)
 		for i > 0 && l.items[i-1].seq > it.seq {
@@ -153,6 +159,26 @@ func (d *dispatcher) push(items []*item) {
 		}
 	}
 	d.r.metrics.queueDepth.Set(float64(d.depth))
+}
+
+// reserve marks seqs as pushed by their accept; unreserve ends that.
+func (d *dispatcher) reserve(seqs ...int64) {
+	d.mu.Lock()
+	for _, s := range seqs {
+		d.incoming[s] = struct{}{}
+	}
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) unreserve(seqs []int64) {
+	if len(seqs) == 0 {
+		return
+	}
+	d.mu.Lock()
+	for _, s := range seqs {
+		delete(d.incoming, s)
+	}
+	d.mu.Unlock()
 }
 
 // noteForeign records that rows up to foreign were loaded for a lane.
@@ -210,7 +236,7 @@ func (d *dispatcher) work(l *lane) {
 		}
 		if len(l.items) == 0 {
 			l.scheduled = false
-			if l.foreignSeen == 0 {
+			if len(l.held) == 0 && l.foreignSeen == 0 {
 				delete(d.lanes, l.key)
 			}
 			d.mu.Unlock()
@@ -244,14 +270,28 @@ func (d *dispatcher) work(l *lane) {
 		finished := d.r.deliver(it)
 		d.mu.Lock()
 		l.inflight = nil
-		if finished {
-			delete(l.held, it.seq)
-			d.depth--
-			d.r.metrics.queueDepth.Set(float64(d.depth))
-		} else {
+		if !finished {
 			l.items = slices.Insert(l.items, 0, it) // retry: stays at the head
 		}
 		d.mu.Unlock()
+	}
+}
+
+// release forgets a finished item once its queue row is deleted. Until
+// then the lane keeps holding it, so a concurrent reload of the lane cannot
+// deliver it a second time.
+func (d *dispatcher) release(it *item) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.depth--
+	d.r.metrics.queueDepth.Set(float64(d.depth))
+	l := d.lanes[it.lane]
+	if l == nil {
+		return
+	}
+	delete(l.held, it.seq)
+	if len(l.held) == 0 && len(l.items) == 0 && !l.scheduled && l.timer == nil && l.foreignSeen == 0 {
+		delete(d.lanes, l.key)
 	}
 }
 
@@ -262,7 +302,8 @@ func (r *Router) deliver(it *item) (finished bool) {
 		var one int
 		err := r.db.QueryRow(context.Background(), queuedQuery, it.seq).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return true // finished before it was loaded again
+			r.disp.release(it) // finished before it was loaded again
+			return true
 		}
 		it.loaded = false
 	}
@@ -328,12 +369,12 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 	}
 	var err error
 	if q.ReplyTo != "" {
-		if d.ReplyTo, err = lookupRemoteID(ctx, r.db, q.ReplyTo, it.lane); err != nil {
+		if d.ReplyTo, err = r.remoteID(ctx, q.ReplyTo, it.lane); err != nil {
 			return "", err
 		}
 	}
 	if q.Target != "" {
-		if d.Target, err = lookupRemoteID(ctx, r.db, q.Target, it.lane); err != nil {
+		if d.Target, err = r.remoteID(ctx, q.Target, it.lane); err != nil {
 			return "", err
 		}
 		if d.Target == "" && q.Event.Kind != KindReadReceipt {
@@ -392,25 +433,50 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 	return remote, err
 }
 
+// pendingKey names a delivered message whose map row is not committed yet.
+type pendingKey struct {
+	msg  MessageID
+	lane laneKey
+}
+
+// remoteID translates a core message ID into the lane's remote ID.
+func (r *Router) remoteID(ctx context.Context, msg MessageID, lane laneKey) (RemoteID, error) {
+	if v, ok := r.pending.Load(pendingKey{msg, lane}); ok {
+		return v.(RemoteID), nil
+	}
+	return lookupRemoteID(ctx, r.db, msg, lane)
+}
+
 // finish records a delivered or permanently failed item and tells the sender.
 func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Event, deliveryErr error) {
 	network := string(it.lane.Network)
 	now := r.now()
-	err := r.writer.do(ctx, func(ctx context.Context) error {
-		if _, err := r.db.Exec(ctx, deleteQueueQuery, it.seq); err != nil {
+	key := pendingKey{it.msg, it.lane}
+	if deliveryErr == nil && remote != "" {
+		// Later deliveries on this lane may reference this message before
+		// the map row is committed.
+		r.pending.Store(key, remote)
+	}
+	// The worker goes on with the lane while the row is deleted; the item
+	// stays held until then.
+	r.writer.doAsync(func(ctx context.Context) error {
+		if _, err := r.stmts.exec(ctx, r.stmts.del, it.seq); err != nil {
 			return err
 		}
 		if deliveryErr == nil && remote != "" {
-			_, err := r.db.Exec(ctx, insertMessageQuery, it.lane.Network, it.lane.Chat, remote, it.msg, it.conv, ms(now), nullMS(it.expiresAt))
+			_, err := r.stmts.exec(ctx, r.stmts.insMessage, it.lane.Network, it.lane.Chat, remote, it.msg, it.conv, ms(now), nullMS(it.expiresAt))
 			return err
 		}
 		return nil
+	}, func(err error) {
+		if err != nil {
+			// The delivery happened; the row stays and is retried after a
+			// restart, which the destination may see as a duplicate.
+			zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
+		}
+		r.pending.Delete(key)
+		r.disp.release(it)
 	})
-	if err != nil {
-		// The delivery happened; the row stays and will be retried after a
-		// restart, which the destination may see as a duplicate.
-		zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
-	}
 	if deliveryErr != nil {
 		r.metrics.messages.WithLabelValues(network, "out", "failed").Inc()
 		zerolog.Ctx(ctx).Warn().Err(deliveryErr).Msg("Delivery failed permanently")

@@ -69,6 +69,10 @@ type Router struct {
 
 	writer *writer
 	disp   *dispatcher
+	stmts  *stmtCache
+	// pending maps delivered messages to their remote IDs until the map
+	// row is committed (pendingKey -> RemoteID).
+	pending sync.Map
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -169,8 +173,15 @@ func (r *Router) Start(ctx context.Context) error {
 			return fmt.Errorf("%w: release leases: %w", ErrDatabase, err)
 		}
 	}
+	if r.stmts, err = prepareStmts(ctx, r.db); err != nil {
+		return err
+	}
 	r.writer = newWriter(r.db, r.log.With().Str("component", "queue_writer").Logger())
-	r.writer.start()
+	writers := 1
+	if r.db.Dialect != dbutil.SQLite {
+		writers = 4
+	}
+	r.writer.start(writers)
 	r.disp = newDispatcher(r)
 	// Recover what earlier runs accepted but did not deliver, before any
 	// connector can submit new events, so each leg stays in order.
@@ -213,6 +224,9 @@ func (r *Router) Stop(ctx context.Context) error {
 		r.bg.Wait()
 		if r.writer != nil {
 			r.writer.close()
+		}
+		if r.stmts != nil {
+			r.stmts.close()
 		}
 		if r.db != nil {
 			if _, err := r.db.Exec(ctx, releaseOwnQuery, r.owner); err != nil {
@@ -337,6 +351,8 @@ type acceptOp struct {
 	items     []*item
 	leased    []Leg
 	foreign   map[Leg]int64
+	// reserved are the seqs of rows this op inserted for lanes it holds.
+	reserved []int64
 }
 
 // Submit implements Host.Submit for the connector of evt.Source.Network.
@@ -361,6 +377,7 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 	}
 	op := &acceptOp{evt: evt, msg: NewMessageID()}
 	err := r.writer.do(ctx, func(ctx context.Context) error { return r.accept(ctx, op) })
+	defer r.disp.unreserve(op.reserved)
 	if err != nil {
 		return fmt.Errorf("%w: accept: %w", ErrDatabase, err)
 	}
@@ -387,9 +404,11 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 // accept runs inside the writer's transaction. Reads and checks come first,
 // so an op that fails a check has written nothing.
 func (r *Router) accept(ctx context.Context, op *acceptOp) error {
-	op.duplicate, op.ignored, op.err, op.items, op.leased, op.foreign = false, false, nil, nil, nil, nil
+	// A batch that failed runs each op again: forget the first attempt.
+	r.disp.unreserve(op.reserved)
+	op.duplicate, op.ignored, op.err, op.items, op.leased, op.foreign, op.reserved = false, false, nil, nil, nil, nil, nil
 	evt := op.evt
-	rows, err := r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
+	rows, err := r.stmts.query(ctx, r.stmts.siblings, evt.Source.Network, evt.Source.Chat)
 	if err != nil {
 		return err
 	}
@@ -441,7 +460,7 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 			expires = now.Add(keep)
 		}
 	}
-	res, err := r.db.Exec(ctx, insertMessageQuery, evt.Source.Network, evt.Source.Chat, evt.SourceID, op.msg, conv, ms(now), nullMS(expires))
+	res, err := r.stmts.exec(ctx, r.stmts.insMessage, evt.Source.Network, evt.Source.Chat, evt.SourceID, op.msg, conv, ms(now), nullMS(expires))
 	if err != nil {
 		return err
 	}
@@ -457,7 +476,7 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 	for _, dest := range dests {
 		it := &item{conv: conv, msg: op.msg, lane: dest, nextAt: now, acceptedAt: now, expiresAt: expires}
 		it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
-		if err = r.db.QueryRow(ctx, insertQueueQuery, conv, op.msg, dest.Network, dest.Chat, it.payload, ms(now), nullMS(expires)).Scan(&it.seq); err != nil {
+		if err = r.stmts.queryRow(ctx, r.stmts.insQueue, conv, op.msg, dest.Network, dest.Chat, it.payload, ms(now), nullMS(expires)).Scan(&it.seq); err != nil {
 			return err
 		}
 		owned, older, foreign, err := r.disp.claim(ctx, dest, now, it.seq)
@@ -465,6 +484,8 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 			return err
 		}
 		if owned {
+			r.disp.reserve(it.seq)
+			op.reserved = append(op.reserved, it.seq)
 			op.leased = append(op.leased, dest)
 			op.items = append(op.items, older...)
 			op.items = append(op.items, it)

@@ -34,9 +34,14 @@ func newWriter(db *dbutil.Database, log zerolog.Logger) *writer {
 	return &writer{db: db, log: log, ops: make(chan *writeOp, 4096), maxBatch: 512, stop: make(chan struct{})}
 }
 
-func (w *writer) start() {
-	w.wg.Add(1)
-	go w.loop()
+// start runs n batching loops. SQLite takes one writer at a time, so one
+// loop is best there; PostgreSQL commits concurrent transactions in
+// parallel, so several loops overlap their round trips.
+func (w *writer) start(n int) {
+	for i := 0; i < max(n, 1); i++ {
+		w.wg.Add(1)
+		go w.loop()
+	}
 }
 
 // close stops the writer after it has run every op already submitted.
@@ -59,6 +64,16 @@ func (w *writer) do(ctx context.Context, fn func(ctx context.Context) error) err
 	// Once queued, the op runs even if ctx ends; wait for its outcome so
 	// the caller never reports failure for something that was committed.
 	return <-result
+}
+
+// doAsync queues fn and returns; done runs after the commit. Once the
+// writer is stopped, done gets ErrStopped.
+func (w *writer) doAsync(fn func(ctx context.Context) error, done func(err error)) {
+	select {
+	case w.ops <- &writeOp{fn: fn, done: done}:
+	case <-w.stop:
+		done(ErrStopped)
+	}
 }
 
 func (w *writer) loop() {

@@ -1,0 +1,144 @@
+package bridge_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/database"
+)
+
+// BenchmarkRouter measures messages routed per second through the router
+// into the loopback connector with durable delivery (accept = sealed row
+// committed, delivery = connector call + row deleted + ID map row written),
+// and the added latency from Submit to the connector receiving it.
+//
+//	go test -run '^$' -bench Router -benchtime 20000x ./bridge
+func BenchmarkRouter(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			benchRouter(b, be.open(b))
+		})
+	}
+}
+
+func benchRouter(b *testing.B, dbo database.Options) {
+	const convs = 64
+	h := startHarness(b, dbo, withOptions(func(o *bridge.Options) { o.Workers = 8 }))
+	for i := 0; i < convs; i++ {
+		chat := "c" + strconv.Itoa(i)
+		h.conversation(legA(chat), legB(chat))
+	}
+	h.b.OnSend(nil)
+	ctx := context.Background()
+	submitted := make([]time.Time, b.N)
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < convs; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chat := "c" + strconv.Itoa(g)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.N {
+					return
+				}
+				submitted[i] = time.Now()
+				if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), strconv.Itoa(i))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sent := h.b.WaitSent(b.N, 5*time.Minute)
+	elapsed := time.Since(start)
+	b.StopTimer()
+	require.Len(b, sent, b.N)
+	lat := make([]time.Duration, len(sent))
+	for i, s := range sent {
+		n, _ := strconv.Atoi(s.Delivery.Event.Content.Body)
+		lat[i] = s.At.Sub(submitted[n])
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRouterLatency measures the latency the router adds at a load it
+// sustains: 8 senders, each waiting for its message to reach the loopback
+// connector before sending the next (closed loop).
+func BenchmarkRouterLatency(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			benchLatency(b, be.open(b))
+		})
+	}
+}
+
+func benchLatency(b *testing.B, dbo database.Options) {
+	const senders = 8
+	h := startHarness(b, dbo, withOptions(func(o *bridge.Options) { o.Workers = 8 }))
+	arrived := make(map[bridge.ChatID]chan time.Time, senders)
+	for i := 0; i < senders; i++ {
+		chat := "c" + strconv.Itoa(i)
+		h.conversation(legA(chat), legB(chat))
+		arrived[bridge.ChatID(chat)] = make(chan time.Time, 1)
+	}
+	h.b.OnSend(func(d *bridge.Delivery) error {
+		arrived[d.Chat] <- time.Now()
+		return nil
+	})
+	ctx := context.Background()
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chat := "c" + strconv.Itoa(g)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.N {
+					return
+				}
+				t0 := time.Now()
+				if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), "x")); err != nil {
+					b.Error(err)
+					return
+				}
+				select {
+				case t1 := <-arrived[bridge.ChatID(chat)]:
+					lat[i] = t1.Sub(t0)
+				case <-time.After(time.Minute):
+					b.Error("message not delivered")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
