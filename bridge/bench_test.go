@@ -30,37 +30,46 @@ func BenchmarkRouter(b *testing.B) {
 	}
 }
 
-func benchRouter(b *testing.B, dbo database.Options) {
-	const convs = 64
+// benchSenders starts a harness with one conversation per sender and runs
+// send(g, chat, i) for i in [0, b.N), spread over the senders, returning
+// once all calls returned.
+func benchSenders(b *testing.B, dbo database.Options, senders int, setup func(h *harness), send func(h *harness, chat string, i int) bool) *harness {
 	h := startHarness(b, dbo, withOptions(func(o *bridge.Options) { o.Workers = 8 }))
-	for i := 0; i < convs; i++ {
+	for i := 0; i < senders; i++ {
 		chat := "c" + strconv.Itoa(i)
 		h.conversation(legA(chat), legB(chat))
 	}
-	h.b.OnSend(nil)
-	ctx := context.Background()
+	setup(h)
 	var next atomic.Int64
 	b.ResetTimer()
-	start := time.Now()
 	var wg sync.WaitGroup
-	for g := 0; g < convs; g++ {
+	for g := 0; g < senders; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			chat := "c" + strconv.Itoa(g)
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= b.N {
-					return
-				}
-				if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), strconv.Itoa(i))); err != nil {
-					b.Error(err)
+				if i >= b.N || !send(h, chat, i) {
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	return h
+}
+
+func benchRouter(b *testing.B, dbo database.Options) {
+	ctx := context.Background()
+	var start time.Time
+	h := benchSenders(b, dbo, 64, func(*harness) { start = time.Now() }, func(h *harness, chat string, i int) bool {
+		if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), strconv.Itoa(i))); err != nil {
+			b.Error(err)
+			return false
+		}
+		return true
+	})
 	sent := h.b.WaitSent(b.N, 5*time.Minute)
 	elapsed := time.Since(start)
 	b.StopTimer()
@@ -82,49 +91,34 @@ func BenchmarkRouterLatency(b *testing.B) {
 
 func benchLatency(b *testing.B, dbo database.Options) {
 	const senders = 8
-	h := startHarness(b, dbo, withOptions(func(o *bridge.Options) { o.Workers = 8 }))
 	arrived := make(map[bridge.ChatID]chan time.Time, senders)
 	for i := 0; i < senders; i++ {
-		chat := "c" + strconv.Itoa(i)
-		h.conversation(legA(chat), legB(chat))
-		arrived[bridge.ChatID(chat)] = make(chan time.Time, 1)
+		arrived[bridge.ChatID("c"+strconv.Itoa(i))] = make(chan time.Time, 1)
 	}
-	h.b.OnSend(func(d *bridge.Delivery) error {
-		arrived[d.Chat] <- time.Now()
-		return nil
-	})
 	ctx := context.Background()
 	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for g := 0; g < senders; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			chat := "c" + strconv.Itoa(g)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= b.N {
-					return
-				}
-				t0 := time.Now()
-				if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), "x")); err != nil {
-					b.Error(err)
-					return
-				}
-				select {
-				case t1 := <-arrived[bridge.ChatID(chat)]:
-					lat[i] = t1.Sub(t0)
-				case <-time.After(time.Minute):
-					b.Error("message not delivered")
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	var start time.Time
+	benchSenders(b, dbo, senders, func(h *harness) {
+		start = time.Now()
+		h.b.OnSend(func(d *bridge.Delivery) error {
+			arrived[d.Chat] <- time.Now()
+			return nil
+		})
+	}, func(h *harness, chat string, i int) bool {
+		t0 := time.Now()
+		if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), "x")); err != nil {
+			b.Error(err)
+			return false
+		}
+		select {
+		case t1 := <-arrived[bridge.ChatID(chat)]:
+			lat[i] = t1.Sub(t0)
+			return true
+		case <-time.After(time.Minute):
+			b.Error("message not delivered")
+			return false
+		}
+	})
 	elapsed := time.Since(start)
 	b.StopTimer()
 	slices.Sort(lat)
