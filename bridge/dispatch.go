@@ -439,6 +439,23 @@ type pendingKey struct {
 	lane laneKey
 }
 
+// pendingRemoteKey names a delivered copy by its leg and remote ID.
+type pendingRemoteKey struct {
+	lane   laneKey
+	remote RemoteID
+}
+
+// messageID translates a remote ID on a leg into the core message ID,
+// including copies delivered a moment ago whose map row is not committed.
+// The in-memory entry is checked first: it is removed only after the row
+// is committed, so the database read that follows a miss sees the row.
+func (r *Router) messageID(ctx context.Context, leg Leg, remote RemoteID) (MessageID, error) {
+	if v, ok := r.pendingRemote.Load(pendingRemoteKey{leg, remote}); ok {
+		return v.(MessageID), nil
+	}
+	return lookupMessageID(ctx, r.db, leg, remote)
+}
+
 // remoteID translates a core message ID into the lane's remote ID.
 func (r *Router) remoteID(ctx context.Context, msg MessageID, lane laneKey) (RemoteID, error) {
 	if v, ok := r.pending.Load(pendingKey{msg, lane}); ok {
@@ -452,10 +469,13 @@ func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Eve
 	network := string(it.lane.Network)
 	now := r.now()
 	key := pendingKey{it.msg, it.lane}
+	rkey := pendingRemoteKey{it.lane, remote}
 	if deliveryErr == nil && remote != "" {
-		// Later deliveries on this lane may reference this message before
+		// Later deliveries on this lane, and replies or reactions to this
+		// copy arriving from its network, may reference the message before
 		// the map row is committed.
 		r.pending.Store(key, remote)
+		r.pendingRemote.Store(rkey, it.msg)
 	}
 	// The worker goes on with the lane while the row is deleted; the item
 	// stays held until then.
@@ -475,6 +495,7 @@ func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Eve
 			zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
 		}
 		r.pending.Delete(key)
+		r.pendingRemote.Delete(rkey)
 		r.disp.release(it)
 	})
 	if deliveryErr != nil {

@@ -73,6 +73,8 @@ type Router struct {
 	// pending maps delivered messages to their remote IDs until the map
 	// row is committed (pendingKey -> RemoteID).
 	pending sync.Map
+	// pendingRemote is the reverse: pendingRemoteKey -> MessageID.
+	pendingRemote sync.Map
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -436,12 +438,12 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 	q := queuedEvent{Event: evt}
 	if evt.ReplyTo != "" {
 		// A reply to a message the bridge never saw is delivered as a plain message.
-		if q.ReplyTo, err = lookupMessageID(ctx, r.db, evt.Source, evt.ReplyTo); err != nil {
+		if q.ReplyTo, err = r.messageID(ctx, evt.Source, evt.ReplyTo); err != nil {
 			return err
 		}
 	}
 	if evt.Target != "" {
-		if q.Target, err = lookupMessageID(ctx, r.db, evt.Source, evt.Target); err != nil {
+		if q.Target, err = r.messageID(ctx, evt.Source, evt.Target); err != nil {
 			return err
 		}
 		if q.Target == "" {
