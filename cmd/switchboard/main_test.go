@@ -35,7 +35,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "switchboard")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// The README builds with the goolm tag (pure-Go end-to-end encryption).
+	out, err := exec.Command("go", "build", "-tags", "goolm", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build failed: %v\n%s", err, out)
 		os.Exit(1)
@@ -245,4 +246,79 @@ func TestRegistrationAcceptedByDendrite(t *testing.T) {
 	require.Equal(t, "@switchboard:"+hs.ServerName, user)
 	_, status = hs.Whoami(t, "not-the-token")
 	require.Equal(t, http.StatusUnauthorized, status)
+}
+
+// TestNewUserTalksToTheBot runs the daemon binary against a real Dendrite
+// the way an admin sets it up (-g, register, start) and checks that a new
+// user who DMs the bot gets the command list.
+func TestNewUserTalksToTheBot(t *testing.T) {
+	dir := t.TempDir()
+	listen := freePort(t)
+	env := []string{
+		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
+		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
+	}
+	out, err := cmd(dir, env, "-g").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	regPath := filepath.Join(dir, "registration.yaml")
+	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{regPath}})
+
+	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
+	c := cmd(dir, env)
+	var logs bytes.Buffer
+	c.Stdout, c.Stderr = &logs, &logs
+	require.NoError(t, c.Start())
+	t.Cleanup(func() {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		_ = c.Wait()
+		if t.Failed() {
+			t.Logf("switchboard output:\n%s", logs.String())
+		}
+	})
+
+	userID, token := hs.RegisterUser(t, "alice", "correct horse battery")
+	bot := "@switchboard:" + hs.ServerName
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	status := hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", token,
+		map[string]any{"invite": []string{bot}, "is_direct": true, "preset": "trusted_private_chat"}, &created)
+	require.Equal(t, http.StatusOK, status)
+	room := created.RoomID
+
+	// Wait for the bot to join, then ask for help.
+	require.Eventually(t, func() bool {
+		var members struct {
+			Joined map[string]any `json:"joined"`
+		}
+		hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+room+"/joined_members", token, nil, &members)
+		_, ok := members.Joined[bot]
+		return ok
+	}, 30*time.Second, 200*time.Millisecond, "the bot never joined the DM")
+	status = hs.DoJSON(t, http.MethodPut, "/_matrix/client/v3/rooms/"+room+"/send/m.room.message/t1", token,
+		map[string]any{"msgtype": "m.text", "body": "help"}, nil)
+	require.Equal(t, http.StatusOK, status)
+
+	var answer string
+	require.Eventually(t, func() bool {
+		var msgs struct {
+			Chunk []struct {
+				Sender  string         `json:"sender"`
+				Type    string         `json:"type"`
+				Content map[string]any `json:"content"`
+			} `json:"chunk"`
+		}
+		hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+room+"/messages?dir=b&limit=20", token, nil, &msgs)
+		for _, ev := range msgs.Chunk {
+			body, _ := ev.Content["body"].(string)
+			// The bot greets on joining; the answer to help lists commands.
+			if ev.Sender == bot && ev.Type == "m.room.message" && ev.Content["msgtype"] == "m.notice" && strings.Contains(body, "whoami") {
+				answer = body
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 200*time.Millisecond, "no answer from the bot to %s", userID)
+	require.Contains(t, answer, "start")
+	require.Contains(t, answer, "help")
 }

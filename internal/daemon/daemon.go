@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
 )
 
@@ -102,7 +103,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d.registerConnectors()
+	if err = d.registerConnectors(); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
 	if err != nil {
@@ -146,16 +149,27 @@ func Run(ctx context.Context, opts Options) error {
 	return err
 }
 
-// registerConnectors registers the connectors this build has for the
-// enabled networks. Matrix, SMS and WhatsApp connectors arrive in later
-// versions; until then an enabled network is reported, not silently ignored.
-func (d *Daemon) registerConnectors() {
+// registerConnectors registers the Matrix connector (switchboard is a
+// Matrix appservice) and the connectors of the enabled networks, and mounts
+// their HTTP handlers. Networks this build has no connector for yet are
+// reported, not silently ignored.
+func (d *Daemon) registerConnectors() error {
+	mx, err := matrix.New(d.cfg, d.db, d.log)
+	if err != nil {
+		return err
+	}
+	if err = d.router.Register(mx); err != nil {
+		return err
+	}
+	mx.SetStartHandler(matrix.NewRouterStarter(d.router, mx))
+	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
 	if d.cfg.SMS.Enabled {
 		d.log.Warn().Msg("sms.enabled is true, but this build has no SMS connector yet")
 	}
 	if d.cfg.WhatsApp.Enabled {
 		d.log.Warn().Msg("whatsapp.enabled is true, but this build has no WhatsApp connector yet")
 	}
+	return nil
 }
 
 func printFirstRun(w io.Writer, cfgPath, regPath string) {

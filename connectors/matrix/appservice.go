@@ -1,0 +1,166 @@
+package matrix
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// maxTransactionSize bounds the body of one transaction.
+const maxTransactionSize = 64 << 20
+
+// transactionTimeout bounds the handling of one transaction; the
+// homeserver retries it if we do not answer.
+const transactionTimeout = 2 * time.Minute
+
+// AppserviceHandler returns the handler of the Matrix application service
+// API (/_matrix/app/v1/...: transactions, user and room queries, ping).
+// The daemon mounts it on appservice.listen. Every request must carry the
+// hs_token: a request without one gets 401, a wrong one 403.
+func (c *Connector) AppserviceHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /_matrix/app/v1/transactions/{txnID}", c.putTransaction)
+	mux.HandleFunc("GET /_matrix/app/v1/users/{userID}", c.getUser)
+	mux.HandleFunc("GET /_matrix/app/v1/rooms/{roomAlias}", c.getRoom)
+	mux.HandleFunc("POST /_matrix/app/v1/ping", c.postPing)
+	mux.HandleFunc("/_matrix/app/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
+	})
+	return c.authenticate(mux)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"errcode": code, "error": msg})
+}
+
+// authenticate checks the hs_token in constant time.
+func (c *Connector) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			// Homeservers before spec v1.4 sent the token as a query parameter.
+			token = r.URL.Query().Get("access_token")
+		}
+		if token == "" {
+			writeError(w, http.StatusUnauthorized, "M_UNAUTHORIZED", "Missing hs_token")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(token), c.hsToken) != 1 {
+			writeError(w, http.StatusForbidden, "M_FORBIDDEN", "Invalid hs_token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (c *Connector) postPing(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// getUser answers the homeserver's query for a user in our namespace: the
+// bot and ghosts the bridge has registered exist; other IDs do not, since
+// a ghost stands for a contact the bridge has seen.
+func (c *Connector) getUser(w http.ResponseWriter, r *http.Request) {
+	userID := id.UserID(r.PathValue("userID"))
+	if userID == c.bot {
+		writeJSON(w, http.StatusOK, struct{}{})
+		return
+	}
+	if c.isRunning() && c.IsGhost(userID) {
+		if _, ok, err := c.ghostDisplayName(r.Context(), userID); err == nil && ok {
+			writeJSON(w, http.StatusOK, struct{}{})
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "M_NOT_FOUND", "No such user")
+}
+
+// getRoom answers room alias queries: the bridge has no aliases.
+func (c *Connector) getRoom(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, "M_NOT_FOUND", "No such room alias")
+}
+
+// putTransaction handles a transaction. Its events are handled (submitted
+// to the router, which stores them durably) before it is acknowledged, so a
+// crash in between makes the homeserver send it again. A txnId already
+// handled is acknowledged without handling it again, across restarts.
+func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
+	txnID := r.PathValue("txnID")
+	if !c.isRunning() || c.host == nil {
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Bridge is not running")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTransactionSize+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "M_NOT_JSON", "Failed to read body")
+		return
+	} else if len(body) > maxTransactionSize {
+		writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Transaction too large")
+		return
+	}
+	log := c.log.With().Str("txn_id", txnID).Logger()
+	ctx, cancel := context.WithTimeout(c.mctx(log.WithContext(c.bgCtx)), transactionTimeout)
+	defer cancel()
+	seen, err := c.txnSeen(ctx, txnID)
+	if err != nil {
+		log.Error().Err(err).Msg("Failed to check transaction")
+		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Database error")
+		return
+	} else if seen {
+		log.Debug().Msg("Ignoring replayed transaction")
+		writeJSON(w, http.StatusOK, struct{}{})
+		return
+	}
+	var txn appservice.Transaction
+	if err = json.Unmarshal(body, &txn); err != nil {
+		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "Failed to parse transaction")
+		return
+	}
+	log.Debug().Int("events", len(txn.Events)).Msg("Handling transaction")
+	for _, evt := range txn.Events {
+		if err = c.handleEvent(ctx, evt); err != nil {
+			// Events handled so far are deduplicated when the homeserver
+			// sends the transaction again.
+			log.Error().Err(err).Stringer("event_id", evt.ID).Msg("Failed to handle event; asking the homeserver to retry")
+			writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Failed to handle event")
+			return
+		}
+	}
+	if err = c.markTxn(ctx, txnID); err != nil {
+		log.Error().Err(err).Msg("Failed to record transaction")
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// prepareEvent classifies an event from a transaction and parses its
+// content, like mautrix's own appservice does.
+func prepareEvent(ctx context.Context, evt *event.Event) {
+	evt.Mautrix.ReceivedAt = time.Now()
+	if evt.StateKey != nil {
+		evt.Mautrix.EventSource = event.SourceTimeline
+		evt.Type.Class = event.StateEventType
+	} else {
+		evt.Mautrix.EventSource = event.SourceTimeline
+		evt.Type.Class = event.MessageEventType
+	}
+	err := evt.Content.ParseRaw(evt.Type)
+	if err != nil && !errors.Is(err, event.ErrUnsupportedContentType) && !errors.Is(err, event.ErrContentAlreadyParsed) {
+		zerolog.Ctx(ctx).Debug().Err(err).Stringer("event_id", evt.ID).Str("event_type", evt.Type.Type).Msg("Failed to parse event content")
+	}
+}

@@ -1,0 +1,141 @@
+package matrix
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+)
+
+const (
+	txnSeenQuery      = `SELECT 1 FROM sb_matrix_txn WHERE txn_id=$1`
+	txnInsertQuery    = `INSERT INTO sb_matrix_txn (txn_id, received_at) VALUES ($1, $2) ON CONFLICT (txn_id) DO NOTHING`
+	txnPruneQuery     = `DELETE FROM sb_matrix_txn WHERE received_at < $1`
+	eventSeenQuery    = `SELECT 1 FROM sb_matrix_event WHERE event_id=$1`
+	eventInsertQuery  = `INSERT INTO sb_matrix_event (event_id, handled_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`
+	eventPruneQuery   = `DELETE FROM sb_matrix_event WHERE handled_at < $1`
+	ghostGetQuery     = `SELECT displayname FROM sb_matrix_ghost WHERE user_id=$1`
+	ghostUpsertQuery  = `INSERT INTO sb_matrix_ghost (user_id, displayname, registered_at) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET displayname=excluded.displayname`
+	portalInsertQuery = `INSERT INTO sb_matrix_portal (room_id, owner, is_direct, encrypted, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id) DO NOTHING`
+	portalGetQuery    = `SELECT owner, is_direct, encrypted FROM sb_matrix_portal WHERE room_id=$1`
+	mgmtInsertQuery   = `INSERT INTO sb_matrix_management_room (room_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (room_id) DO NOTHING`
+	mgmtGetQuery      = `SELECT user_id FROM sb_matrix_management_room WHERE room_id=$1`
+	mgmtDeleteQuery   = `DELETE FROM sb_matrix_management_room WHERE room_id=$1`
+	portalDeleteQuery = `DELETE FROM sb_matrix_portal WHERE room_id=$1`
+)
+
+// handledRowsMaxAge is how long handled transaction and event IDs are kept;
+// homeservers stop retrying long before.
+const handledRowsMaxAge = 7 * 24 * time.Hour
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func (c *Connector) exists(ctx context.Context, query string, args ...any) (bool, error) {
+	var one int
+	err := c.db.QueryRow(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return true, nil
+}
+
+func (c *Connector) exec(ctx context.Context, query string, args ...any) error {
+	if _, err := c.db.Exec(ctx, query, args...); err != nil {
+		return fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return nil
+}
+
+func (c *Connector) txnSeen(ctx context.Context, txnID string) (bool, error) {
+	return c.exists(ctx, txnSeenQuery, txnID)
+}
+
+func (c *Connector) markTxn(ctx context.Context, txnID string) error {
+	return c.exec(ctx, txnInsertQuery, txnID, ms(time.Now()))
+}
+
+func (c *Connector) eventHandled(ctx context.Context, evtID id.EventID) (bool, error) {
+	return c.exists(ctx, eventSeenQuery, evtID)
+}
+
+func (c *Connector) markEvent(ctx context.Context, evtID id.EventID) error {
+	return c.exec(ctx, eventInsertQuery, evtID, ms(time.Now()))
+}
+
+// prune drops handled-transaction and handled-event rows old enough that
+// the homeserver no longer retries them.
+func (c *Connector) prune(ctx context.Context) error {
+	before := ms(time.Now().Add(-handledRowsMaxAge))
+	if err := c.exec(ctx, txnPruneQuery, before); err != nil {
+		return err
+	}
+	return c.exec(ctx, eventPruneQuery, before)
+}
+
+// ghostDisplayName returns the display name last set on a registered
+// ghost, and whether the ghost is registered.
+func (c *Connector) ghostDisplayName(ctx context.Context, userID id.UserID) (string, bool, error) {
+	var name string
+	err := c.db.QueryRow(ctx, ghostGetQuery, userID).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return name, true, nil
+}
+
+func (c *Connector) saveGhost(ctx context.Context, userID id.UserID, name string) error {
+	return c.exec(ctx, ghostUpsertQuery, userID, name, ms(time.Now()))
+}
+
+// portalInfo is a portal room's row.
+type portalInfo struct {
+	Owner     id.UserID
+	Direct    bool
+	Encrypted bool
+}
+
+func (c *Connector) getPortal(ctx context.Context, roomID id.RoomID) (*portalInfo, error) {
+	var p portalInfo
+	err := c.db.QueryRow(ctx, portalGetQuery, roomID).Scan(&p.Owner, &p.Direct, &p.Encrypted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return &p, nil
+}
+
+func (c *Connector) savePortal(ctx context.Context, roomID id.RoomID, p *portalInfo) error {
+	return c.exec(ctx, portalInsertQuery, roomID, p.Owner, p.Direct, p.Encrypted, ms(time.Now()))
+}
+
+// managementRoomUser returns the user a management room (a DM with the
+// bot) belongs to, or "" when the room is not one.
+func (c *Connector) managementRoomUser(ctx context.Context, roomID id.RoomID) (id.UserID, error) {
+	var user id.UserID
+	err := c.db.QueryRow(ctx, mgmtGetQuery, roomID).Scan(&user)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return user, nil
+}
+
+func (c *Connector) saveManagementRoom(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+	return c.exec(ctx, mgmtInsertQuery, roomID, user, ms(time.Now()))
+}
+
+func (c *Connector) forgetRoom(ctx context.Context, roomID id.RoomID) error {
+	if err := c.exec(ctx, mgmtDeleteQuery, roomID); err != nil {
+		return err
+	}
+	return c.exec(ctx, portalDeleteQuery, roomID)
+}

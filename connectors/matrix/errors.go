@@ -1,0 +1,62 @@
+package matrix
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"maunium.net/go/mautrix"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+)
+
+var (
+	// ErrConfig means the configuration lacks something the connector needs.
+	ErrConfig = errors.New("matrix: invalid configuration")
+	// ErrNotStarted means the connector was used before Start or after Stop.
+	ErrNotStarted = errors.New("matrix: connector is not running")
+	// ErrInvalidChat means a ChatID is not a Matrix room ID.
+	ErrInvalidChat = errors.New("matrix: chat is not a room ID")
+	// ErrInvalidRemoteID means a RemoteID is not a Matrix event ID.
+	ErrInvalidRemoteID = errors.New("matrix: remote ID is not an event ID")
+	// ErrHomeserver wraps failed requests to the homeserver.
+	ErrHomeserver = errors.New("matrix: homeserver request failed")
+	// ErrDatabase wraps failures of the connector's own tables.
+	ErrDatabase = errors.New("matrix: database error")
+	// ErrMediaTooLarge means an attachment exceeds MaxMediaSize.
+	ErrMediaTooLarge = errors.New("matrix: attachment too large")
+)
+
+// classify turns an error from the homeserver into what the router expects:
+// 429 becomes a *bridge.RetryAfterError, other 4xx answers are permanent
+// (retrying the same request cannot succeed), and everything else (5xx,
+// network errors) stays transient.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	wrapped := fmt.Errorf("%w: %s: %w", ErrHomeserver, op, err)
+	var httpErr mautrix.HTTPError
+	if !errors.As(err, &httpErr) || httpErr.Response == nil {
+		return wrapped
+	}
+	status := httpErr.Response.StatusCode
+	switch {
+	case status == http.StatusTooManyRequests:
+		after := 5 * time.Second
+		if httpErr.RespError != nil {
+			if ms, ok := httpErr.RespError.ExtraData["retry_after_ms"].(float64); ok && ms > 0 {
+				after = time.Duration(ms) * time.Millisecond
+			}
+		}
+		if s, err := strconv.Atoi(httpErr.Response.Header.Get("Retry-After")); err == nil && s > 0 {
+			after = time.Duration(s) * time.Second
+		}
+		return &bridge.RetryAfterError{After: after, Err: wrapped}
+	case status >= 400 && status < 500:
+		return bridge.Permanent(wrapped)
+	}
+	return wrapped
+}

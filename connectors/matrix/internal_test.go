@@ -1,0 +1,157 @@
+package matrix
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
+)
+
+func TestContainsPhoneNumber(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"+15551234567", true},
+		{"+1 (555) 123-4567", true},
+		{"555.123.4567", true},
+		{"Call me at 030 1234567 please", true},
+		{"Alice", false},
+		{"Agent 007", false},
+		{"Room 12345", false},
+		{"", false},
+		{"Contact k3f9", false},
+		{"12-34-56", false},
+	} {
+		assert.Equal(t, tc.want, ContainsPhoneNumber(tc.in), "%q", tc.in)
+	}
+}
+
+func TestRedactPhoneNumbers(t *testing.T) {
+	assert.Equal(t, "The number [number] is not valid", RedactPhoneNumbers("The number +15551234567 is not valid"))
+	assert.Equal(t, "call [number] now", RedactPhoneNumbers("call +1 (555) 123-4567 now"))
+	assert.Equal(t, "nothing here 123", RedactPhoneNumbers("nothing here 123"))
+}
+
+func FuzzRedactPhoneNumbers(f *testing.F) {
+	for _, s := range []string{"+15551234567", "a 555 123 4567 b", "x", "٠١٢٣٤٥٦٧٨"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if out := RedactPhoneNumbers(s); ContainsPhoneNumber(out) {
+			t.Fatalf("RedactPhoneNumbers(%q) = %q still holds a number", s, out)
+		}
+	})
+}
+
+func TestGhostIDs(t *testing.T) {
+	key := deriveKey([]byte("secret"), ghostKeyLabel)
+	a := GhostOpaque(key, bridge.NetworkSMS, "+15551234567")
+	assert.Len(t, a, opaqueLength)
+	assert.Equal(t, a, GhostOpaque(key, bridge.NetworkSMS, "+15551234567"), "stable")
+	assert.NotEqual(t, a, GhostOpaque(key, bridge.NetworkWhatsApp, "+15551234567"), "keyed by network")
+	assert.NotEqual(t, a, GhostOpaque(deriveKey([]byte("other"), ghostKeyLabel), bridge.NetworkSMS, "+15551234567"), "keyed by secret")
+	assert.Equal(t, strings.ToLower(a), a)
+	assert.False(t, ContainsPhoneNumber(a))
+	for _, r := range a {
+		assert.True(t, (r >= 'a' && r <= 'z') || (r >= '2' && r <= '7'), "base32 alphabet: %q", r)
+	}
+
+	cfg := config.Default()
+	cfg.Identity.Secret = "secret"
+	c := &Connector{cfg: cfg, ghostKey: key}
+	ghost := c.GhostUserID(bridge.NetworkSMS, "+15551234567")
+	assert.Equal(t, id.UserID("@sb_"+a+":localhost"), ghost)
+	assert.True(t, c.IsGhost(ghost))
+	assert.False(t, c.IsGhost("@sb_:localhost"))
+	assert.False(t, c.IsGhost("@alice:localhost"))
+	assert.False(t, c.IsGhost(id.UserID("@sb_"+a+":other.example")))
+}
+
+func TestSafeDisplayName(t *testing.T) {
+	assert.Equal(t, "Alice", SafeDisplayName("  Alice ", "k3f9abcd"))
+	assert.Equal(t, "Contact k3f9", SafeDisplayName("+1 555 123 4567", "k3f9abcd"))
+	assert.Equal(t, "Contact k3f9", SafeDisplayName("", "k3f9abcd"))
+	assert.Equal(t, "Contact k3f9", SafeDisplayName("\x00\n", "k3f9abcd"))
+	assert.Equal(t, maxNameLength, len([]rune(SafeDisplayName(strings.Repeat("é", 300), "k3f9abcd"))))
+}
+
+func TestToContentMedia(t *testing.T) {
+	content := &event.MessageEventContent{
+		MsgType: event.MsgImage, Body: "cat.png", URL: "mxc://localhost/abc",
+		Info: &event.FileInfo{MimeType: "image/png", Size: 1234, Width: 10, Height: 20},
+	}
+	out := toContent(content)
+	assert.Equal(t, bridge.MsgImage, out.Type)
+	assert.Equal(t, &bridge.Media{Ref: "mxc://localhost/abc", MimeType: "image/png", FileName: "cat.png", Size: 1234, Width: 10, Height: 20}, out.Media)
+	assert.Empty(t, out.Body, "a file name alone is no caption")
+
+	content = &event.MessageEventContent{
+		MsgType: event.MsgAudio, Body: "listen", FileName: "v.ogg", URL: "mxc://localhost/v",
+		Info: &event.FileInfo{Duration: 1500}, MSC3245Voice: &event.MSC3245Voice{},
+	}
+	out = toContent(content)
+	assert.Equal(t, bridge.MsgVoice, out.Type)
+	assert.Equal(t, "listen", out.Body, "caption")
+	assert.Equal(t, "v.ogg", out.Media.FileName)
+	assert.Equal(t, 1500*time.Millisecond, out.Media.Duration)
+
+	out = toContent(&event.MessageEventContent{MsgType: event.MsgFile, Body: "no url"})
+	assert.Equal(t, bridge.MsgText, out.Type, "media without a file degrades to text")
+}
+
+func TestFromContent(t *testing.T) {
+	out := fromContent(&bridge.Content{Type: bridge.MsgEmote, HTML: "<b>waves</b>"})
+	assert.Equal(t, event.MsgEmote, out.MsgType)
+	assert.Equal(t, "**waves**", out.Body, "plain body derived from HTML")
+	assert.Equal(t, event.FormatHTML, out.Format)
+	out = fromContent(&bridge.Content{Type: bridge.MsgText, Body: "plain"})
+	assert.Equal(t, event.MsgText, out.MsgType)
+	assert.Empty(t, out.Format)
+}
+
+func TestCommands(t *testing.T) {
+	cfg := config.Default()
+	cfg.Permissions = map[string]string{"localhost": config.PermUser, "@root:localhost": config.PermAdmin, "relay.example": config.PermRelay}
+	c := &Connector{cfg: cfg}
+	run := func(sender, text string) string {
+		return c.runCommand(t.Context(), &event.Event{Sender: id.UserID(sender), RoomID: "!r:localhost"}, text)
+	}
+	for _, tc := range []struct {
+		sender, text, want string
+	}{
+		{"@alice:localhost", "help", "whoami"},
+		{"@alice:localhost", "HELP", "whoami"},
+		{"@alice:localhost", "", "whoami"},
+		{"@alice:localhost", "help start", "Usage: start"},
+		{"@alice:localhost", "nope", "unknown command, try help"},
+		{"@alice:localhost", "start", "Usage: start"},
+		{"@alice:localhost", "start 5551234567", "Usage: start"},
+		{"@alice:localhost", "start +15551234567", "start is not available yet"},
+		{"@alice:localhost", "verify abc", "Usage: verify"},
+		{"@alice:localhost", "verify 123456", "verify is not available yet"},
+		{"@alice:localhost", "prefer carrier-pigeon", "Usage: prefer"},
+		{"@alice:localhost", "sms on", "sms is not available yet"},
+		{"@alice:localhost", "retention 7d", "retention is not available yet"},
+		{"@alice:localhost", "retention forever", "Usage: retention"},
+		{"@alice:localhost", "login whatsapp", "login is not available yet"},
+		{"@alice:localhost", "login whatsapp relay", "only available to bridge admins"},
+		{"@alice:localhost", "admin status", "only available to bridge admins"},
+		{"@root:localhost", "admin status", "admin is not available yet"},
+		{"@root:localhost", "admin suspend", "Usage: admin"},
+		{"@root:localhost", "login whatsapp relay", "login is not available yet"},
+		{"@bob:relay.example", "whoami", "relay permission"},
+		{"@bob:relay.example", "start +15551234567", "needs user permission"},
+		{"@eve:elsewhere.example", "help", "not allowed"},
+	} {
+		got := run(tc.sender, tc.text)
+		assert.Contains(t, got, tc.want, "%s: %q", tc.sender, tc.text)
+		assert.NotContains(t, got, "5551234567", "answers never echo a number")
+	}
+}

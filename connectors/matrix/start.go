@@ -1,0 +1,94 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+)
+
+// PhoneChatOpener is a connector that can reach phone numbers (SMS,
+// WhatsApp). `start +N` uses the first registered connector that
+// implements it.
+type PhoneChatOpener interface {
+	bridge.Connector
+	// OpenPhoneChat returns the chat on the connector's network that
+	// reaches an E.164 number for owner (a Matrix user ID), and the
+	// contact as a Sender whose DisplayName is never the number.
+	OpenPhoneChat(ctx context.Context, owner string, phone string) (bridge.ChatID, bridge.Sender, error)
+}
+
+var (
+	// ErrNoPhoneNetwork means no registered connector reaches phone numbers.
+	ErrNoPhoneNetwork = errors.New("no enabled network can reach phone numbers")
+	// ErrChatTaken means the chat that reaches a number already belongs to
+	// another user's conversation.
+	ErrChatTaken = errors.New("that number is already in a conversation of another user")
+)
+
+// NewRouterStarter returns the StartFunc the daemon installs with
+// SetStartHandler until identity routing exists: it opens the chat on the
+// first registered connector implementing PhoneChatOpener, creates a
+// portal for the user and joins both legs in a new conversation. If the
+// user already has that conversation, its room is returned.
+func NewRouterStarter(r *bridge.Router, c *Connector) StartFunc {
+	return func(ctx context.Context, req StartRequest) (*StartResult, error) {
+		for _, conn := range r.Connectors() {
+			opener, ok := conn.(PhoneChatOpener)
+			if !ok {
+				continue
+			}
+			return c.startOn(ctx, r, opener, req)
+		}
+		return nil, ErrNoPhoneNetwork
+	}
+}
+
+func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneChatOpener, req StartRequest) (*StartResult, error) {
+	network := opener.Network()
+	chat, contact, err := opener.OpenPhoneChat(ctx, string(req.User), req.Phone)
+	if err != nil {
+		return nil, err
+	}
+	leg := bridge.Leg{Network: network, Chat: chat}
+	res := &StartResult{Network: network}
+	if er, ok := opener.(bridge.EncryptionReporter); ok {
+		if res.Encrypted, err = er.IsEncrypted(ctx, chat); err != nil {
+			return nil, err
+		}
+	}
+	conv, err := r.ConversationOf(ctx, leg)
+	switch {
+	case err == nil:
+		legs, err := r.Legs(ctx, conv)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range legs {
+			if l.Network != bridge.NetworkMatrix {
+				continue
+			}
+			portal, err := c.getPortal(ctx, roomIDOrEmpty(l.Chat))
+			if err != nil {
+				return nil, err
+			}
+			if portal != nil && portal.Owner == req.User {
+				res.Room, res.Existing = roomIDOrEmpty(l.Chat), true
+				return res, nil
+			}
+		}
+		return nil, ErrChatTaken
+	case !errors.Is(err, bridge.ErrUnknownLeg):
+		return nil, err
+	}
+	room, err := c.CreatePortal(ctx, PortalOptions{User: req.User, Network: network, Contact: contact, Direct: true})
+	if err != nil {
+		return nil, fmt.Errorf("create portal: %w", err)
+	}
+	if _, err = r.CreateConversation(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, leg); err != nil {
+		return nil, err
+	}
+	res.Room = roomIDOrEmpty(room)
+	return res, nil
+}
