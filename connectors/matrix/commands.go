@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/identity"
 )
 
 // CommandPrefix starts a bot command in rooms other than a DM with the bot.
@@ -137,9 +138,9 @@ func init() {
 		{name: "prefer", usage: "prefer matrix|whatsapp|sms", help: "where messages for you are delivered when you have several addresses", level: levelUser,
 			valid: oneOf("matrix", "whatsapp", "sms")},
 		{name: "sms", usage: "sms on|off", help: "opt in to (or out of) SMS fallback for your outgoing chats", level: levelUser,
-			valid: oneOf("on", "off")},
+			valid: oneOf("on", "off"), run: (*Connector).cmdSMS},
 		{name: "reveal", usage: "reveal on|off", help: "whether contacts may see your phone number", level: levelUser,
-			valid: oneOf("on", "off")},
+			valid: oneOf("on", "off"), run: (*Connector).cmdReveal},
 		{name: "login", usage: "login whatsapp [+<phone number>|relay]", help: "log in your WhatsApp account (QR code, or pairing code with a number)", level: levelUser,
 			valid: func(args []string) bool {
 				if len(args) == 0 || !strings.EqualFold(args[0], "whatsapp") {
@@ -254,12 +255,80 @@ func (c *Connector) cmdHelp(_ context.Context, cc *commandContext) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-func (c *Connector) cmdWhoami(_ context.Context, cc *commandContext) string {
+// SetIdentity gives the connector the store of people's preferences, which
+// the sms, reveal and whoami commands use. Call before Start.
+func (c *Connector) SetIdentity(s *identity.Store) {
+	c.mu.Lock()
+	c.ident = s
+	c.mu.Unlock()
+}
+
+func (c *Connector) identityStore() *identity.Store {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ident
+}
+
+// UserAddress is a Matrix user's address in the identity store.
+func UserAddress(user id.UserID) bridge.Address {
+	return bridge.Address{Network: bridge.NetworkMatrix, ID: string(user)}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func (c *Connector) cmdWhoami(ctx context.Context, cc *commandContext) string {
+	var prefs identity.Prefs
+	if s := c.identityStore(); s != nil {
+		p, err := s.Prefs(ctx, UserAddress(cc.user))
+		if err != nil {
+			zerolog.Ctx(ctx).Err(err).Msg("Failed to read preferences")
+			return "Could not read your settings right now; please try again."
+		}
+		prefs = p
+	}
 	return fmt.Sprintf("You are %s, with %s permission on this bridge.\n"+
 		"Linked addresses: none (linking is not available yet)\n"+
 		"WhatsApp login: none\n"+
-		"SMS fallback: off\n"+
-		"Reveal my number: off", cc.user, cc.level)
+		"SMS fallback: %s\n"+
+		"Reveal my number: %s", cc.user, cc.level, onOff(prefs.SMS), onOff(prefs.Reveal))
+}
+
+func (c *Connector) cmdSMS(ctx context.Context, cc *commandContext) string {
+	s := c.identityStore()
+	if s == nil {
+		return "sms is not available yet"
+	}
+	on := strings.EqualFold(cc.args[0], "on")
+	if err := s.SetSMS(ctx, UserAddress(cc.user), on); err != nil {
+		zerolog.Ctx(ctx).Err(err).Msg("Failed to save SMS preference")
+		return "Could not save that setting right now; please try again."
+	}
+	if on {
+		return "SMS fallback is on: `start +N` may now reach numbers by SMS when no encrypted network can. " +
+			"SMS is not end-to-end encrypted: phone carriers can read those messages."
+	}
+	return "SMS fallback is off: new chats will not use SMS."
+}
+
+func (c *Connector) cmdReveal(ctx context.Context, cc *commandContext) string {
+	s := c.identityStore()
+	if s == nil {
+		return "reveal is not available yet"
+	}
+	on := strings.EqualFold(cc.args[0], "on")
+	if err := s.SetReveal(ctx, UserAddress(cc.user), on); err != nil {
+		zerolog.Ctx(ctx).Err(err).Msg("Failed to save reveal preference")
+		return "Could not save that setting right now; please try again."
+	}
+	if on {
+		return "Reveal is on: contacts may see your phone number once you link one."
+	}
+	return "Reveal is off: your phone number stays hidden from contacts."
 }
 
 func (c *Connector) cmdStart(ctx context.Context, cc *commandContext) string {

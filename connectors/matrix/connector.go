@@ -43,6 +43,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/migrations"
 )
 
@@ -75,6 +76,7 @@ type Connector struct {
 	running bool
 	health  bridge.Health
 	starter StartFunc
+	ident   *identity.Store
 	members map[memberKey]string
 	crypted map[id.RoomID]bool
 	typers  map[typerKey]id.UserID

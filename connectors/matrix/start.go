@@ -22,6 +22,9 @@ type PhoneChatOpener interface {
 var (
 	// ErrNoPhoneNetwork means no registered connector reaches phone numbers.
 	ErrNoPhoneNetwork = errors.New("no enabled network can reach phone numbers")
+	// ErrSMSNotOptedIn means the only network that reaches a number is
+	// SMS and the user has not said `sms on`.
+	ErrSMSNotOptedIn = errors.New("only SMS reaches that number, and SMS is not end-to-end encrypted; say `sms on` first if you want SMS chats")
 	// ErrChatTaken means the chat that reaches a number already belongs to
 	// another user's conversation.
 	ErrChatTaken = errors.New("that number is already in a conversation of another user")
@@ -47,6 +50,20 @@ func NewRouterStarter(r *bridge.Router, c *Connector) StartFunc {
 
 func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneChatOpener, req StartRequest) (*StartResult, error) {
 	network := opener.Network()
+	if network == bridge.NetworkSMS {
+		// SMS is not encrypted: only with the sender's explicit opt-in.
+		store := c.identityStore()
+		if store == nil {
+			return nil, ErrSMSNotOptedIn
+		}
+		prefs, err := store.Prefs(ctx, UserAddress(req.User))
+		if err != nil {
+			return nil, err
+		}
+		if !prefs.SMS {
+			return nil, ErrSMSNotOptedIn
+		}
+	}
 	chat, contact, err := opener.OpenPhoneChat(ctx, string(req.User), req.Phone)
 	if err != nil {
 		return nil, err

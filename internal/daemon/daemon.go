@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/identity"
 )
 
 // Options configure Run.
@@ -41,6 +42,7 @@ type Daemon struct {
 	log     zerolog.Logger
 	db      *dbutil.Database
 	router  *bridge.Router
+	ident   *identity.Store
 	state   healthState
 	routes  map[string]http.Handler
 	version string
@@ -103,6 +105,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	d.ident = identity.New(d.db)
+	if err = d.ident.Upgrade(ctx, log); err != nil {
+		return err
+	}
 	if err = d.registerConnectors(); err != nil {
 		return err
 	}
@@ -162,6 +168,7 @@ func (d *Daemon) registerConnectors() error {
 		return err
 	}
 	mx.SetStartHandler(matrix.NewRouterStarter(d.router, mx))
+	mx.SetIdentity(d.ident)
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
 	if d.cfg.SMS.Enabled {
 		d.log.Warn().Msg("sms.enabled is true, but this build has no SMS connector yet")
