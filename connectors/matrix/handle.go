@@ -169,12 +169,9 @@ func toContent(content *event.MessageEventContent) *bridge.Content {
 		out.Type = bridge.MsgText
 	}
 	if out.Type.IsMedia() {
-		media := &bridge.Media{Ref: string(content.URL), FileName: content.GetFileName()}
-		if content.File != nil {
-			// Encrypted attachments need the room's keys; the reference
-			// keeps the mxc URI and the download fails clearly.
-			media.Ref = string(content.File.URL)
-		}
+		// An attachment of an encrypted room (content.file) gets a
+		// reference that carries its key, so DownloadMedia can decrypt it.
+		media := &bridge.Media{Ref: encodeMediaRef(content), FileName: content.GetFileName()}
 		if info := content.Info; info != nil {
 			media.MimeType = info.MimeType
 			media.Size = int64(info.Size)

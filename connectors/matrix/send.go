@@ -295,20 +295,42 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 	if fileName == "" {
 		fileName = defaultFileName(in.Type)
 	}
-	up, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{ContentBytes: data, ContentType: mime, FileName: fileName})
+	size := len(data)
+	// In an encrypted room the attachment is encrypted before upload (the
+	// homeserver gets only ciphertext, without name or type) and the event,
+	// itself encrypted, carries the key in content.file.
+	encrypted, err := c.IsEncrypted(ctx, bridge.ChatID(room))
+	if err != nil {
+		return "", err
+	}
+	var file *event.EncryptedFileInfo
+	upload := mautrix.ReqUploadMedia{ContentBytes: data, ContentType: mime, FileName: fileName}
+	if encrypted {
+		if c.crypto == nil {
+			return "", bridge.Permanent(fmt.Errorf("%w: room is encrypted", ErrEncryptionUnavailable))
+		}
+		file = encryptMedia(data)
+		upload = mautrix.ReqUploadMedia{ContentBytes: data, ContentType: "application/octet-stream"}
+	}
+	up, err := intent.UploadMedia(ctx, upload)
 	if err != nil {
 		return "", classify("upload media", err)
 	}
 	content := &event.MessageEventContent{
 		Body: fileName,
-		URL:  up.ContentURI.CUString(),
 		Info: &event.FileInfo{
 			MimeType: mime,
-			Size:     len(data),
+			Size:     size,
 			Width:    media.Width,
 			Height:   media.Height,
 			Duration: int(media.Duration / time.Millisecond),
 		},
+	}
+	if file != nil {
+		file.URL = up.ContentURI.CUString()
+		content.File = file
+	} else {
+		content.URL = up.ContentURI.CUString()
 	}
 	if in.Body != "" {
 		content.Body, content.FileName = in.Body, fileName
@@ -353,12 +375,15 @@ func defaultFileName(t bridge.MsgType) string {
 }
 
 // DownloadMedia implements bridge.MediaDownloader: Media.Ref is an mxc://
-// URI. It uses authenticated media when the homeserver offers it.
+// URI, or for an attachment of an encrypted room the JSON of its
+// content.file, in which case the download is decrypted (and its hash
+// checked) before anything is returned. It uses authenticated media when
+// the homeserver offers it.
 func (c *Connector) DownloadMedia(ctx context.Context, media *bridge.Media) (io.ReadCloser, error) {
 	ctx = c.mctx(ctx)
-	uri, err := id.ParseContentURI(media.Ref)
-	if err != nil || uri.IsEmpty() {
-		return nil, bridge.Permanent(fmt.Errorf("matrix: media reference is not an mxc URI: %w", err))
+	uri, file, err := decodeMediaRef(media.Ref)
+	if err != nil {
+		return nil, err
 	}
 	bot := c.as.BotClient()
 	var path mautrix.PrefixableURLPath
@@ -378,6 +403,10 @@ func (c *Connector) DownloadMedia(ctx context.Context, media *bridge.Media) (io.
 	if resp.ContentLength > MaxMediaSize {
 		_ = resp.Body.Close()
 		return nil, bridge.Permanent(ErrMediaTooLarge)
+	}
+	if file != nil {
+		defer resp.Body.Close()
+		return decryptMedia(file, resp.Body)
 	}
 	return resp.Body, nil
 }
