@@ -517,3 +517,26 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+func TestReportStatusReachesTheSource(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dbo database.Options) {
+		h := startHarness(t, dbo)
+		h.conversation(legA("room"), legB("chat"))
+		ctx := context.Background()
+		require.NoError(t, h.a.Receive(ctx, text("room", "$1", "hello")))
+		sent := h.b.WaitSent(1, 5*time.Second)
+		require.Len(t, sent, 1)
+		waitQueueEmpty(t, h.router)
+		msg := sent[0].Delivery.Message
+
+		// Later, the destination network says it never arrived.
+		require.NoError(t, h.router.ReportStatus(ctx, msg, legB("chat"), bridge.StateFailed, errors.New("carrier: undelivered")))
+		rep, ok := h.a.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool { return r.State == bridge.StateFailed })
+		require.True(t, ok)
+		require.Equal(t, bridge.RemoteID("$1"), rep.SourceID)
+		require.Equal(t, legB("chat"), rep.Destination)
+		require.ErrorContains(t, rep.Err, "undelivered")
+
+		require.ErrorIs(t, h.router.ReportStatus(ctx, "m_unknown", legB("chat"), bridge.StateFailed, nil), bridge.ErrTargetUnknown)
+	})
+}
