@@ -242,6 +242,13 @@ func (r *Router) Stop(ctx context.Context) error {
 // CreateConversation creates a conversation joining the given legs.
 func (r *Router) CreateConversation(ctx context.Context, legs ...Leg) (ConversationID, error) {
 	id := NewConversationID()
+	return id, r.CreateConversationWithID(ctx, id, legs...)
+}
+
+// CreateConversationWithID creates a conversation with an ID from
+// NewConversationID, for callers that need the ID before the legs exist
+// (a connector that assigns resources per conversation, say).
+func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID, legs ...Leg) error {
 	now := ms(r.now())
 	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		if _, err := r.db.Exec(ctx, insertConversationQuery, id, now); err != nil {
@@ -255,9 +262,9 @@ func (r *Router) CreateConversation(ctx context.Context, legs ...Leg) (Conversat
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return fmt.Errorf("%w: create conversation: %w", ErrDatabase, err)
 	}
-	return id, nil
+	return nil
 }
 
 // AddLeg joins a leg to an existing conversation.

@@ -232,6 +232,7 @@ func TestParseRefused(t *testing.T) {
 		{"missing as_token", set(t, minimalYAML, "appservice.as_token", `""`), "appservice.as_token", ErrMissing},
 		{"missing identity secret", "appservice: {as_token: a, hs_token: b}\nencryption: {pickle_key: c}\n", "identity.secret", ErrMissing},
 		{"empty auth_token with sms on", set(t, smsYAML, "sms.twilio.auth_token", `""`), "sms.twilio.auth_token", ErrMissing},
+		{"auth_token with symbols", set(t, smsYAML, "sms.twilio.auth_token", "abc-def"), "sms.twilio.auth_token", ErrInvalidValue},
 		{"no numbers with sms on", set(t, smsYAML, "sms.twilio.numbers", `[]`), "sms.twilio.numbers", ErrMissing},
 		{"empty ghost prefix", set(t, minimalYAML, "appservice.ghost_prefix", `""`), "appservice.ghost_prefix", ErrMissing},
 

@@ -170,6 +170,9 @@ func (c *Config) validateSMS(e *errorList) {
 		e.add("sms.twilio.auth_token", ErrMissing)
 	case strings.Trim(tok, "x") == "":
 		e.add("sms.twilio.auth_token", fmt.Errorf("%w: %q", ErrPlaceholder, placeholderAuthToken))
+	case !alphanumeric(tok):
+		// twilio-go refuses such a token on every request (error 21224).
+		e.add("sms.twilio.auth_token", fmt.Errorf("%w: a Twilio auth token has only letters and digits", ErrInvalidValue))
 	}
 	if len(s.Twilio.Numbers) == 0 {
 		e.add("sms.twilio.numbers", fmt.Errorf("%w: at least one number to send from", ErrMissing))
@@ -285,4 +288,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func alphanumeric(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -314,7 +314,7 @@ type phoneLoop struct {
 	chats map[string]bridge.ChatID
 }
 
-func (p *phoneLoop) OpenPhoneChat(_ context.Context, _ string, phone string) (bridge.ChatID, bridge.Sender, error) {
+func (p *phoneLoop) OpenPhoneChat(_ context.Context, _ string, phone string, _ bridge.ConversationID) (bridge.ChatID, bridge.Sender, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.chats == nil {

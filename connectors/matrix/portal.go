@@ -172,3 +172,9 @@ func (c *Connector) IsEncrypted(ctx context.Context, chat bridge.ChatID) (bool, 
 	c.mu.Unlock()
 	return encrypted, nil
 }
+
+// Notify posts a notice from the bot in one of the connector's rooms (a
+// portal), for things the bridge itself must tell the people there.
+func (c *Connector) Notify(ctx context.Context, chat bridge.ChatID, text string) {
+	c.sendNotice(ctx, id.RoomID(chat), "", RedactPhoneNumbers(text))
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
@@ -13,10 +15,19 @@ import (
 // implements it.
 type PhoneChatOpener interface {
 	bridge.Connector
-	// OpenPhoneChat returns the chat on the connector's network that
-	// reaches an E.164 number for owner (a Matrix user ID), and the
-	// contact as a Sender whose DisplayName is never the number.
-	OpenPhoneChat(ctx context.Context, owner string, phone string) (bridge.ChatID, bridge.Sender, error)
+	// OpenPhoneChat returns the chat on the connector's network through
+	// which conversation conv (not created yet; see
+	// Router.CreateConversationWithID) reaches an E.164 number for owner (a
+	// Matrix user ID), and the contact as a Sender whose DisplayName is
+	// never the number.
+	OpenPhoneChat(ctx context.Context, owner string, phone string, conv bridge.ConversationID) (bridge.ChatID, bridge.Sender, error)
+}
+
+// PhoneChatLister is a PhoneChatOpener that can list the chats it already
+// has with a number, so `start` returns to an existing conversation.
+type PhoneChatLister interface {
+	PhoneChatOpener
+	ChatsReaching(ctx context.Context, phone string) ([]bridge.ChatID, error)
 }
 
 var (
@@ -64,48 +75,89 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 			return nil, ErrSMSNotOptedIn
 		}
 	}
-	chat, contact, err := opener.OpenPhoneChat(ctx, string(req.User), req.Phone)
+	res := &StartResult{Network: network}
+	encrypted := func(chat bridge.ChatID) (bool, error) {
+		if er, ok := opener.(bridge.EncryptionReporter); ok {
+			return er.IsEncrypted(ctx, chat)
+		}
+		return false, nil
+	}
+	// Return to the user's conversation with that number if there is one.
+	if lister, ok := opener.(PhoneChatLister); ok {
+		chats, err := lister.ChatsReaching(ctx, req.Phone)
+		if err != nil {
+			return nil, err
+		}
+		for _, chat := range chats {
+			room, found, err := c.ownedPortal(ctx, r, req.User, bridge.Leg{Network: network, Chat: chat})
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				res.Room, res.Existing = room, true
+				res.Encrypted, err = encrypted(chat)
+				return res, err
+			}
+		}
+	}
+	conv := bridge.NewConversationID()
+	chat, contact, err := opener.OpenPhoneChat(ctx, string(req.User), req.Phone, conv)
 	if err != nil {
 		return nil, err
 	}
 	leg := bridge.Leg{Network: network, Chat: chat}
-	res := &StartResult{Network: network}
-	if er, ok := opener.(bridge.EncryptionReporter); ok {
-		if res.Encrypted, err = er.IsEncrypted(ctx, chat); err != nil {
-			return nil, err
-		}
+	if res.Encrypted, err = encrypted(chat); err != nil {
+		return nil, err
 	}
-	conv, err := r.ConversationOf(ctx, leg)
-	switch {
-	case err == nil:
-		legs, err := r.Legs(ctx, conv)
+	// An opener with one chat per number may hand back a chat that is
+	// already in a conversation.
+	if _, err = r.ConversationOf(ctx, leg); err == nil {
+		room, found, err := c.ownedPortal(ctx, r, req.User, leg)
 		if err != nil {
 			return nil, err
+		} else if !found {
+			return nil, ErrChatTaken
 		}
-		for _, l := range legs {
-			if l.Network != bridge.NetworkMatrix {
-				continue
-			}
-			portal, err := c.getPortal(ctx, roomIDOrEmpty(l.Chat))
-			if err != nil {
-				return nil, err
-			}
-			if portal != nil && portal.Owner == req.User {
-				res.Room, res.Existing = roomIDOrEmpty(l.Chat), true
-				return res, nil
-			}
-		}
-		return nil, ErrChatTaken
-	case !errors.Is(err, bridge.ErrUnknownLeg):
+		res.Room, res.Existing = room, true
+		return res, nil
+	} else if !errors.Is(err, bridge.ErrUnknownLeg) {
 		return nil, err
 	}
 	room, err := c.CreatePortal(ctx, PortalOptions{User: req.User, Network: network, Contact: contact, Direct: true})
 	if err != nil {
 		return nil, fmt.Errorf("create portal: %w", err)
 	}
-	if _, err = r.CreateConversation(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, leg); err != nil {
+	if err = r.CreateConversationWithID(ctx, conv, bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, leg); err != nil {
 		return nil, err
 	}
 	res.Room = roomIDOrEmpty(room)
 	return res, nil
+}
+
+// ownedPortal finds the Matrix portal of user in the conversation that leg
+// belongs to.
+func (c *Connector) ownedPortal(ctx context.Context, r *bridge.Router, user id.UserID, leg bridge.Leg) (id.RoomID, bool, error) {
+	conv, err := r.ConversationOf(ctx, leg)
+	if errors.Is(err, bridge.ErrUnknownLeg) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, err
+	}
+	legs, err := r.Legs(ctx, conv)
+	if err != nil {
+		return "", false, err
+	}
+	for _, l := range legs {
+		if l.Network != bridge.NetworkMatrix {
+			continue
+		}
+		portal, err := c.getPortal(ctx, roomIDOrEmpty(l.Chat))
+		if err != nil {
+			return "", false, err
+		}
+		if portal != nil && portal.Owner == user {
+			return roomIDOrEmpty(l.Chat), true, nil
+		}
+	}
+	return "", false, nil
 }

@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err = d.ident.Upgrade(ctx, log); err != nil {
 		return err
 	}
-	if err = d.registerConnectors(); err != nil {
+	if err = d.registerConnectors(reg); err != nil {
 		return err
 	}
 
@@ -159,7 +159,7 @@ func Run(ctx context.Context, opts Options) error {
 // Matrix appservice) and the connectors of the enabled networks, and mounts
 // their HTTP handlers. Networks this build has no connector for yet are
 // reported, not silently ignored.
-func (d *Daemon) registerConnectors() error {
+func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
 	mx, err := matrix.New(d.cfg, d.db, d.log)
 	if err != nil {
 		return err
@@ -171,7 +171,9 @@ func (d *Daemon) registerConnectors() error {
 	mx.SetIdentity(d.ident)
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
 	if d.cfg.SMS.Enabled {
-		d.log.Warn().Msg("sms.enabled is true, but this build has no SMS connector yet")
+		if err = d.registerSMS(mx, reg); err != nil {
+			return err
+		}
 	}
 	if d.cfg.WhatsApp.Enabled {
 		d.log.Warn().Msg("whatsapp.enabled is true, but this build has no WhatsApp connector yet")

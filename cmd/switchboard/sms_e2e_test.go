@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twilio/twilio-go/client"
+
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
+)
+
+const (
+	e2eSID      = "AC0123456789abcdef0123456789abcdef"
+	e2eToken    = "fedcba9876543210fedcba9876543210"
+	e2ePool     = "+14155550100"
+	e2eContact  = "+14155550123"
+	contactNoPl = "4155550123" // the contact's digits, which must never show on Matrix
+)
+
+// fakeTwilio records the Messages API calls the bridge makes.
+type fakeTwilio struct {
+	mu    sync.Mutex
+	posts []url.Values
+}
+
+func (f *fakeTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/2010-04-01/Accounts/"+e2eSID+"/Messages.json" {
+		http.Error(w, `{"code":20404,"message":"not found","status":404}`, http.StatusNotFound)
+		return
+	}
+	if user, pass, ok := r.BasicAuth(); !ok || user != e2eSID || pass != e2eToken {
+		http.Error(w, `{"code":20003,"message":"auth","status":401}`, http.StatusUnauthorized)
+		return
+	}
+	_ = r.ParseForm()
+	f.mu.Lock()
+	f.posts = append(f.posts, r.PostForm)
+	n := len(f.posts)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"sid": "SM" + strings.Repeat("0", 31) + string(rune('0'+n%10)), "status": "queued",
+		"to": r.PostForm.Get("To"), "from": r.PostForm.Get("From"), "num_segments": "1", "account_sid": e2eSID,
+	})
+}
+
+func (f *fakeTwilio) sent() []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]url.Values(nil), f.posts...)
+}
+
+// twilioSign computes X-Twilio-Signature and checks it with twilio-go's
+// own validator.
+func twilioSign(t *testing.T, fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	params := map[string]string{}
+	for k := range form {
+		keys = append(keys, k)
+		params[k] = form.Get(k)
+	}
+	sort.Strings(keys)
+	data := fullURL
+	for _, k := range keys {
+		data += k + form.Get(k)
+	}
+	mac := hmac.New(sha1.New, []byte(e2eToken))
+	mac.Write([]byte(data))
+	sig := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	v := client.NewRequestValidator(e2eToken)
+	require.True(t, v.Validate(fullURL, params, sig))
+	return sig
+}
+
+type roomEvent struct {
+	EventID  string         `json:"event_id"`
+	Sender   string         `json:"sender"`
+	Type     string         `json:"type"`
+	StateKey *string        `json:"state_key"`
+	Content  map[string]any `json:"content"`
+}
+
+func messages(t *testing.T, hs *dendrite.Server, token, room string) []roomEvent {
+	var msgs struct {
+		Chunk []roomEvent `json:"chunk"`
+	}
+	hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/messages?dir=b&limit=50", token, nil, &msgs)
+	return msgs.Chunk
+}
+
+// waitBotNotice waits for a notice from sender in room whose body contains want.
+func waitNotice(t *testing.T, hs *dendrite.Server, token, room, sender, want string) string {
+	var body string
+	require.Eventually(t, func() bool {
+		for _, ev := range messages(t, hs, token, room) {
+			b, _ := ev.Content["body"].(string)
+			if ev.Sender == sender && ev.Type == "m.room.message" && strings.Contains(b, want) {
+				body = b
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 200*time.Millisecond, "no notice containing %q", want)
+	return body
+}
+
+// TestSMSEndToEnd: a Matrix user opts in to SMS, starts a chat with a
+// number, and messages cross to a local fake Twilio and back, with the
+// number never visible on Matrix.
+func TestSMSEndToEnd(t *testing.T) {
+	fake := &fakeTwilio{}
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+
+	dir := t.TempDir()
+	listen := freePort(t)
+	env := []string{
+		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
+		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
+		"SWITCHBOARD_SMS_ENABLED=true",
+		"SWITCHBOARD_SMS_PUBLIC_URL=http://" + listen,
+		"SWITCHBOARD_SMS_TWILIO_ACCOUNT_SID=" + e2eSID,
+		"SWITCHBOARD_SMS_TWILIO_AUTH_TOKEN=" + e2eToken,
+		"SWITCHBOARD_SMS_TWILIO_API_URL=" + api.URL,
+		"SWITCHBOARD_SMS_TWILIO_NUMBERS=" + e2ePool,
+		"SWITCHBOARD_LOGGING_LEVEL=debug",
+	}
+	out, err := cmd(dir, env, "-g").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{filepath.Join(dir, "registration.yaml")}})
+	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
+	c := cmd(dir, env)
+	var logs bytes.Buffer
+	c.Stdout, c.Stderr = &logs, &logs
+	require.NoError(t, c.Start())
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = c.Process.Signal(syscall.SIGTERM)
+			_ = c.Wait()
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("switchboard output:\n%s", logs.String())
+		}
+	})
+
+	_, token := hs.RegisterUser(t, "alice", "correct horse battery")
+	bot := "@switchboard:" + hs.ServerName
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", token,
+		map[string]any{"invite": []string{bot}, "is_direct": true, "preset": "trusted_private_chat"}, &created))
+	dm := created.RoomID
+	say := func(room, txn, body string) {
+		require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPut,
+			"/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/send/m.room.message/"+txn, token,
+			map[string]any{"msgtype": "m.text", "body": body}, nil))
+	}
+	waitNotice(t, hs, token, dm, bot, "help") // the bot joined and greeted
+
+	// Without `sms on`, SMS is refused with the reason.
+	say(dm, "t1", "start "+e2eContact)
+	waitNotice(t, hs, token, dm, bot, "sms on")
+	require.Empty(t, fake.sent())
+
+	say(dm, "t2", "sms on")
+	waitNotice(t, hs, token, dm, bot, "not end-to-end encrypted")
+	say(dm, "t3", "start "+e2eContact)
+	answer := waitNotice(t, hs, token, dm, bot, "carried by sms")
+	require.Contains(t, answer, "not end-to-end encrypted")
+	portal := regexp.MustCompile(`!([^/?#\s]+)`).FindString(strings.ReplaceAll(answer, "%21", "!"))
+	portal, _ = url.PathUnescape(strings.TrimRight(portal, ".:"))
+	require.NotEmpty(t, portal, "no room in %q", answer)
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(portal), token, map[string]any{}, nil))
+
+	// Matrix → SMS: the fake Twilio gets the right To, From and Body.
+	say(portal, "m1", "hello from matrix")
+	require.Eventually(t, func() bool { return len(fake.sent()) == 1 }, 20*time.Second, 50*time.Millisecond, "no SMS sent")
+	sent := fake.sent()[0]
+	require.Equal(t, e2eContact, sent.Get("To"))
+	require.Equal(t, e2ePool, sent.Get("From"))
+	require.Equal(t, "hello from matrix", sent.Get("Body"))
+	require.Equal(t, "http://"+listen+"/sms/twilio/status", sent.Get("StatusCallback"))
+
+	// SMS → Matrix: a signed webhook reaches the portal from a ghost.
+	form := url.Values{
+		"AccountSid": {e2eSID}, "MessageSid": {"SM" + strings.Repeat("a", 32)},
+		"From": {e2eContact}, "To": {e2ePool}, "Body": {"hi from sms"}, "NumMedia": {"0"},
+	}
+	incoming := "http://" + listen + "/sms/twilio/incoming"
+	post := func(sig string) int {
+		req, err := http.NewRequest(http.MethodPost, incoming, strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if sig != "" {
+			req.Header.Set("X-Twilio-Signature", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusForbidden, post(""), "unsigned webhook")
+	require.Equal(t, http.StatusForbidden, post("Zm9yZ2Vk"), "forged webhook")
+	require.Equal(t, http.StatusOK, post(twilioSign(t, incoming, form)))
+	require.Equal(t, http.StatusOK, post(twilioSign(t, incoming, form)), "a redelivery is accepted and dropped")
+	var ghost string
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, ev := range messages(t, hs, token, portal) {
+			if b, _ := ev.Content["body"].(string); b == "hi from sms" && ev.Sender != bot {
+				ghost = ev.Sender
+				n++
+			}
+		}
+		return n == 1
+	}, 20*time.Second, 100*time.Millisecond, "inbound SMS not in the portal exactly once")
+	require.Regexp(t, `^@sb_[a-z2-7]+:`, ghost)
+
+	// Nothing visible on Matrix carries the number: ghost ID, profile,
+	// room state, any event.
+	var state []roomEvent
+	hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(portal)+"/state", token, nil, &state)
+	var profile map[string]any
+	hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/profile/"+url.PathEscape(ghost), token, nil, &profile)
+	// Alice typed the number in her DM with the bot; everything else is
+	// the bridge's doing.
+	var botSaid []roomEvent
+	for _, ev := range messages(t, hs, token, dm) {
+		if ev.Sender != idOfAlice(hs) {
+			botSaid = append(botSaid, ev)
+		}
+	}
+	visible, err := json.Marshal([]any{state, profile, messages(t, hs, token, portal), botSaid, ghost})
+	require.NoError(t, err)
+	require.NotContains(t, string(visible), contactNoPl)
+
+	// Nor do the logs or, once stopped, the database files.
+	stop()
+	require.NotContains(t, logs.String(), contactNoPl)
+	require.NotContains(t, logs.String(), "hi from sms")
+	files, _ := filepath.Glob(filepath.Join(dir, "switchboard.db*"))
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.False(t, bytes.Contains(data, []byte(contactNoPl)), "number in %s", f)
+		require.False(t, bytes.Contains(data, []byte("hi from sms")), "body in %s", f)
+		require.False(t, bytes.Contains(data, []byte("hello from matrix")), "body in %s", f)
+	}
+}
+
+func idOfAlice(hs *dendrite.Server) string { return "@alice:" + hs.ServerName }

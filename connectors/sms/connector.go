@@ -1,0 +1,441 @@
+// Package sms is switchboard's SMS connector: Twilio's Messages API for
+// sending, signed webhooks for receiving and for delivery status.
+//
+// Privacy: phone numbers are never logged and never stored in plaintext.
+// A chat (bridge.ChatID) is an opaque keyed hash of (contact, pool number,
+// conversation); the contact's number is stored AES-256-GCM encrypted with
+// a key derived from identity.secret, next to an HMAC used for look-ups.
+// Senders of inbound SMS appear under a pseudonym ("SMS contact k3f9q2").
+//
+// Number pool: each (contact, conversation) pair gets a pool number the
+// contact does not already use with another conversation, so a reply to
+// that number reaches the right conversation (the number-masking model of
+// Twilio Proxy). When the pool is exhausted for a contact, the new
+// conversation shares the pool number of the contact's most recently active
+// conversation; a reply to a shared number goes to whichever of its
+// conversations last sent to the contact. Hooks.OnPoolShared (and
+// SharedWith) let the caller tell the conversations concerned.
+//
+// Wiring (the daemon's part):
+//
+//	c, err := sms.New(cfg, db, log)         // no I/O
+//	c.SetHooks(sms.Hooks{OnStatus: …, OnPoolShared: …, OnUnrouted: …, IsGroup: …})
+//	c.RegisterMetrics(registry)
+//	router.Register(c)                      // Start runs the sb_sms_version migrations
+//	for pattern, h := range c.Routes() { mux.Handle(pattern, h) }
+//	chat, err := c.ChatFor(ctx, "+14155550100", conv) // then router.AddLeg(ctx, conv, bridge.Leg{Network: "sms", Chat: chat})
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/twilio/twilio-go"
+	"github.com/twilio/twilio-go/client"
+	"go.mau.fi/util/dbutil"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/migrations"
+)
+
+// Route patterns (Go 1.22 ServeMux syntax) of the webhooks, relative to
+// sms.public_url.
+const (
+	RouteIncoming = "POST /sms/twilio/incoming"
+	RouteStatus   = "POST /sms/twilio/status"
+
+	pathIncoming = "/sms/twilio/incoming"
+	pathStatus   = "/sms/twilio/status"
+)
+
+// Hooks are the daemon's side of events the router does not carry. Every
+// hook is optional; set them with SetHooks before Start. Hooks run on the
+// webhook's or the delivery's goroutine and should return quickly.
+type Hooks struct {
+	// OnStatus receives Twilio status callbacks for messages the bridge
+	// sent. state is one of the Status constants; StatusDelivered and
+	// StatusFailed equal bridge.StateDelivered and bridge.StateFailed.
+	// errorCode is Twilio's ErrorCode ("" if none).
+	OnStatus func(ctx context.Context, conv bridge.ConversationID, msg bridge.MessageID, state string, errorCode string)
+	// OnPoolShared is called when ChatFor had to give conv a pool number
+	// already used with the same contact by the conversations in others
+	// (the pool is exhausted). Replies on that number now go to conv until
+	// another of them sends; tell the others.
+	OnPoolShared func(ctx context.Context, conv bridge.ConversationID, others []bridge.ConversationID)
+	// OnUnrouted is called when a contact texts a pool number that no
+	// conversation uses with them. It may create a conversation holding
+	// the leg {sms, chat} (or add the leg to one) and return its ID; the
+	// message is then delivered there. Without it, or if it fails, the
+	// message is dropped (and logged without the number).
+	OnUnrouted func(ctx context.Context, chat bridge.ChatID, pool string) (bridge.ConversationID, error)
+	// IsGroup tells whether a conversation has more than one participant
+	// besides the SMS contact; messages to the contact are then prefixed
+	// with the sender's display name. Nil: never prefixed.
+	IsGroup func(ctx context.Context, conv bridge.ConversationID) bool
+}
+
+// Connector is the SMS connector.
+type Connector struct {
+	cfg       config.SMS
+	publicURL string
+	apiURL    *url.URL
+	keys      *keys
+	db        *dbutil.Database
+	log       zerolog.Logger
+	host      bridge.Host
+	metadata  time.Duration
+	now       func() time.Time
+
+	twilio    *twilio.RestClient
+	validator client.RequestValidator
+	transport *rewriteTransport
+	// pool maps pool_hash to the E.164 pool number, in config order.
+	pool      map[string]string
+	poolOrder []string
+
+	hooks   Hooks
+	metrics *metrics
+
+	mu     sync.Mutex
+	health bridge.Health
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+}
+
+var (
+	_ bridge.Connector          = (*Connector)(nil)
+	_ bridge.MediaDownloader    = (*Connector)(nil)
+	_ bridge.HealthReporter     = (*Connector)(nil)
+	_ bridge.EncryptionReporter = (*Connector)(nil)
+)
+
+// IsEncrypted implements bridge.EncryptionReporter: SMS never is, so the
+// core can disclose it before a conversation uses SMS.
+func (c *Connector) IsEncrypted(context.Context, bridge.ChatID) (bool, error) { return false, nil }
+
+// New validates the SMS configuration and builds the connector. It does no
+// I/O; Start runs the migrations (version table sb_sms_version).
+func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error) {
+	if db == nil {
+		return nil, errors.New("sms: database is required")
+	}
+	s := cfg.SMS
+	k, err := deriveKeys(cfg.Identity.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if s.Twilio.AccountSID == "" || s.Twilio.AuthToken == "" {
+		return nil, errors.New("sms: sms.twilio.account_sid and sms.twilio.auth_token are required")
+	}
+	pub, err := url.Parse(s.PublicURL)
+	if err != nil || (pub.Scheme != "https" && pub.Scheme != "http") || pub.Host == "" {
+		return nil, errors.New("sms: sms.public_url must be an http(s) URL")
+	}
+	apiRaw := s.Twilio.APIURL
+	if apiRaw == "" {
+		apiRaw = "https://api.twilio.com"
+	}
+	api, err := url.Parse(apiRaw)
+	if err != nil || (api.Scheme != "https" && api.Scheme != "http") || api.Host == "" {
+		return nil, errors.New("sms: sms.twilio.api_url must be an http(s) URL")
+	}
+	if len(s.Twilio.Numbers) == 0 {
+		return nil, ErrEmptyPool
+	}
+	c := &Connector{
+		cfg:       s,
+		publicURL: strings.TrimRight(s.PublicURL, "/"),
+		apiURL:    api,
+		keys:      k,
+		db:        db,
+		log:       log.With().Str("component", "sms").Logger(),
+		metadata:  time.Duration(cfg.Retention.Metadata),
+		now:       time.Now,
+		validator: client.NewRequestValidator(s.Twilio.AuthToken),
+		pool:      make(map[string]string, len(s.Twilio.Numbers)),
+		metrics:   newMetrics(),
+		health:    bridge.Health{State: bridge.HealthStarting},
+	}
+	for i, n := range s.Twilio.Numbers {
+		e164, _, err := NormalizeNumber(n)
+		if err != nil {
+			return nil, fmt.Errorf("sms.twilio.numbers[%d]: %w", i, err)
+		}
+		h := k.poolHash(e164)
+		if _, dup := c.pool[h]; dup {
+			return nil, fmt.Errorf("sms.twilio.numbers[%d]: listed twice", i)
+		}
+		c.pool[h] = e164
+		c.poolOrder = append(c.poolOrder, h)
+	}
+	c.transport = &rewriteTransport{base: http.DefaultTransport, target: api}
+	httpc := &client.Client{
+		Credentials: client.NewCredentials(s.Twilio.AccountSID, s.Twilio.AuthToken),
+		HTTPClient: &http.Client{
+			Transport: c.transport,
+			Timeout:   30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+	}
+	httpc.SetAccountSid(s.Twilio.AccountSID)
+	c.twilio = twilio.NewRestClientWithParams(twilio.ClientParams{Client: httpc})
+	return c, nil
+}
+
+// SetHooks installs the daemon's hooks. Call before Start.
+func (c *Connector) SetHooks(h Hooks) { c.hooks = h }
+
+// RegisterMetrics registers the connector's Prometheus metrics
+// (sb_sms_segments_total, sb_sms_messages_total).
+func (c *Connector) RegisterMetrics(reg prometheus.Registerer) error {
+	return c.metrics.register(reg)
+}
+
+// Network implements bridge.Connector.
+func (c *Connector) Network() bridge.NetworkID { return bridge.NetworkSMS }
+
+// Init implements bridge.Connector.
+func (c *Connector) Init(host bridge.Host) { c.host = host }
+
+// Start runs the SMS migrations and starts pruning the sent-message map
+// after retention.metadata. It makes no Twilio call.
+func (c *Connector) Start(ctx context.Context) error {
+	db, err := database.Upgrade(ctx, c.db, "sb_sms_version", migrations.SMS, "sms", c.log)
+	if err != nil {
+		return err
+	}
+	c.db = db
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	if c.metadata > 0 {
+		c.bg.Add(1)
+		go c.pruneLoop(bgCtx)
+	}
+	c.setHealth(bridge.HealthOK, "")
+	return nil
+}
+
+// Stop implements bridge.Connector.
+func (c *Connector) Stop(context.Context) error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.bg.Wait()
+	c.setHealth(bridge.HealthDown, "stopped")
+	return nil
+}
+
+// Health implements bridge.HealthReporter.
+func (c *Connector) Health(context.Context) bridge.Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.health
+}
+
+func (c *Connector) setHealth(state bridge.HealthState, msg string) {
+	c.mu.Lock()
+	c.health = bridge.Health{State: state, Message: msg}
+	c.mu.Unlock()
+}
+
+// Routes returns the webhook handlers, keyed by ServeMux pattern. The
+// daemon mounts them on appservice.listen; sms.public_url must reach them
+// at the same paths.
+func (c *Connector) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		RouteIncoming: http.HandlerFunc(c.handleIncoming),
+		RouteStatus:   http.HandlerFunc(c.handleStatus),
+	}
+}
+
+func (c *Connector) pruneLoop(ctx context.Context) {
+	defer c.bg.Done()
+	tick := time.NewTicker(min(c.metadata/4+time.Second, time.Hour))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			c.Prune(ctx)
+		}
+	}
+}
+
+// Prune deletes sent-message rows older than retention.metadata.
+func (c *Connector) Prune(ctx context.Context) {
+	if c.metadata <= 0 {
+		return
+	}
+	cutoff := c.now().Add(-c.metadata).UnixMilli()
+	if _, err := c.db.Exec(ctx, pruneSentQuery, cutoff); err != nil {
+		c.log.Warn().Err(err).Msg("Failed to prune SMS delivery metadata")
+	}
+}
+
+// ChatFor returns the SMS chat through which conversation conv reaches the
+// contact, creating it on first use. The number is validated and
+// normalized to E.164 and must be in sms.allowed_countries (else a
+// *CountryError, ErrCountryNotAllowed). A new chat gets a pool number the
+// contact does not use with another conversation; when none is free the
+// pool number of the contact's most recently active conversation is
+// shared, and Hooks.OnPoolShared is told (see SharedWith).
+func (c *Connector) ChatFor(ctx context.Context, contact string, conv bridge.ConversationID) (bridge.ChatID, error) {
+	if conv == "" {
+		return "", errors.New("sms: ChatFor needs a conversation")
+	}
+	e164, region, err := NormalizeNumber(contact)
+	if err != nil {
+		return "", err
+	}
+	if err = checkCountry(region, c.cfg.AllowedCountries); err != nil {
+		return "", err
+	}
+	if _, own := c.pool[c.keys.poolHash(e164)]; own {
+		return "", fmt.Errorf("%w: it is one of the bridge's own pool numbers", ErrInvalidNumber)
+	}
+	hash := c.keys.contactHash(e164)
+	var chat bridge.ChatID
+	var shared []bridge.ConversationID
+	err = c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		shared = nil
+		err := c.db.QueryRow(ctx, chatByConvQuery, hash, conv).Scan(&chat)
+		if err == nil {
+			return nil
+		} else if !errors.Is(err, sqlNoRows) {
+			return err
+		}
+		used := make(map[string][]bridge.ConversationID)
+		var recentPool string
+		rows, err := c.db.Query(ctx, contactChatsQuery, hash)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, pool string
+			var other bridge.ConversationID
+			if err = rows.Scan(&id, &pool, &other); err != nil {
+				rows.Close()
+				return err
+			}
+			if _, ok := c.pool[pool]; !ok {
+				continue // a number no longer configured
+			}
+			if recentPool == "" {
+				recentPool = pool
+			}
+			used[pool] = append(used[pool], other)
+		}
+		rows.Close()
+		if err = rows.Err(); err != nil {
+			return err
+		}
+		pool := ""
+		for _, p := range c.poolOrder {
+			if _, taken := used[p]; !taken {
+				pool = p
+				break
+			}
+		}
+		if pool == "" {
+			pool, shared = recentPool, used[recentPool]
+		}
+		chat = bridge.ChatID(c.keys.chatID(e164, c.pool[pool], string(conv)))
+		_, err = c.db.Exec(ctx, insertChatQuery, chat, hash, c.keys.seal(e164, hash), pool, conv, c.now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: assign sms chat: %w", bridge.ErrDatabase, err)
+	}
+	if len(shared) > 0 {
+		c.log.Warn().Str("contact", c.keys.logRef(e164)).Int("pool_size", len(c.pool)).
+			Int("sharing", len(shared)+1).Msg("SMS number pool exhausted for contact; sharing the pool number of their most recent conversation")
+		if c.hooks.OnPoolShared != nil {
+			c.hooks.OnPoolShared(ctx, conv, shared)
+		}
+	}
+	return chat, nil
+}
+
+// SharedWith lists the other conversations that reach the same contact
+// through the same pool number as chat (empty unless the pool was
+// exhausted).
+func (c *Connector) SharedWith(ctx context.Context, chat bridge.ChatID) ([]bridge.ConversationID, error) {
+	row, err := c.loadChat(ctx, chat)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.db.Query(ctx, sharingQuery, row.contactHash, row.poolHash, chat)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", bridge.ErrDatabase, err)
+	}
+	defer rows.Close()
+	var out []bridge.ConversationID
+	for rows.Next() {
+		var id bridge.ConversationID
+		if err = rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// PoolNumber returns the pool number (the bridge's own number) a chat
+// sends from. It is safe to show: it is not the contact's.
+func (c *Connector) PoolNumber(ctx context.Context, chat bridge.ChatID) (string, error) {
+	row, err := c.loadChat(ctx, chat)
+	if err != nil {
+		return "", err
+	}
+	n, ok := c.pool[row.poolHash]
+	if !ok {
+		return "", ErrPoolNumberGone
+	}
+	return n, nil
+}
+
+// rewriteTransport sends twilio-go's requests (always to
+// https://api.twilio.com) to sms.twilio.api_url instead, and remembers the
+// last Retry-After of a 429.
+type rewriteTransport struct {
+	base       http.RoundTripper
+	target     *url.URL
+	mu         sync.Mutex
+	retryAfter time.Duration
+}
+
+func (t *rewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.URL.Scheme = t.target.Scheme
+	r.URL.Host = t.target.Host
+	if p := strings.TrimRight(t.target.Path, "/"); p != "" {
+		r.URL.Path = p + r.URL.Path
+	}
+	r.Host = t.target.Host
+	resp, err := t.base.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		t.mu.Lock()
+		t.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+		t.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (t *rewriteTransport) lastRetryAfter() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.retryAfter
+}

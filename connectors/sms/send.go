@@ -1,0 +1,256 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twilio/twilio-go/client"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+)
+
+// Twilio error codes the connector treats specially.
+const (
+	CodeUnsubscribed    = 21610 // recipient replied STOP
+	CodeInvalidTo       = 21211 // invalid 'To' number
+	CodeNotMobile       = 21614 // 'To' is not a valid mobile number
+	CodeTooManyRequests = 20429
+	CodeAuthFailed      = 20003
+)
+
+// defaultRetryAfter is used for a 429 without a usable Retry-After.
+const defaultRetryAfter = 5 * time.Second
+
+type metrics struct {
+	segments *prometheus.CounterVec
+	messages *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sb_sms_segments_total",
+			Help: "SMS segments sent through Twilio (what carriers bill), by encoding (gsm7 or ucs2).",
+		}, []string{"encoding"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sb_sms_messages_total",
+			Help: "SMS messages by direction (in, out) and result.",
+		}, []string{"direction", "result"}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	return errors.Join(reg.Register(m.segments), reg.Register(m.messages))
+}
+
+// SendMessage implements bridge.Connector: the body goes to the contact
+// from the chat's pool number, split into parts of at most 1600
+// characters. Parts already accepted by Twilio in an earlier attempt of the
+// same delivery are not sent again.
+func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
+	if d.Event == nil || d.Event.Content == nil {
+		return "", bridge.Permanent(errors.New("sms: delivery has no content"))
+	}
+	row, err := c.loadChat(ctx, d.Chat)
+	if err != nil {
+		if errors.Is(err, ErrUnknownChat) {
+			return "", bridge.Permanent(err)
+		}
+		return "", err
+	}
+	to, err := c.keys.open(row.contactEnc, row.contactHash)
+	if err != nil {
+		return "", bridge.Permanent(err)
+	}
+	from, ok := c.pool[row.poolHash]
+	if !ok {
+		return "", bridge.Permanent(ErrPoolNumberGone)
+	}
+	_, region, err := NormalizeNumber(to)
+	if err != nil {
+		return "", bridge.Permanent(err)
+	}
+	if err = checkCountry(region, c.cfg.AllowedCountries); err != nil {
+		c.metrics.messages.WithLabelValues("out", "refused").Inc()
+		return "", bridge.Permanent(err)
+	}
+	if out, err := c.optedOut(ctx, row.contactHash); err != nil {
+		return "", err
+	} else if out {
+		c.metrics.messages.WithLabelValues("out", "refused").Inc()
+		return "", bridge.Permanent(ErrOptedOut)
+	}
+	body := c.bodyFor(ctx, d)
+	if body == "" {
+		return "", bridge.Permanent(errors.New("sms: nothing to send (empty body)"))
+	}
+	parts := SplitBody(body, MaxBodyLength)
+	done, err := c.sentParts(ctx, d.ID)
+	if err != nil {
+		return "", err
+	}
+	log := c.log.With().Str("chat", string(d.Chat)).Str("delivery", string(d.ID)).Logger()
+	var first bridge.RemoteID
+	for i, part := range parts {
+		if sid, ok := done[i]; ok {
+			if i == 0 {
+				first = bridge.RemoteID(sid)
+			}
+			continue
+		}
+		params := &openapi.CreateMessageParams{}
+		params.SetTo(to).SetFrom(from).SetBody(part).SetStatusCallback(c.publicURL + pathStatus)
+		resp, err := c.twilio.Api.CreateMessage(params)
+		if err != nil {
+			cerr := c.classify(ctx, row.contactHash, err)
+			log.Warn().Err(cerr).Int("part", i).Int("parts", len(parts)).Msg("Twilio refused an SMS")
+			c.metrics.messages.WithLabelValues("out", "error").Inc()
+			return "", cerr
+		}
+		if resp.Sid == nil || *resp.Sid == "" {
+			return "", errors.New("sms: Twilio answered without a MessageSid")
+		}
+		sid := *resp.Sid
+		status := StatusQueued
+		if resp.Status != nil {
+			if s, ok := MapStatus(*resp.Status); ok {
+				status = s
+			}
+		}
+		if _, err = c.db.Exec(ctx, insertSentQuery, sid, d.ID, i, d.Chat, d.Conversation, d.Message, string(status), c.now().UnixMilli()); err != nil {
+			// Twilio has the message; losing the map only loses its status.
+			log.Warn().Err(err).Msg("Failed to record MessageSid of a sent SMS")
+		}
+		enc, n := Segments(part)
+		c.metrics.segments.WithLabelValues(string(enc)).Add(float64(n))
+		c.metrics.messages.WithLabelValues("out", "sent").Inc()
+		if i == 0 {
+			first = bridge.RemoteID(sid)
+		}
+		log.Debug().Str("message_sid", sid).Int("part", i).Str("encoding", string(enc)).Int("segments", n).Msg("Sent SMS")
+	}
+	if c.Health(ctx).State == bridge.HealthBadCredential {
+		c.setHealth(bridge.HealthOK, "")
+	}
+	if _, err = c.db.Exec(ctx, touchChatQuery, d.Chat, c.now().UnixMilli()); err != nil {
+		log.Warn().Err(err).Msg("Failed to update SMS chat activity")
+	}
+	return first, nil
+}
+
+// bodyFor is the text that goes out: the body (for media the caption and
+// file name), prefixed with the sender's display name in a group.
+func (c *Connector) bodyFor(ctx context.Context, d *bridge.Delivery) string {
+	ct := d.Event.Content
+	body := ct.Body
+	if ct.Media != nil && body == "" {
+		body = ct.Media.FileName
+	}
+	if d.Event.Kind == bridge.KindMessage && ct.Type == bridge.MsgEmote && d.Event.Sender.DisplayName != "" {
+		return "* " + d.Event.Sender.DisplayName + " " + body
+	}
+	if name := d.Event.Sender.DisplayName; name != "" && c.hooks.IsGroup != nil && c.hooks.IsGroup(ctx, d.Conversation) {
+		return name + ": " + body
+	}
+	return body
+}
+
+func (c *Connector) sentParts(ctx context.Context, id bridge.DeliveryID) (map[int]string, error) {
+	rows, err := c.db.Query(ctx, sentPartsQuery, id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", bridge.ErrDatabase, err)
+	}
+	defer rows.Close()
+	done := make(map[int]string)
+	for rows.Next() {
+		var part int
+		var sid string
+		if err = rows.Scan(&part, &sid); err != nil {
+			return nil, err
+		}
+		done[part] = sid
+	}
+	return done, rows.Err()
+}
+
+// classify turns a twilio-go error into the router's retry semantics and
+// records an opt-out Twilio reports (21610).
+func (c *Connector) classify(ctx context.Context, contactHash string, err error) error {
+	out := Classify(err, c.transport.lastRetryAfter())
+	var te *TwilioError
+	if errors.As(out, &te) {
+		switch te.Code {
+		case CodeUnsubscribed:
+			if err := c.setOptOut(ctx, contactHash, true, "twilio-21610"); err != nil {
+				c.log.Warn().Err(err).Msg("Failed to record opt-out reported by Twilio")
+			}
+		case CodeAuthFailed:
+			c.setHealth(bridge.HealthBadCredential, "Twilio rejected sms.twilio.account_sid / auth_token")
+		}
+		if te.Status == http.StatusUnauthorized {
+			c.setHealth(bridge.HealthBadCredential, "Twilio rejected sms.twilio.account_sid / auth_token")
+		}
+	}
+	return out
+}
+
+// Classify maps an error from twilio-go to the router's semantics:
+// unsubscribed (21610, wrapping ErrOptedOut) and invalid numbers (21211,
+// 21614) and other 4xx answers are bridge.Permanent; 429 is a
+// *bridge.RetryAfterError (retryAfter, or a default when zero); 5xx,
+// undecodable answers and network errors are returned as they are, to be
+// retried.
+func Classify(err error, retryAfter time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	var rest *client.TwilioRestError
+	var v1 *client.RestErrorV1
+	te := &TwilioError{}
+	switch {
+	case errors.As(err, &rest):
+		te.Status, te.Code = rest.Status, rest.Code
+	case errors.As(err, &v1):
+		te.Status, te.Code = v1.HttpStatusCode, v1.Code
+	default:
+		return fmt.Errorf("sms: twilio request: %w", err)
+	}
+	if te.Status == http.StatusTooManyRequests || te.Code == CodeTooManyRequests {
+		if retryAfter <= 0 {
+			retryAfter = defaultRetryAfter
+		}
+		return &bridge.RetryAfterError{After: retryAfter, Err: te}
+	}
+	switch te.Code {
+	case CodeUnsubscribed:
+		return bridge.Permanent(fmt.Errorf("%w: %w", ErrOptedOut, te))
+	case CodeInvalidTo, CodeNotMobile:
+		return bridge.Permanent(fmt.Errorf("%w: %w", ErrInvalidNumber, te))
+	}
+	if te.Status >= 500 || te.Status == 0 {
+		return te
+	}
+	return bridge.Permanent(te)
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}

@@ -1,0 +1,185 @@
+package sms_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/connectors/sms"
+)
+
+// counter reads a counter from the test registry.
+func counter(t *testing.T, e *env, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestSendFields(t *testing.T) {
+	e := newEnv(t)
+	_, mxLeg, _ := e.conversation(contactA, "!room1")
+	e.sendFromMatrix(mxLeg, "$1", "héllo €")
+	reqs := e.twilio.waitRequests(t, 1)
+	assert.Equal(t, contactA, reqs[0].Get("To"))
+	assert.Equal(t, pool1, reqs[0].Get("From"))
+	assert.Equal(t, "héllo €", reqs[0].Get("Body"), "1:1 chats are not prefixed")
+	assert.Equal(t, publicURL+"/sms/twilio/status", reqs[0].Get("StatusCallback"))
+	waitDelivered(t, e, "$1")
+	assert.Equal(t, 1.0, counter(t, e, "sb_sms_segments_total", "encoding", "gsm7"))
+
+	e.sendFromMatrix(mxLeg, "$2", strings.Repeat("я", 71))
+	e.twilio.waitRequests(t, 2)
+	waitDelivered(t, e, "$2")
+	assert.Equal(t, 2.0, counter(t, e, "sb_sms_segments_total", "encoding", "ucs2"))
+}
+
+func TestSendGroupPrefix(t *testing.T) {
+	e := newEnv(t)
+	e.sms.SetHooks(sms.Hooks{IsGroup: func(context.Context, bridge.ConversationID) bool { return true }})
+	_, mxLeg, _ := e.conversation(contactA, "!room1")
+	e.sendFromMatrix(mxLeg, "$1", "hi all")
+	reqs := e.twilio.waitRequests(t, 1)
+	assert.Equal(t, "Alice: hi all", reqs[0].Get("Body"))
+}
+
+func TestSendLongBodySplitAndResume(t *testing.T) {
+	e := newEnv(t)
+	_, mxLeg, _ := e.conversation(contactA, "!room1")
+	body := strings.Repeat("lorem ipsum ", 300) // 3600 chars: 3 parts
+	// The second part fails once with a 5xx: the retry must not send the
+	// first part again.
+	e.twilio.failOnly(1, http.StatusInternalServerError, `{"code":20500,"status":500,"message":"oops"}`)
+	e.sendFromMatrix(mxLeg, "$1", body)
+	waitDelivered(t, e, "$1")
+	reqs := e.twilio.Requests()
+	require.Len(t, reqs, 4, "3 parts + 1 retried")
+	var got []string
+	for i, r := range reqs {
+		if i == 1 {
+			continue // the failed attempt
+		}
+		assert.LessOrEqual(t, len([]rune(r.Get("Body"))), sms.MaxBodyLength)
+		got = append(got, r.Get("Body"))
+	}
+	assert.Equal(t, reqs[1].Get("Body"), reqs[2].Get("Body"), "the failed part is what was retried")
+	assert.Equal(t, strings.Fields(body), strings.Fields(strings.Join(got, " ")))
+}
+
+func TestSendErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		status    int
+		body      string
+		permanent bool
+		target    error
+	}{
+		{"unsubscribed", 400, `{"code":21610,"status":400,"message":"Attempt to send to unsubscribed recipient"}`, true, sms.ErrOptedOut},
+		{"invalid number", 400, `{"code":21211,"status":400,"message":"Invalid 'To' Phone Number"}`, true, sms.ErrInvalidNumber},
+		{"rate limited", 429, `{"code":20429,"status":429,"message":"Too Many Requests"}`, false, nil},
+		{"server error", 503, `{"code":20503,"status":503,"message":"Service unavailable"}`, false, nil},
+		{"gateway html", 502, `<html>bad gateway</html>`, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			_, mxLeg, _ := e.conversation(contactA, "!room1")
+			e.twilio.fail(tc.status, tc.body)
+			began := time.Now()
+			e.sendFromMatrix(mxLeg, "$1", "hello")
+			st, ok := e.mx.WaitStatus(10*time.Second, func(r bridge.StatusReport) bool { return r.State == bridge.StateFailed })
+			require.True(t, ok)
+			require.ErrorIs(t, st.Err, bridge.ErrPermanent, "failed in the end")
+			if tc.target != nil {
+				assert.ErrorIs(t, st.Err, tc.target)
+			}
+			if tc.permanent {
+				assert.Len(t, e.twilio.Requests(), 1, "permanent errors are not retried")
+			} else {
+				assert.Len(t, e.twilio.Requests(), 3, "transient errors are retried up to MaxAttempts")
+				assert.Contains(t, st.Err.Error(), "gave up")
+			}
+			if tc.status == http.StatusTooManyRequests {
+				assert.GreaterOrEqual(t, time.Since(began), 2*time.Second, "Retry-After: 1 is honoured between attempts")
+			}
+			if tc.name == "unsubscribed" {
+				// Twilio's 21610 is recorded: the next send is refused locally.
+				e.twilio.fail(0, "")
+				e.sendFromMatrix(mxLeg, "$2", "again")
+				st, ok := e.mx.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool { return r.SourceID == "$2" })
+				require.True(t, ok)
+				assert.ErrorIs(t, st.Err, sms.ErrOptedOut)
+				assert.Len(t, e.twilio.Requests(), 1)
+			}
+		})
+	}
+}
+
+func TestChatForRefusals(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	conv, err := e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!r"})
+	require.NoError(t, err)
+
+	_, err = e.sms.ChatFor(ctx, "+442079460123", conv)
+	var ce *sms.CountryError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "GB", ce.Region)
+	assert.ErrorIs(t, err, sms.ErrCountryNotAllowed)
+	assert.NotContains(t, err.Error(), "2079460123")
+
+	_, err = e.sms.ChatFor(ctx, "+15551234567", conv)
+	assert.ErrorIs(t, err, sms.ErrInvalidNumber)
+	_, err = e.sms.ChatFor(ctx, pool1, conv)
+	assert.ErrorIs(t, err, sms.ErrInvalidNumber, "the bridge's own numbers are not contacts")
+
+	chat, err := e.sms.ChatFor(ctx, contactA, conv)
+	require.NoError(t, err)
+	assert.Regexp(t, `^sms_[a-z2-7]{24}$`, string(chat))
+	assert.NotContains(t, string(chat), "4155550100")
+}
+
+func TestCountryRemovedAfterChatCreated(t *testing.T) {
+	// A chat created while its country was allowed is refused once the
+	// admin removes the country: the check runs at every send.
+	e := newEnv(t, func(c *config.Config) { c.SMS.AllowedCountries = []string{"CA"} })
+	ctx := context.Background()
+	conv, err := e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!r"})
+	require.NoError(t, err)
+	_, err = e.sms.ChatFor(ctx, contactA, conv)
+	require.ErrorIs(t, err, sms.ErrCountryNotAllowed)
+	assert.Empty(t, e.twilio.Requests())
+}
+
+func TestSendMediaNotSupported(t *testing.T) {
+	e := newEnv(t)
+	_, mxLeg, _ := e.conversation(contactA, "!room1")
+	require.NoError(t, e.mx.Receive(context.Background(), &bridge.Event{
+		Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$img",
+		Sender:  bridge.Sender{ID: "@alice:example.org", DisplayName: "Alice"},
+		Content: &bridge.Content{Type: bridge.MsgImage, Body: "cat", Media: &bridge.Media{Ref: "mxc://x/y", MimeType: "image/png"}},
+	}))
+	st, ok := e.mx.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool { return r.SourceID == "$img" })
+	require.True(t, ok)
+	assert.Equal(t, bridge.StateFailed, st.State)
+	assert.ErrorIs(t, st.Err, bridge.ErrNotSupported, "outbound MMS is not supported: the sender is told")
+	assert.Empty(t, e.twilio.Requests())
+}
