@@ -61,6 +61,11 @@ func (f *fakeTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// sentSID is the MessageSid the fake gave the i-th message.
+func sentSID(_ *fakeTwilio, i int) string {
+	return "SM" + strings.Repeat("0", 31) + string(rune('0'+(i+1)%10))
+}
+
 func (f *fakeTwilio) sent() []url.Values {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -238,6 +243,23 @@ func TestSMSEndToEnd(t *testing.T) {
 		return n == 1
 	}, 20*time.Second, 100*time.Millisecond, "inbound SMS not in the portal exactly once")
 	require.Regexp(t, `^@sb_[a-z2-7]+:`, ghost)
+
+	// The carrier later reports the SMS undelivered: the sender sees it.
+	status := url.Values{
+		"AccountSid": {e2eSID}, "MessageSid": {sentSID(fake, 0)}, "MessageStatus": {"undelivered"},
+		"ErrorCode": {"30003"}, "From": {e2ePool}, "To": {e2eContact},
+	}
+	statusURL := "http://" + listen + "/sms/twilio/status"
+	req, err := http.NewRequest(http.MethodPost, statusURL, strings.NewReader(status.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", twilioSign(t, statusURL, status))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	notice := waitNotice(t, hs, token, portal, bot, "30003")
+	require.Contains(t, strings.ToLower(notice), "not delivered")
 
 	// Nothing visible on Matrix carries the number: ghost ID, profile,
 	// room state, any event.
