@@ -6,10 +6,12 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -37,6 +39,7 @@ const (
 type fakeTwilio struct {
 	mu    sync.Mutex
 	posts []url.Values
+	at    map[string]time.Time // Body -> when it arrived
 }
 
 func (f *fakeTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -51,19 +54,23 @@ func (f *fakeTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	f.mu.Lock()
 	f.posts = append(f.posts, r.PostForm)
+	if f.at == nil {
+		f.at = make(map[string]time.Time)
+	}
+	f.at[r.PostForm.Get("Body")] = time.Now()
 	n := len(f.posts)
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"sid": "SM" + strings.Repeat("0", 31) + string(rune('0'+n%10)), "status": "queued",
+		"sid": fmt.Sprintf("SM%032d", n), "status": "queued",
 		"to": r.PostForm.Get("To"), "from": r.PostForm.Get("From"), "num_segments": "1", "account_sid": e2eSID,
 	})
 }
 
 // sentSID is the MessageSid the fake gave the i-th message.
 func sentSID(_ *fakeTwilio, i int) string {
-	return "SM" + strings.Repeat("0", 31) + string(rune('0'+(i+1)%10))
+	return fmt.Sprintf("SM%032d", i+1)
 }
 
 func (f *fakeTwilio) sent() []url.Values {
@@ -99,6 +106,7 @@ type roomEvent struct {
 	Sender   string         `json:"sender"`
 	Type     string         `json:"type"`
 	StateKey *string        `json:"state_key"`
+	OriginTS int64          `json:"origin_server_ts"`
 	Content  map[string]any `json:"content"`
 }
 
@@ -129,7 +137,22 @@ func waitNotice(t *testing.T, hs *dendrite.Server, token, room, sender, want str
 // TestSMSEndToEnd: a Matrix user opts in to SMS, starts a chat with a
 // number, and messages cross to a local fake Twilio and back, with the
 // number never visible on Matrix.
-func TestSMSEndToEnd(t *testing.T) {
+// smsDaemon is the daemon binary running with SMS enabled against a real
+// Dendrite and a local fake Twilio, with alice's SMS portal started.
+type smsDaemon struct {
+	fake                    *fakeTwilio
+	hs                      *dendrite.Server
+	dir, listen, token, bot string
+	dm, portal              string
+	proc                    *exec.Cmd
+	logs                    *bytes.Buffer
+	stop                    func()
+	say                     func(room, txn, body string)
+}
+
+// startSMSDaemon sets up what TestSMSEndToEnd checks step by step: the
+// refusal before `sms on`, the opt-in, and `start`.
+func startSMSDaemon(t *testing.T, logLevel string) *smsDaemon {
 	fake := &fakeTwilio{}
 	api := httptest.NewServer(fake)
 	t.Cleanup(api.Close)
@@ -145,18 +168,19 @@ func TestSMSEndToEnd(t *testing.T) {
 		"SWITCHBOARD_SMS_TWILIO_AUTH_TOKEN=" + e2eToken,
 		"SWITCHBOARD_SMS_TWILIO_API_URL=" + api.URL,
 		"SWITCHBOARD_SMS_TWILIO_NUMBERS=" + e2ePool,
-		"SWITCHBOARD_LOGGING_LEVEL=debug",
+		"SWITCHBOARD_LOGGING_LEVEL=" + logLevel,
 	}
 	out, err := cmd(dir, env, "-g").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{filepath.Join(dir, "registration.yaml")}})
+	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{filepath.Join(dir, "registration.yaml")}, LogLevel: "warn"})
 	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
 	c := cmd(dir, env)
 	var logs bytes.Buffer
 	c.Stdout, c.Stderr = &logs, &logs
 	require.NoError(t, c.Start())
+	d := &smsDaemon{fake: fake, hs: hs, dir: dir, listen: listen, proc: c, logs: &logs}
 	stopped := false
-	stop := func() {
+	d.stop = func() {
 		if !stopped {
 			stopped = true
 			_ = c.Process.Signal(syscall.SIGTERM)
@@ -164,25 +188,29 @@ func TestSMSEndToEnd(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		stop()
+		d.stop()
 		if t.Failed() {
 			t.Logf("switchboard output:\n%s", logs.String())
 		}
 	})
 
-	_, token := hs.RegisterUser(t, "alice", "correct horse battery")
-	bot := "@switchboard:" + hs.ServerName
+	_, d.token = hs.RegisterUser(t, "alice", "correct horse battery")
+	token := d.token
+	d.bot = "@switchboard:" + hs.ServerName
+	bot := d.bot
 	var created struct {
 		RoomID string `json:"room_id"`
 	}
 	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", token,
 		map[string]any{"invite": []string{bot}, "is_direct": true, "preset": "trusted_private_chat"}, &created))
-	dm := created.RoomID
-	say := func(room, txn, body string) {
+	d.dm = created.RoomID
+	dm := d.dm
+	d.say = func(room, txn, body string) {
 		require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPut,
 			"/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/send/m.room.message/"+txn, token,
 			map[string]any{"msgtype": "m.text", "body": body}, nil))
 	}
+	say := d.say
 	waitNotice(t, hs, token, dm, bot, "help") // the bot joined and greeted
 
 	// Without `sms on`, SMS is refused with the reason.
@@ -199,6 +227,14 @@ func TestSMSEndToEnd(t *testing.T) {
 	portal, _ = url.PathUnescape(strings.TrimRight(portal, ".:"))
 	require.NotEmpty(t, portal, "no room in %q", answer)
 	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(portal), token, map[string]any{}, nil))
+	d.portal = portal
+	return d
+}
+
+func TestSMSEndToEnd(t *testing.T) {
+	d := startSMSDaemon(t, "debug")
+	fake, hs, listen, token, bot, dm, portal, logs, dir := d.fake, d.hs, d.listen, d.token, d.bot, d.dm, d.portal, d.logs, d.dir
+	say, stop := d.say, d.stop
 
 	// Matrix → SMS: the fake Twilio gets the right To, From and Body.
 	say(portal, "m1", "hello from matrix")
