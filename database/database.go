@@ -78,7 +78,30 @@ func Open(ctx context.Context, opts Options, log zerolog.Logger) (*dbutil.Databa
 	}
 	db.Owner = "switchboard"
 	db.Log = dbutil.ZeroLogger(log.With().Str("component", "database").Logger())
+	if driver == "sqlite" && opts.URI != ":memory:" {
+		go checkpointLoop(raw, log.With().Str("component", "database").Logger())
+	}
 	return db, nil
+}
+
+// checkpointInterval is how often the write-ahead log is copied back into
+// the database file.
+const checkpointInterval = time.Second
+
+// checkpointLoop checkpoints SQLite's WAL in the background (PASSIVE: it
+// never blocks writers), so no commit pays for a checkpoint and the -wal
+// file stays small. It ends when the database is closed.
+func checkpointLoop(raw *sql.DB, log zerolog.Logger) {
+	for {
+		time.Sleep(checkpointInterval)
+		_, err := raw.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		if err != nil {
+			if strings.Contains(err.Error(), "database is closed") {
+				return
+			}
+			log.Warn().Err(err).Msg("WAL checkpoint failed")
+		}
+	}
 }
 
 // sqliteDSN turns a path into a modernc.org/sqlite DSN with the pragmas
@@ -94,6 +117,9 @@ func sqliteDSN(path string) string {
 		"busy_timeout(10000)",
 		"secure_delete(1)",
 		"synchronous(NORMAL)",
+		// Checkpoints run in the background (see checkpointLoop), not in
+		// whichever commit happens to cross the WAL size limit.
+		"wal_autocheckpoint(0)",
 	} {
 		q.Add("_pragma", p)
 	}
