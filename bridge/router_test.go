@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 const (
@@ -66,24 +66,7 @@ type harness struct {
 	a, b   *loopback.Connector
 	extra  []bridge.Connector
 	reg    *prometheus.Registry
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.buf.Bytes())
+	logs   *testenv.SyncBuffer
 }
 
 type harnessOpt func(*bridge.Options, *harness)
@@ -98,7 +81,7 @@ func withConnector(c bridge.Connector) harnessOpt {
 
 func startHarness(t testing.TB, dbo database.Options, opts ...harnessOpt) *harness {
 	t.Helper()
-	h := &harness{t: t, a: loopback.New(netA), b: loopback.New(netB), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{t: t, a: loopback.New(netA), b: loopback.New(netB), reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
 	db, err := database.Open(context.Background(), dbo, log)
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package matrix_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -37,24 +36,6 @@ import (
 const netLoop bridge.NetworkID = "loopb"
 
 var routerSecret = []byte("0123456789abcdef0123456789abcdef")
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
 
 func randomToken(t testing.TB) string {
 	b := make([]byte, 24)
@@ -95,13 +76,13 @@ type env struct {
 	conn   *matrix.Connector
 	lb     *loopback.Connector
 	srv    *http.Server
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	hs     *dendrite.Server
 }
 
 // startBridge starts the router, both connectors and the appservice
 // listener. dbPath may name an existing database (a restart).
-func startBridge(t testing.TB, cfg *config.Config, dbPath string, logs *syncBuffer) *env {
+func startBridge(t testing.TB, cfg *config.Config, dbPath string, logs *testenv.SyncBuffer) *env {
 	t.Helper()
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "switchboard.db")
@@ -110,10 +91,10 @@ func startBridge(t testing.TB, cfg *config.Config, dbPath string, logs *syncBuff
 }
 
 // startBridgeDB is startBridge on any database.
-func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs *syncBuffer) *env {
+func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs *testenv.SyncBuffer) *env {
 	t.Helper()
 	if logs == nil {
-		logs = &syncBuffer{}
+		logs = &testenv.SyncBuffer{}
 	}
 	dbPath := dbo.URI
 	log := zerolog.New(logs).Level(zerolog.TraceLevel).With().Timestamp().Logger()

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/prism"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 // TestTwilioContract sends through the connector to Prism serving Twilio's
@@ -27,7 +28,7 @@ func TestTwilioContract(t *testing.T) {
 	mock := prism.Start(t, prism.SpecPath(t))
 
 	t.Run("accepted", func(t *testing.T) {
-		e := &env{t: t, logs: &syncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
+		e := &env{t: t, logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
 		e.start(mock.URL)
 		e.sms.SetHooks(sms.Hooks{IsGroup: func(context.Context, bridge.ConversationID) bool { return true }})
 		_, mxLeg, _ := e.conversation(contactA, "!room1")
@@ -46,7 +47,7 @@ func TestTwilioContract(t *testing.T) {
 	})
 
 	t.Run("malformed rejected", func(t *testing.T) {
-		e := &env{t: t, logs: &syncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
+		e := &env{t: t, logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
 		e.start(mock.URL, func(c *config.Config) { c.SMS.Twilio.AccountSID = "ACnotavalidsid" })
 		_, mxLeg, _ := e.conversation(contactA, "!room1")
 		e.sendFromMatrix(mxLeg, "$bad", "hello")

@@ -1,7 +1,6 @@
 package sms_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -30,6 +29,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 const (
@@ -128,23 +128,6 @@ func (f *fakeTwilio) waitRequests(t testing.TB, n int) []url.Values {
 	return nil
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // env is a router with the SMS connector and a loopback "matrix" leg on
 // SQLite.
 type env struct {
@@ -154,7 +137,7 @@ type env struct {
 	mx     *loopback.Connector
 	twilio *fakeTwilio
 	mux    *http.ServeMux
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	dbPath string
 	// postgres runs the env on a fresh PostgreSQL database (pgtest).
 	postgres bool
@@ -191,7 +174,7 @@ func testConfig(apiURL string) *config.Config {
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, twilio: newFakeTwilio(t), logs: &syncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
+	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
 	return e.start(e.twilio.srv.URL, opts...)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 const settle = 300 * time.Millisecond
@@ -323,7 +324,7 @@ func tick() { time.Sleep(3 * time.Millisecond) }
 // TestPostgres runs the schema and the pool, opt-out and status paths on
 // PostgreSQL (skipped unless SWITCHBOARD_TEST_POSTGRES is set).
 func TestPostgres(t *testing.T) {
-	e := &env{t: t, twilio: newFakeTwilio(t), logs: &syncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry(), postgres: true}
+	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry(), postgres: true}
 	e.start(e.twilio.srv.URL)
 	_, mx1, _ := e.conversation(contactA, "!room1")
 	tick()
