@@ -16,6 +16,12 @@
 // conversations last sent to the contact. Hooks.OnPoolShared (and
 // SharedWith) let the caller tell the conversations concerned.
 //
+// MMS: SendMedia sends attachments to US and Canadian numbers (up to 5 MB,
+// of the types Twilio accepts). Twilio fetches the attachment from
+// sms.public_url + "/sms/media/<token>" (RouteMedia); the random token is
+// kept in memory only, for 10 minutes and a few fetches, and the bytes are
+// streamed from the source connector at fetch time, never stored.
+//
 // Wiring (the daemon's part):
 //
 //	c, err := sms.New(cfg, db, log)         // no I/O
@@ -105,6 +111,8 @@ type Connector struct {
 
 	hooks   Hooks
 	metrics *metrics
+	// media holds the tokens of outbound MMS attachments (memory only).
+	media mediaTokens
 
 	mu     sync.Mutex
 	health bridge.Health
@@ -115,6 +123,7 @@ type Connector struct {
 var (
 	_ bridge.Connector          = (*Connector)(nil)
 	_ bridge.MediaDownloader    = (*Connector)(nil)
+	_ bridge.MediaSender        = (*Connector)(nil)
 	_ bridge.HealthReporter     = (*Connector)(nil)
 	_ bridge.EncryptionReporter = (*Connector)(nil)
 )
@@ -198,7 +207,8 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 func (c *Connector) SetHooks(h Hooks) { c.hooks = h }
 
 // RegisterMetrics registers the connector's Prometheus metrics
-// (sb_sms_segments_total, sb_sms_messages_total).
+// (sb_sms_segments_total, sb_sms_messages_total, sb_sms_mms_total,
+// sb_sms_media_fetches_total).
 func (c *Connector) RegisterMetrics(reg prometheus.Registerer) error {
 	return c.metrics.register(reg)
 }
@@ -233,6 +243,7 @@ func (c *Connector) Stop(context.Context) error {
 		c.cancel()
 	}
 	c.bg.Wait()
+	c.media.clear()
 	c.setHealth(bridge.HealthDown, "stopped")
 	return nil
 }
@@ -250,13 +261,15 @@ func (c *Connector) setHealth(state bridge.HealthState, msg string) {
 	c.mu.Unlock()
 }
 
-// Routes returns the webhook handlers, keyed by ServeMux pattern. The
-// daemon mounts them on appservice.listen; sms.public_url must reach them
-// at the same paths.
+// Routes returns the webhook handlers and the MMS media route (RouteMedia,
+// from which Twilio fetches outbound attachments), keyed by ServeMux
+// pattern. The daemon mounts them on appservice.listen; sms.public_url must
+// reach them at the same paths.
 func (c *Connector) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
 		RouteIncoming: http.HandlerFunc(c.handleIncoming),
 		RouteStatus:   http.HandlerFunc(c.handleStatus),
+		RouteMedia:    http.HandlerFunc(c.handleMedia),
 	}
 }
 

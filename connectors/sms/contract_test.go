@@ -36,14 +36,18 @@ func TestTwilioContract(t *testing.T) {
 		e.sendFromMatrix(mxLeg, "$text", "hello from switchboard")
 		e.sendFromMatrix(mxLeg, "$unicode", "привет 😀")
 		e.sendFromMatrix(mxLeg2, "$long", strings.Repeat("word ", 700))
-		for _, id := range []string{"$text", "$unicode", "$long"} {
+		// An MMS: MediaUrl (an array in Twilio's spec, a string in the
+		// Prism copy) with a caption.
+		e.sendMediaFromMatrix(mxLeg, "$mms", "a picture", &bridge.Media{Ref: "mxc://example.org/pic", MimeType: "image/jpeg", Size: 4}, []byte("jpeg"))
+		for _, id := range []string{"$text", "$unicode", "$long", "$mms"} {
 			waitDelivered(t, e, id)
 		}
 		log := mock.Log()
 		assert.NotContains(t, log, "did not pass the validation rules", "Prism reported a violation")
-		// hello, unicode, and the long body in 3 parts (5 requests).
-		assert.Equal(t, 5, strings.Count(log, "post /2010-04-01/Accounts/"+accountSID+"/Messages.json ℹ  info      Request received"), "the requests went to the mock")
-		assert.Equal(t, 5, strings.Count(log, "The request passed the validation rules"))
+		// hello, unicode, the long body in 3 parts and the MMS (6 requests).
+		assert.Equal(t, 6, strings.Count(log, "post /2010-04-01/Accounts/"+accountSID+"/Messages.json ℹ  info      Request received"), "the requests went to the mock")
+		assert.Equal(t, 6, strings.Count(log, "The request passed the validation rules"))
+		assert.Contains(t, e.logs.String(), `"message":"Sent MMS"`, "the MMS request (with MediaUrl) was answered 201 with a MessageSid")
 	})
 
 	t.Run("malformed rejected", func(t *testing.T) {

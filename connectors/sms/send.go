@@ -28,8 +28,10 @@ const (
 const defaultRetryAfter = 5 * time.Second
 
 type metrics struct {
-	segments *prometheus.CounterVec
-	messages *prometheus.CounterVec
+	segments     *prometheus.CounterVec
+	messages     *prometheus.CounterVec
+	mms          prometheus.Counter
+	mediaFetches *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -42,6 +44,14 @@ func newMetrics() *metrics {
 			Name: "sb_sms_messages_total",
 			Help: "SMS messages by direction (in, out) and result.",
 		}, []string{"direction", "result"}),
+		mms: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sb_sms_mms_total",
+			Help: "MMS messages (with an attachment) accepted by Twilio.",
+		}),
+		mediaFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sb_sms_media_fetches_total",
+			Help: "Fetches of outbound MMS attachments by Twilio, by result (served, not_found, too_large, error).",
+		}, []string{"result"}),
 	}
 }
 
@@ -49,7 +59,8 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	return errors.Join(reg.Register(m.segments), reg.Register(m.messages))
+	return errors.Join(reg.Register(m.segments), reg.Register(m.messages),
+		reg.Register(m.mms), reg.Register(m.mediaFetches))
 }
 
 // SendMessage implements bridge.Connector: the body goes to the contact
@@ -60,6 +71,12 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 	if d.Event == nil || d.Event.Content == nil {
 		return "", bridge.Permanent(errors.New("sms: delivery has no content"))
 	}
+	return c.send(ctx, d, false)
+}
+
+// send sends d's body, and with withMedia its attachment as an MMS with
+// the first part.
+func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool) (bridge.RemoteID, error) {
 	row, err := c.loadChat(ctx, d.Chat)
 	if err != nil {
 		if errors.Is(err, ErrUnknownChat) {
@@ -89,11 +106,27 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 		c.metrics.messages.WithLabelValues("out", "refused").Inc()
 		return "", bridge.Permanent(ErrOptedOut)
 	}
-	body := c.bodyFor(ctx, d)
-	if body == "" {
-		return "", bridge.Permanent(errors.New("sms: nothing to send (empty body)"))
+	contentType := ""
+	if withMedia {
+		if contentType, err = checkMMS(region, d.Event.Content.Media); err != nil {
+			c.metrics.messages.WithLabelValues("out", "refused").Inc()
+			return "", err
+		}
 	}
-	parts := SplitBody(body, MaxBodyLength)
+	var parts []string
+	if withMedia {
+		if caption := c.captionFor(ctx, d); caption != "" {
+			parts = SplitBody(caption, MaxBodyLength)
+		} else {
+			parts = []string{""}
+		}
+	} else {
+		body := c.bodyFor(ctx, d)
+		if body == "" {
+			return "", bridge.Permanent(errors.New("sms: nothing to send (empty body)"))
+		}
+		parts = SplitBody(body, MaxBodyLength)
+	}
 	done, err := c.sentParts(ctx, d.ID)
 	if err != nil {
 		return "", err
@@ -108,9 +141,23 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 			continue
 		}
 		params := &openapi.CreateMessageParams{}
-		params.SetTo(to).SetFrom(from).SetBody(part).SetStatusCallback(c.publicURL + pathStatus)
+		params.SetTo(to).SetFrom(from).SetStatusCallback(c.publicURL + pathStatus)
+		if part != "" {
+			params.SetBody(part)
+		}
+		token := ""
+		if withMedia && i == 0 {
+			var mediaURL string
+			if mediaURL, token, err = c.bindMedia(d, contentType); err != nil {
+				return "", err
+			}
+			params.SetMediaUrl([]string{mediaURL})
+		}
 		resp, err := c.twilio.Api.CreateMessage(params)
 		if err != nil {
+			if token != "" {
+				c.media.remove(token)
+			}
 			cerr := c.classify(ctx, row.contactHash, err)
 			log.Warn().Err(cerr).Int("part", i).Int("parts", len(parts)).Msg("Twilio refused an SMS")
 			c.metrics.messages.WithLabelValues("out", "error").Inc()
@@ -130,13 +177,18 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 			// Twilio has the message; losing the map only loses its status.
 			log.Warn().Err(err).Msg("Failed to record MessageSid of a sent SMS")
 		}
-		enc, n := Segments(part)
-		c.metrics.segments.WithLabelValues(string(enc)).Add(float64(n))
+		if token != "" {
+			c.metrics.mms.Inc()
+			log.Debug().Str("message_sid", sid).Str("content_type", contentType).Msg("Sent MMS")
+		} else {
+			enc, n := Segments(part)
+			c.metrics.segments.WithLabelValues(string(enc)).Add(float64(n))
+			log.Debug().Str("message_sid", sid).Int("part", i).Str("encoding", string(enc)).Int("segments", n).Msg("Sent SMS")
+		}
 		c.metrics.messages.WithLabelValues("out", "sent").Inc()
 		if i == 0 {
 			first = bridge.RemoteID(sid)
 		}
-		log.Debug().Str("message_sid", sid).Int("part", i).Str("encoding", string(enc)).Int("segments", n).Msg("Sent SMS")
 	}
 	if c.Health(ctx).State == bridge.HealthBadCredential {
 		c.setHealth(bridge.HealthOK, "")
@@ -162,6 +214,19 @@ func (c *Connector) bodyFor(ctx context.Context, d *bridge.Delivery) string {
 		return name + ": " + body
 	}
 	return body
+}
+
+// captionFor is the Body of an MMS: the caption, prefixed with the
+// sender's display name in a group (the name alone without a caption).
+func (c *Connector) captionFor(ctx context.Context, d *bridge.Delivery) string {
+	caption := d.Event.Content.Body
+	if name := d.Event.Sender.DisplayName; name != "" && c.hooks.IsGroup != nil && c.hooks.IsGroup(ctx, d.Conversation) {
+		if caption == "" {
+			return name + ":"
+		}
+		return name + ": " + caption
+	}
+	return caption
 }
 
 func (c *Connector) sentParts(ctx context.Context, id bridge.DeliveryID) (map[int]string, error) {

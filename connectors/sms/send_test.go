@@ -168,18 +168,3 @@ func TestCountryRemovedAfterChatCreated(t *testing.T) {
 	require.ErrorIs(t, err, sms.ErrCountryNotAllowed)
 	assert.Empty(t, e.twilio.Requests())
 }
-
-func TestSendMediaNotSupported(t *testing.T) {
-	e := newEnv(t)
-	_, mxLeg, _ := e.conversation(contactA, "!room1")
-	require.NoError(t, e.mx.Receive(context.Background(), &bridge.Event{
-		Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$img",
-		Sender:  bridge.Sender{ID: "@alice:example.org", DisplayName: "Alice"},
-		Content: &bridge.Content{Type: bridge.MsgImage, Body: "cat", Media: &bridge.Media{Ref: "mxc://x/y", MimeType: "image/png"}},
-	}))
-	st, ok := e.mx.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool { return r.SourceID == "$img" })
-	require.True(t, ok)
-	assert.Equal(t, bridge.StateFailed, st.State)
-	assert.ErrorIs(t, st.Err, bridge.ErrNotSupported, "outbound MMS is not supported: the sender is told")
-	assert.Empty(t, e.twilio.Requests())
-}
