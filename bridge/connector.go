@@ -61,6 +61,14 @@ type DeleteSender interface {
 	SendDelete(ctx context.Context, d *Delivery) error
 }
 
+// MessageExpirer is a connector that deletes a message whose retention
+// ended with its own (admin) identity rather than the sender's. The expiry
+// scheduler prefers it to DeleteSender, whose Delivery has no sender.
+type MessageExpirer interface {
+	Connector
+	ExpireMessage(ctx context.Context, chat ChatID, message RemoteID) error
+}
+
 // ReadReceiptSender is a connector that can mark messages read.
 type ReadReceiptSender interface {
 	Connector

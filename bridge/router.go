@@ -44,6 +44,12 @@ type Options struct {
 	// Retention gives the retention of a message: the strictest (shortest
 	// non-zero) applies. Nil keeps messages until deleted.
 	Retention RetentionFunc
+	// RetentionPolicy, if set, adds the server and network defaults,
+	// conversation settings and chat timers (see RetentionPolicy.Effective).
+	RetentionPolicy *RetentionPolicy
+	// MetadataRetention bounds how long mapping rows without a deadline are
+	// kept (retention.metadata; 0 = kept). See expiry.go.
+	MetadataRetention time.Duration
 	// Now is the clock (default time.Now); tests pass a fake.
 	Now func() time.Time
 }
@@ -69,6 +75,7 @@ type Router struct {
 
 	writer *writer
 	disp   *dispatcher
+	expiry *expirer
 	stmts  *stmtCache
 	// pending maps delivered messages to their remote IDs until the map
 	// row is committed (pendingKey -> RemoteID).
@@ -204,6 +211,7 @@ func (r *Router) Start(ctx context.Context) error {
 		}
 		r.started = append(r.started, c)
 	}
+	r.startExpiry() // after the connectors: overdue deletes need them
 	return nil
 }
 
@@ -213,6 +221,7 @@ func (r *Router) Start(ctx context.Context) error {
 func (r *Router) Stop(ctx context.Context) error {
 	var errs []error
 	r.stopOnce.Do(func() {
+		r.stopExpiry()
 		for i := len(r.started) - 1; i >= 0; i-- {
 			c := r.started[i]
 			if err := safeCall(r, c.Network(), "stop", func() error { return c.Stop(ctx) }); err != nil {
@@ -362,6 +371,7 @@ type acceptOp struct {
 	foreign   map[Leg]int64
 	// reserved are the seqs of rows this op inserted for lanes it holds.
 	reserved []int64
+	expires  time.Time
 }
 
 // Submit implements Host.Submit for the connector of evt.Source.Network.
@@ -404,6 +414,7 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 	r.metrics.messages.WithLabelValues(network, "in", "accepted").Inc()
 	r.disp.markLeased(op.leased, r.now())
 	r.disp.push(op.items)
+	r.noteExpiry(op.expires)
 	for leg, foreign := range op.foreign {
 		r.disp.noteForeign(leg, foreign)
 	}
@@ -463,12 +474,11 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 		}
 	}
 	now := r.now()
-	var expires time.Time
-	if r.opts.Retention != nil {
-		if keep := r.opts.Retention(conv, legs, evt); keep > 0 {
-			expires = now.Add(keep)
-		}
+	expires, err := r.messageExpiry(ctx, conv, legs, evt, now)
+	if err != nil {
+		return err
 	}
+	op.expires = expires
 	res, err := r.stmts.exec(ctx, r.stmts.insMessage, evt.Source.Network, evt.Source.Chat, evt.SourceID, op.msg, conv, ms(now), nullMS(expires))
 	if err != nil {
 		return err
