@@ -297,6 +297,16 @@ func TestSMSEndToEnd(t *testing.T) {
 	notice := waitNotice(t, hs, token, portal, bot, "30003")
 	require.Contains(t, strings.ToLower(notice), "not delivered")
 
+	// Retention: SMS requires it (720h by default), so "off" is refused
+	// naming SMS; a shorter timer is accepted and SMS's inability to
+	// delete is disclosed.
+	say(portal, "r1", "!sb retention off")
+	refused := waitNotice(t, hs, token, portal, bot, "Could not change retention")
+	require.Contains(t, refused, "sms")
+	say(portal, "r2", "!sb retention 30s")
+	set := waitNotice(t, hs, token, portal, bot, "30s (conversation setting)")
+	require.Contains(t, set, "sms cannot delete")
+
 	// Nothing visible on Matrix carries the number: ghost ID, profile,
 	// room state, any event.
 	var state []roomEvent

@@ -151,7 +151,7 @@ func init() {
 		{name: "logout", usage: "logout whatsapp", help: "log out and delete your WhatsApp session", level: levelUser,
 			valid: oneOf("whatsapp")},
 		{name: "retention", usage: "retention 30s|10m|24h|7d|30d|365d|off|default", help: "set this conversation's disappearing timer", level: levelUser,
-			valid: oneMatching(retentionPattern)},
+			valid: oneMatching(retentionPattern), run: (*Connector).cmdRetention},
 		{name: "block", usage: "block", help: "stop receiving from the contact in this room", level: levelUser, valid: noArgs},
 		{name: "report", usage: "report [reason]", help: "report the contact in this room to the admins", level: levelUser,
 			valid: func([]string) bool { return true }},

@@ -77,10 +77,12 @@ type Connector struct {
 	health  bridge.Health
 	starter StartFunc
 	ident   *identity.Store
-	members map[memberKey]string
-	crypted map[id.RoomID]bool
-	typers  map[typerKey]id.UserID
-	typing  map[id.RoomID]map[id.UserID]bool
+	// retention applies `retention` commands (see SetRetentionHandler).
+	retention RetentionFunc
+	members   map[memberKey]string
+	crypted   map[id.RoomID]bool
+	typers    map[typerKey]id.UserID
+	typing    map[id.RoomID]map[id.UserID]bool
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

@@ -90,17 +90,18 @@ func Run(ctx context.Context, opts Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router, err = bridge.New(bridge.Options{
-		DB:           d.db,
-		Secret:       []byte(cfg.Identity.Secret),
-		Log:          log,
-		Registerer:   reg,
-		Workers:      cfg.Delivery.Workers,
-		MaxAttempts:  cfg.Delivery.MaxAttempts,
-		RetryBase:    cfg.Delivery.RetryBase.Std(),
-		RetryMax:     cfg.Delivery.RetryMax.Std(),
-		Lease:        cfg.Delivery.Lease.Std(),
-		PollInterval: cfg.Delivery.PollInterval.Std(),
-		Retention:    RetentionFromConfig(cfg.Retention),
+		DB:                d.db,
+		Secret:            []byte(cfg.Identity.Secret),
+		Log:               log,
+		Registerer:        reg,
+		Workers:           cfg.Delivery.Workers,
+		MaxAttempts:       cfg.Delivery.MaxAttempts,
+		RetryBase:         cfg.Delivery.RetryBase.Std(),
+		RetryMax:          cfg.Delivery.RetryMax.Std(),
+		Lease:             cfg.Delivery.Lease.Std(),
+		PollInterval:      cfg.Delivery.PollInterval.Std(),
+		RetentionPolicy:   policyFromConfig(cfg.Retention),
+		MetadataRetention: cfg.Retention.Metadata.Std(),
 	})
 	if err != nil {
 		return err
@@ -169,6 +170,7 @@ func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
 	}
 	mx.SetStartHandler(matrix.NewRouterStarter(d.router, mx))
 	mx.SetIdentity(d.ident)
+	mx.SetRetentionHandler(matrix.NewRouterRetention(d.router))
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
 	if d.cfg.SMS.Enabled {
 		if err = d.registerSMS(mx, reg); err != nil {
@@ -197,21 +199,12 @@ serves /health; it retries the homeserver until it answers.
 `, cfgPath, regPath, regPath, cfgPath)
 }
 
-// RetentionFromConfig returns the router's retention rule from the config:
-// the strictest (shortest non-zero) of retention.default, the network
-// defaults of every leg, and the message's own timer.
-func RetentionFromConfig(r config.Retention) bridge.RetentionFunc {
-	return func(_ bridge.ConversationID, legs []bridge.Leg, evt *bridge.Event) time.Duration {
-		keep := r.Default.Std()
-		stricter := func(d time.Duration) {
-			if d > 0 && (keep == 0 || d < keep) {
-				keep = d
-			}
-		}
-		for _, leg := range legs {
-			stricter(r.Networks[string(leg.Network)].Std())
-		}
-		stricter(evt.Timer)
-		return keep
+// policyFromConfig is the router's retention policy from the config:
+// retention.default and the network defaults.
+func policyFromConfig(r config.Retention) *bridge.RetentionPolicy {
+	p := &bridge.RetentionPolicy{Default: r.Default.Std(), Networks: map[bridge.NetworkID]time.Duration{}}
+	for network, d := range r.Networks {
+		p.Networks[bridge.NetworkID(network)] = d.Std()
 	}
+	return p
 }

@@ -1,0 +1,99 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
+)
+
+// RetentionRequest is a `retention` command in a portal room.
+type RetentionRequest struct {
+	User id.UserID
+	Room id.RoomID
+	// Arg is the command's argument: a duration, "off" or "default".
+	Arg string
+}
+
+// RetentionFunc applies a `retention` command and returns the answer.
+type RetentionFunc func(ctx context.Context, req RetentionRequest) (string, error)
+
+// SetRetentionHandler installs what `retention …` does. Without one it
+// answers that it is not available yet.
+func (c *Connector) SetRetentionHandler(fn RetentionFunc) {
+	c.mu.Lock()
+	c.retention = fn
+	c.mu.Unlock()
+}
+
+// ErrNotAPortal means a command that acts on a conversation was sent outside one.
+var ErrNotAPortal = errors.New("this command works in a bridged room; send it there with the `!sb ` prefix")
+
+// NewRouterRetention returns the RetentionFunc that sets the conversation's
+// timer through the router and answers with the effective (strictest)
+// policy, what imposed it, and which legs cannot delete.
+func NewRouterRetention(r *bridge.Router) RetentionFunc {
+	return func(ctx context.Context, req RetentionRequest) (string, error) {
+		conv, err := r.ConversationOf(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(req.Room)})
+		if errors.Is(err, bridge.ErrUnknownLeg) {
+			return "", ErrNotAPortal
+		} else if err != nil {
+			return "", err
+		}
+		switch arg := strings.ToLower(req.Arg); arg {
+		case "off":
+			err = r.SetConversationRetention(ctx, conv, 0, true)
+		case "default":
+			err = r.SetConversationRetention(ctx, conv, 0, false)
+		default:
+			d, perr := config.ParseDuration(arg)
+			if perr != nil || d.Std() <= 0 {
+				return "", fmt.Errorf("%q is not a duration like 30s, 10m, 24h or 7d", req.Arg)
+			}
+			err = r.SetConversationRetention(ctx, conv, d.Std(), false)
+		}
+		if err != nil {
+			return "", err
+		}
+		eff, err := r.ConversationRetention(ctx, conv)
+		if err != nil {
+			return "", err
+		}
+		answer := "Messages in this conversation are now kept for " + eff.String() + "."
+		if eff.Keep == 0 {
+			answer = "Messages in this conversation are now kept until deleted (retention off)."
+		}
+		undeletable, err := r.UndeletableLegs(ctx, conv)
+		if err != nil {
+			return "", err
+		}
+		if len(undeletable) > 0 && eff.Keep > 0 {
+			var nets []string
+			for _, l := range undeletable {
+				nets = append(nets, string(l.Network))
+			}
+			answer += " Note: " + strings.Join(nets, ", ") + " cannot delete messages already delivered there; " +
+				"copies on those networks stay on the recipient's device."
+		}
+		return answer, nil
+	}
+}
+
+func (c *Connector) cmdRetention(ctx context.Context, cc *commandContext) string {
+	c.mu.RLock()
+	fn := c.retention
+	c.mu.RUnlock()
+	if fn == nil {
+		return "retention is not available yet"
+	}
+	answer, err := fn(ctx, RetentionRequest{User: cc.user, Room: cc.evt.RoomID, Arg: cc.args[0]})
+	if err != nil {
+		return "Could not change retention: " + RedactPhoneNumbers(err.Error())
+	}
+	return answer
+}
