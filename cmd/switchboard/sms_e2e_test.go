@@ -148,6 +148,9 @@ type smsDaemon struct {
 	logs                    *bytes.Buffer
 	stop                    func()
 	say                     func(room, txn, body string)
+	// restart stops the daemon (SIGTERM) and starts it again on the same
+	// config and database.
+	restart func()
 }
 
 // startSMSDaemon sets up what TestSMSEndToEnd checks step by step: the
@@ -183,9 +186,16 @@ func startSMSDaemon(t *testing.T, logLevel string) *smsDaemon {
 	d.stop = func() {
 		if !stopped {
 			stopped = true
-			_ = c.Process.Signal(syscall.SIGTERM)
-			_ = c.Wait()
+			_ = d.proc.Process.Signal(syscall.SIGTERM)
+			_ = d.proc.Wait()
 		}
+	}
+	d.restart = func() {
+		d.stop()
+		d.proc = cmd(dir, env)
+		d.proc.Stdout, d.proc.Stderr = &logs, &logs
+		require.NoError(t, d.proc.Start())
+		stopped = false
 	}
 	t.Cleanup(func() {
 		d.stop()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
@@ -96,4 +97,23 @@ func (c *Connector) cmdRetention(ctx context.Context, cc *commandContext) string
 		return "Could not change retention: " + RedactPhoneNumbers(err.Error())
 	}
 	return answer
+}
+
+var _ bridge.MessageExpirer = (*Connector)(nil)
+
+// ExpireMessage implements bridge.MessageExpirer: when a message's
+// retention ends, the bot (which holds power level 100 in every portal it
+// creates) redacts it, whoever sent it.
+func (c *Connector) ExpireMessage(ctx context.Context, chat bridge.ChatID, message bridge.RemoteID) error {
+	ctx = c.mctx(ctx)
+	room, err := roomID(chat)
+	if err != nil {
+		return err
+	}
+	target, err := eventID(message)
+	if err != nil {
+		return err
+	}
+	_, err = c.as.BotIntent().RedactEvent(ctx, room, target, mautrix.ReqRedact{Reason: "disappearing message: its retention period ended"})
+	return classify("redact expired message", err)
 }
