@@ -21,6 +21,15 @@ func TestRetentionEndToEnd(t *testing.T) {
 	hs, token, bot, portal := d.hs, d.token, d.bot, d.portal
 	d.say(portal, "r1", "!sb retention 30s")
 	waitNotice(t, hs, token, portal, bot, "30s (conversation setting)")
+	// Matrix clients see the timer in the room state.
+	var timer struct {
+		Type  string `json:"type"`
+		Timer int64  `json:"timer"`
+	}
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodGet,
+		"/_matrix/client/v3/rooms/"+url.PathEscape(portal)+"/state/com.beeper.disappearing_timer/", token, nil, &timer))
+	require.Equal(t, "after_send", timer.Type)
+	require.Equal(t, int64(30000), timer.Timer)
 
 	// Matrix → SMS.
 	var sent struct {

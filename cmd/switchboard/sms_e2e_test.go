@@ -316,6 +316,27 @@ func TestSMSEndToEnd(t *testing.T) {
 	say(portal, "r2", "!sb retention 30s")
 	set := waitNotice(t, hs, token, portal, bot, "30s (conversation setting)")
 	require.Contains(t, set, "sms cannot delete")
+	// A timer a Matrix user sets on the room counts too (strictest wins).
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPut,
+		"/_matrix/client/v3/rooms/"+url.PathEscape(portal)+"/state/com.beeper.disappearing_timer/", token,
+		map[string]any{"type": "after_send", "timer": 10000}, nil))
+	// The homeserver pushes the state to the bridge asynchronously: ask
+	// until the answer reflects it.
+	attempt := 0
+	require.Eventually(t, func() bool {
+		attempt++
+		say(portal, fmt.Sprintf("r3-%d", attempt), "!sb retention default")
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, ev := range messages(t, hs, token, portal) {
+				if b, _ := ev.Content["body"].(string); ev.Sender == bot && strings.Contains(b, "10s (chat timer on matrix)") {
+					return true
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond, "the room timer was not applied")
 
 	// Nothing visible on Matrix carries the number: ghost ID, profile,
 	// room state, any event.

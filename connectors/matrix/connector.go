@@ -79,6 +79,7 @@ type Connector struct {
 	ident   *identity.Store
 	// retention applies `retention` commands (see SetRetentionHandler).
 	retention RetentionFunc
+	legTimer  LegTimerFunc
 	members   map[memberKey]string
 	crypted   map[id.RoomID]bool
 	typers    map[typerKey]id.UserID

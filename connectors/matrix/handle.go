@@ -39,6 +39,8 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 		c.crypted[evt.RoomID] = true
 		c.mu.Unlock()
 		return nil
+	case event.StateBeeperDisappearingTimer:
+		return c.handleTimerState(ctx, evt)
 	}
 	if evt.Sender == c.bot || c.IsGhost(evt.Sender) {
 		// Our own sends, echoed back.

@@ -2,11 +2,16 @@ package matrix
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/jsontime"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
@@ -65,6 +70,25 @@ func NewRouterRetention(r *bridge.Router) RetentionFunc {
 		if err != nil {
 			return "", err
 		}
+		// Show the new timer on every leg that can: Matrix room state, the
+		// WhatsApp chat timer. A leg that fails is named, not hidden.
+		legs, err := r.Legs(ctx, conv)
+		if err != nil {
+			return "", err
+		}
+		var notSet []string
+		for _, l := range legs {
+			conn, ok := r.Connector(l.Network)
+			if !ok {
+				continue
+			}
+			if ts, ok := conn.(bridge.TimerSetter); ok {
+				if err := ts.SetDisappearingTimer(ctx, l.Chat, eff.Keep); err != nil {
+					zerolog.Ctx(ctx).Warn().Err(err).Str("network", string(l.Network)).Msg("Could not set the chat timer")
+					notSet = append(notSet, string(l.Network))
+				}
+			}
+		}
 		answer := "Messages in this conversation are now kept for " + eff.String() + "."
 		if eff.Keep == 0 {
 			answer = "Messages in this conversation are now kept until deleted (retention off)."
@@ -80,6 +104,9 @@ func NewRouterRetention(r *bridge.Router) RetentionFunc {
 			}
 			answer += " Note: " + strings.Join(nets, ", ") + " cannot delete messages already delivered there; " +
 				"copies on those networks stay on the recipient's device."
+		}
+		if len(notSet) > 0 {
+			answer += " The timer could not be shown on " + strings.Join(notSet, ", ") + "; messages still expire on time."
 		}
 		return answer, nil
 	}
@@ -116,4 +143,58 @@ func (c *Connector) ExpireMessage(ctx context.Context, chat bridge.ChatID, messa
 	}
 	_, err = c.as.BotIntent().RedactEvent(ctx, room, target, mautrix.ReqRedact{Reason: "disappearing message: its retention period ended"})
 	return classify("redact expired message", err)
+}
+
+var _ bridge.TimerSetter = (*Connector)(nil)
+
+// SetDisappearingTimer implements bridge.TimerSetter: the bot sets the
+// portal's com.beeper.disappearing_timer room state (read by mautrix-based
+// clients); 0 clears it.
+func (c *Connector) SetDisappearingTimer(ctx context.Context, chat bridge.ChatID, timer time.Duration) error {
+	ctx = c.mctx(ctx)
+	room, err := roomID(chat)
+	if err != nil {
+		return err
+	}
+	content := &event.BeeperDisappearingTimer{}
+	if timer > 0 {
+		content = &event.BeeperDisappearingTimer{Type: event.DisappearingTypeAfterSend, Timer: jsontime.MS(timer)}
+	}
+	_, err = c.as.BotIntent().SendStateEvent(ctx, room, event.StateBeeperDisappearingTimer, "", content)
+	return classify("set disappearing timer", err)
+}
+
+// LegTimerFunc records a timer a Matrix user set on a portal's room state.
+type LegTimerFunc func(ctx context.Context, leg bridge.Leg, timer time.Duration) error
+
+// SetLegTimerHandler installs what happens when a user sets a portal's
+// com.beeper.disappearing_timer state (the daemon passes Router.SetLegTimer).
+func (c *Connector) SetLegTimerHandler(fn LegTimerFunc) {
+	c.mu.Lock()
+	c.legTimer = fn
+	c.mu.Unlock()
+}
+
+// handleTimerState applies a disappearing timer a user set on a portal.
+func (c *Connector) handleTimerState(ctx context.Context, evt *event.Event) error {
+	c.mu.RLock()
+	fn := c.legTimer
+	c.mu.RUnlock()
+	if fn == nil || evt.Sender == c.bot || c.IsGhost(evt.Sender) {
+		return nil
+	}
+	var content event.BeeperDisappearingTimer
+	if err := json.Unmarshal(evt.Content.VeryRaw, &content); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Malformed disappearing timer state; ignored")
+		return nil
+	}
+	timer := time.Duration(0)
+	if content.Type != event.DisappearingTypeNone {
+		timer = content.Timer.Duration
+	}
+	err := fn(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(evt.RoomID)}, timer)
+	if errors.Is(err, bridge.ErrUnknownLeg) {
+		return nil // not a portal
+	}
+	return err
 }
