@@ -233,6 +233,7 @@ func startSMSDaemon(t *testing.T, logLevel string) *smsDaemon {
 	say(dm, "t3", "start "+e2eContact)
 	answer := waitNotice(t, hs, token, dm, bot, "carried by sms")
 	require.Contains(t, answer, "not end-to-end encrypted")
+	require.Contains(t, answer, "sms cannot delete messages", "the undeletable leg is disclosed before messages flow")
 	portal := regexp.MustCompile(`!([^/?#\s]+)`).FindString(strings.ReplaceAll(answer, "%21", "!"))
 	portal, _ = url.PathUnescape(strings.TrimRight(portal, ".:"))
 	require.NotEmpty(t, portal, "no room in %q", answer)

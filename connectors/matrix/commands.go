@@ -37,6 +37,9 @@ type StartResult struct {
 	Encrypted bool
 	// Existing is true when the conversation already existed.
 	Existing bool
+	// Undeletable is true when the network cannot delete messages, so
+	// disappearing-message timers cannot remove copies there.
+	Undeletable bool
 }
 
 // StartFunc opens (or returns to) a conversation between a Matrix user and
@@ -351,6 +354,11 @@ func (c *Connector) cmdStart(ctx context.Context, cc *commandContext) string {
 	if res.Existing {
 		verb = "You already have"
 	}
-	return fmt.Sprintf("%s a chat with that number: %s. It is carried by %s and is %s.",
+	answer := fmt.Sprintf("%s a chat with that number: %s. It is carried by %s and is %s.",
 		verb, res.Room.URI().MatrixToURL(), res.Network, e2ee)
+	if res.Undeletable {
+		answer += fmt.Sprintf(" %s cannot delete messages: when this chat's messages expire they are removed on Matrix "+
+			"and from the bridge, but copies delivered by %s stay on the contact's phone.", res.Network, res.Network)
+	}
+	return answer
 }

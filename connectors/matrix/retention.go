@@ -164,11 +164,13 @@ func (c *Connector) SetDisappearingTimer(ctx context.Context, chat bridge.ChatID
 	return classify("set disappearing timer", err)
 }
 
-// LegTimerFunc records a timer a Matrix user set on a portal's room state.
-type LegTimerFunc func(ctx context.Context, leg bridge.Leg, timer time.Duration) error
+// LegTimerFunc records a timer a Matrix user set on a portal's room state;
+// afterRead is true for an "after_read" timer (the clock starts when the
+// recipient reads the message).
+type LegTimerFunc func(ctx context.Context, leg bridge.Leg, timer time.Duration, afterRead bool) error
 
 // SetLegTimerHandler installs what happens when a user sets a portal's
-// com.beeper.disappearing_timer state (the daemon passes Router.SetLegTimer).
+// com.beeper.disappearing_timer state (see NewRouterLegTimer).
 func (c *Connector) SetLegTimerHandler(fn LegTimerFunc) {
 	c.mu.Lock()
 	c.legTimer = fn
@@ -192,9 +194,26 @@ func (c *Connector) handleTimerState(ctx context.Context, evt *event.Event) erro
 	if content.Type != event.DisappearingTypeNone {
 		timer = content.Timer.Duration
 	}
-	err := fn(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(evt.RoomID)}, timer)
+	afterRead := content.Type == event.DisappearingTypeAfterRead
+	err := fn(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(evt.RoomID)}, timer, afterRead)
 	if errors.Is(err, bridge.ErrUnknownLeg) {
 		return nil // not a portal
 	}
 	return err
+}
+
+// NewRouterLegTimer returns the LegTimerFunc that records an after-send
+// room timer as the leg's timer and an after-read one as the
+// conversation's after-read setting.
+func NewRouterLegTimer(r *bridge.Router) LegTimerFunc {
+	return func(ctx context.Context, leg bridge.Leg, timer time.Duration, afterRead bool) error {
+		if !afterRead || timer <= 0 {
+			return r.SetLegTimer(ctx, leg, timer)
+		}
+		conv, err := r.ConversationOf(ctx, leg)
+		if err != nil {
+			return err
+		}
+		return r.SetConversationRetentionAfterRead(ctx, conv, timer)
+	}
 }

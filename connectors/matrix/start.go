@@ -76,6 +76,9 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 		}
 	}
 	res := &StartResult{Network: network}
+	_, canDelete := opener.(bridge.DeleteSender)
+	_, canExpire := opener.(bridge.MessageExpirer)
+	res.Undeletable = !canDelete && !canExpire
 	encrypted := func(chat bridge.ChatID) (bool, error) {
 		if er, ok := opener.(bridge.EncryptionReporter); ok {
 			return er.IsEncrypted(ctx, chat)

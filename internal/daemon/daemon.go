@@ -171,7 +171,7 @@ func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
 	mx.SetStartHandler(matrix.NewRouterStarter(d.router, mx))
 	mx.SetIdentity(d.ident)
 	mx.SetRetentionHandler(matrix.NewRouterRetention(d.router))
-	mx.SetLegTimerHandler(d.router.SetLegTimer)
+	mx.SetLegTimerHandler(matrix.NewRouterLegTimer(d.router))
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
 	if d.cfg.SMS.Enabled {
 		if err = d.registerSMS(mx, reg); err != nil {
