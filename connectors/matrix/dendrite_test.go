@@ -229,13 +229,7 @@ func TestMediaBothWays(t *testing.T) {
 	ctx := context.Background()
 	alice := e.newUser(t, "alice")
 	contact := bridge.Sender{ID: "carol", DisplayName: "Carol"}
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: idOf(alice), Network: netLoop, Contact: contact, Direct: true})
-	require.NoError(t, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(t, err)
-	room := string(chat)
+	room := e.loopPortal(t, idOf(alice), contact)
 	alice.join(t, room)
 	ghost := e.conn.GhostUserID(netLoop, contact.ID).String()
 
@@ -273,13 +267,7 @@ func TestTypingAndReceipts(t *testing.T) {
 	ctx := context.Background()
 	alice := e.newUser(t, "alice")
 	contact := bridge.Sender{ID: "dave", DisplayName: "Dave"}
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: idOf(alice), Network: netLoop, Contact: contact, Direct: true})
-	require.NoError(t, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(t, err)
-	room := string(chat)
+	room := e.loopPortal(t, idOf(alice), contact)
 	alice.join(t, room)
 	ghost := e.conn.GhostUserID(netLoop, contact.ID).String()
 	msg := alice.sendText(t, room, "are you there?")

@@ -22,7 +22,6 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/jsclient"
 )
 
@@ -86,13 +85,7 @@ func TestEncryptedMediaBothWays(t *testing.T) {
 	sess := e.hs.Register(t, "alice", "alice-password", "ALICEJS")
 	js := jsclient.Start(t, e.hs.URL, sess.UserID, sess.AccessToken, sess.DeviceID)
 	contact := bridge.Sender{ID: "heidi", DisplayName: "Heidi"}
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: idOfString(sess.UserID), Network: netLoop, Contact: contact, Direct: true})
-	require.NoError(t, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(t, err)
-	room := string(chat)
+	room := e.loopPortal(t, idOfString(sess.UserID), contact)
 	js.WaitInvite(t, 20*time.Second)
 	js.Join(t, room)
 	ghost := e.conn.GhostUserID(netLoop, contact.ID).String()

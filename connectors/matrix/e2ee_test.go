@@ -15,7 +15,6 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/jsclient"
 )
 
@@ -51,14 +50,8 @@ func TestEncryptedPortal(t *testing.T) {
 	sess := e.hs.Register(t, "alice", "alice-password", "ALICEJS")
 	js := jsclient.Start(t, e.hs.URL, sess.UserID, sess.AccessToken, sess.DeviceID)
 	contact := bridge.Sender{ID: "erin", DisplayName: "Erin"}
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: idOfString(sess.UserID), Network: netLoop, Contact: contact, Direct: true})
-	require.NoError(t, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(t, err)
-	room := string(chat)
-	encrypted, err := e.conn.IsEncrypted(ctx, chat)
+	room := e.loopPortal(t, idOfString(sess.UserID), contact)
+	encrypted, err := e.conn.IsEncrypted(ctx, bridge.ChatID(room))
 	require.NoError(t, err)
 	assert.True(t, encrypted)
 	inv := js.WaitInvite(t, 20*time.Second)
@@ -97,18 +90,9 @@ func TestEncryptedPortal(t *testing.T) {
 // decrypting.
 func BenchmarkMatrixToLoopbackEncrypted(b *testing.B) {
 	e := startWithDendrite(b, func(cfg *config.Config) { cfg.Encryption.Default = true })
-	ctx := b.Context()
 	sess := e.hs.Register(b, "alice", "alice-password", "ALICEJS")
 	js := jsclient.Start(b, e.hs.URL, sess.UserID, sess.AccessToken, sess.DeviceID)
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{
-		User: idOfString(sess.UserID), Network: netLoop, Contact: bridge.Sender{ID: "bench", DisplayName: "Bench"}, Direct: true,
-	})
-	require.NoError(b, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(b, err)
-	room := string(chat)
+	room := e.loopPortal(b, idOfString(sess.UserID), bridge.Sender{ID: "bench", DisplayName: "Bench"})
 	js.WaitInvite(b, 20*time.Second)
 	js.Join(b, room)
 	b.ResetTimer()
@@ -136,13 +120,7 @@ func TestMatrixTypingAndReceipts(t *testing.T) {
 	ctx := context.Background()
 	alice := e.newUser(t, "alice")
 	contact := bridge.Sender{ID: "frank", DisplayName: "Frank"}
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: idOf(alice), Network: netLoop, Contact: contact, Direct: true})
-	require.NoError(t, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(t, err)
-	room := string(chat)
+	room := e.loopPortal(t, idOf(alice), contact)
 	alice.join(t, room)
 	ghost := e.conn.GhostUserID(netLoop, contact.ID).String()
 	require.NoError(t, e.lb.Receive(ctx, &bridge.Event{
@@ -171,15 +149,8 @@ func TestMatrixTypingAndReceipts(t *testing.T) {
 // the bridge takes them from its bot's /sync.
 func TestMatrixRedaction(t *testing.T) {
 	e := startWithDendrite(t)
-	ctx := context.Background()
 	alice := e.newUser(t, "alice")
-	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: idOf(alice), Network: netLoop, Contact: bridge.Sender{ID: "gina", DisplayName: "Gina"}, Direct: true})
-	require.NoError(t, err)
-	_, err = e.router.CreateConversation(ctx,
-		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
-		bridge.Leg{Network: netLoop, Chat: "chat-1"})
-	require.NoError(t, err)
-	room := string(chat)
+	room := e.loopPortal(t, idOf(alice), bridge.Sender{ID: "gina", DisplayName: "Gina"})
 	alice.join(t, room)
 	msg := alice.sendText(t, room, "oops")
 	sent := e.lb.WaitSent(1, 10*time.Second)

@@ -324,3 +324,17 @@ func (e *env) waitMapped(t testing.TB, network bridge.NetworkID, remote bridge.R
 		return err == nil && n > 0
 	})
 }
+
+// loopPortal creates a portal for user with contact and joins it in a
+// conversation with the loopback leg "chat-1", returning the room ID.
+func (e *env) loopPortal(t testing.TB, user id.UserID, contact bridge.Sender) string {
+	t.Helper()
+	ctx := context.Background()
+	chat, err := e.conn.CreatePortal(ctx, matrix.PortalOptions{User: user, Network: netLoop, Contact: contact, Direct: true})
+	require.NoError(t, err)
+	_, err = e.router.CreateConversation(ctx,
+		bridge.Leg{Network: bridge.NetworkMatrix, Chat: chat},
+		bridge.Leg{Network: netLoop, Chat: "chat-1"})
+	require.NoError(t, err)
+	return string(chat)
+}
