@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,6 +134,13 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
+
+	// Start-up (migrations, config, crypto) leaves garbage the heap would
+	// otherwise keep mapped; hand it back so an idle daemon stays small.
+	go func() {
+		time.Sleep(2 * time.Second)
+		debug.FreeOSMemory()
+	}()
 
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	go d.watchHomeserver(watchCtx)
