@@ -30,6 +30,8 @@ var (
 	ErrStopped = errors.New("router stopped")
 	// ErrDatabase wraps database failures.
 	ErrDatabase = errors.New("database error")
+	// ErrSeal wraps failures to seal or open a queued payload.
+	ErrSeal = errors.New("payload sealing failed")
 	// ErrLegInUse means a chat already belongs to another conversation.
 	ErrLegInUse = errors.New("chat already belongs to a conversation")
 )

@@ -27,8 +27,6 @@ const (
 	RuleMessageTimer RetentionRule = "message timer"
 	// RuleServerDefault: retention.default.
 	RuleServerDefault RetentionRule = "server default"
-	// RuleCustom: Options.Retention, a rule the router cannot see into.
-	RuleCustom RetentionRule = "configured rule"
 )
 
 // Retention is an effective retention period and what imposed it.
@@ -361,9 +359,6 @@ func (r *Router) messageExpiry(ctx context.Context, conv ConversationID, legs []
 		ret = r.opts.RetentionPolicy.Effective(in).Message(evt.Timer)
 	} else {
 		ret = ret.Message(evt.Timer)
-	}
-	if r.opts.Retention != nil {
-		ret = ret.stricter(Retention{Keep: r.opts.Retention(conv, legs, evt), Rule: RuleCustom})
 	}
 	if ret.ReadKeep > 0 && evt.Kind == KindMessage {
 		if _, err := r.db.Exec(ctx, insertReadTimerQuery, evt.Source.Network, evt.Source.Chat, evt.SourceID, ret.ReadKeep.Milliseconds()); err != nil {

@@ -41,11 +41,10 @@ type Options struct {
 	// SendTimeout bounds one connector call (default 2m).
 	SendTimeout time.Duration
 
-	// Retention gives the retention of a message: the strictest (shortest
-	// non-zero) applies. Nil keeps messages until deleted.
-	Retention RetentionFunc
-	// RetentionPolicy, if set, adds the server and network defaults,
-	// conversation settings and chat timers (see RetentionPolicy.Effective).
+	// RetentionPolicy gives messages their deadlines from the server and
+	// network defaults, conversation settings and chat timers (see
+	// RetentionPolicy.Effective). Nil keeps messages until deleted, unless
+	// they carry their own timer.
 	RetentionPolicy *RetentionPolicy
 	// MetadataRetention bounds how long mapping rows without a deadline are
 	// kept (retention.metadata; 0 = kept). See expiry.go.
@@ -53,10 +52,6 @@ type Options struct {
 	// Now is the clock (default time.Now); tests pass a fake.
 	Now func() time.Time
 }
-
-// RetentionFunc returns how long a message in a conversation is kept (0 =
-// keep), given the legs the conversation joins and the message's own timer.
-type RetentionFunc func(conv ConversationID, legs []Leg, evt *Event) time.Duration
 
 // Router maps conversations across connectors and delivers messages
 // durably. Create it with New, Register connectors, then Start.

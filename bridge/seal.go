@@ -6,12 +6,8 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 )
-
-// ErrSeal wraps failures to seal or open a queued payload.
-var ErrSeal = errors.New("payload sealing failed")
 
 // sealer encrypts queue payloads with AES-256-GCM so that no message body is
 // ever written to the database in plaintext.
