@@ -227,10 +227,17 @@ func (c *Connector) runCommand(ctx context.Context, evt *event.Event, text strin
 	if cmd.valid != nil && !cmd.valid(cc.args) {
 		return "Usage: " + cmd.usage + " — " + cmd.help
 	}
-	if cmd.run == nil {
-		return name + " is not available yet"
+	if cmd.run != nil {
+		return cmd.run(c, ctx, cc)
 	}
-	return cmd.run(c, ctx, cc)
+	if fn := c.commandHandler(name); fn != nil {
+		answer := fn(ctx, &CommandRequest{User: cc.user, Level: level, Room: evt.RoomID, Event: evt.ID, Name: name, Args: cc.args})
+		if answer == "" {
+			answer = "Done."
+		}
+		return answer
+	}
+	return commandNotAvailable(name)
 }
 
 func (c *Connector) cmdHelp(_ context.Context, cc *commandContext) string {
@@ -250,7 +257,7 @@ func (c *Connector) cmdHelp(_ context.Context, cc *commandContext) string {
 		b.WriteString(cmd.usage)
 		b.WriteString(" — ")
 		b.WriteString(cmd.help)
-		if cmd.run == nil {
+		if cmd.run == nil && c.commandHandler(cmd.name) == nil {
 			b.WriteString(" (not available yet)")
 		}
 		b.WriteString("\n")
@@ -294,11 +301,13 @@ func (c *Connector) cmdWhoami(ctx context.Context, cc *commandContext) string {
 		}
 		prefs = p
 	}
-	return fmt.Sprintf("You are %s, with %s permission on this bridge.\n"+
-		"Linked addresses: none (linking is not available yet)\n"+
-		"WhatsApp login: none\n"+
-		"SMS fallback: %s\n"+
-		"Reveal my number: %s", cc.user, cc.level, onOff(prefs.SMS), onOff(prefs.Reveal))
+	lines := []string{
+		fmt.Sprintf("You are %s, with %s permission on this bridge.", cc.user, cc.level),
+		"SMS fallback: " + onOff(prefs.SMS),
+		"Reveal my number: " + onOff(prefs.Reveal),
+	}
+	lines = append(lines, c.whoamiLines(ctx, cc.user)...)
+	return strings.Join(lines, "\n")
 }
 
 func (c *Connector) cmdSMS(ctx context.Context, cc *commandContext) string {

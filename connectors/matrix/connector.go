@@ -80,6 +80,9 @@ type Connector struct {
 	// retention applies `retention` commands (see SetRetentionHandler).
 	retention RetentionFunc
 	legTimer  LegTimerFunc
+	handlers  map[string]CommandFunc
+	whoami    []WhoamiFunc
+	chatGate  NewChatGate
 	members   map[memberKey]string
 	crypted   map[id.RoomID]bool
 	typers    map[typerKey]id.UserID

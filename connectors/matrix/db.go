@@ -23,6 +23,7 @@ const (
 	portalGetQuery    = `SELECT owner, is_direct, encrypted FROM sb_matrix_portal WHERE room_id=$1`
 	mgmtInsertQuery   = `INSERT INTO sb_matrix_management_room (room_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (room_id) DO NOTHING`
 	mgmtGetQuery      = `SELECT user_id FROM sb_matrix_management_room WHERE room_id=$1`
+	mgmtByUserQuery   = `SELECT room_id FROM sb_matrix_management_room WHERE user_id=$1 ORDER BY created_at DESC LIMIT 1`
 	mgmtDeleteQuery   = `DELETE FROM sb_matrix_management_room WHERE room_id=$1`
 	portalDeleteQuery = `DELETE FROM sb_matrix_portal WHERE room_id=$1`
 )

@@ -103,6 +103,9 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 			}
 		}
 	}
+	if err := c.allowNewChat(ctx, req.User, network); err != nil {
+		return nil, err
+	}
 	conv := bridge.NewConversationID()
 	chat, contact, err := opener.OpenPhoneChat(ctx, string(req.User), req.Phone, conv)
 	if err != nil {

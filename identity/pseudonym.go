@@ -1,0 +1,51 @@
+package identity
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"strings"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+)
+
+// PseudonymPrefix starts every phone contact's pseudonymous user ID.
+const PseudonymPrefix = "ph_"
+
+var pseudoEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Pseudonyms derives the stable, opaque names phone contacts appear under.
+// The same number gets the same pseudonym on every phone network (SMS,
+// WhatsApp), so a contact reached on both is one participant, not two.
+type Pseudonyms struct {
+	key []byte
+}
+
+// NewPseudonyms derives the pseudonym key from identity.secret.
+func NewPseudonyms(secret []byte) (*Pseudonyms, error) {
+	if len(secret) < 16 {
+		return nil, ErrInvalidSecret
+	}
+	key, err := hkdf.Key(sha256.New, secret, nil, "switchboard identity pseudonym v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Pseudonyms{key: key}, nil
+}
+
+// Phone returns the contact behind an E.164 number as a bridge.Sender: ID is
+// PseudonymPrefix plus a keyed hash, DisplayName "Contact " plus its first
+// characters. Neither contains a digit of the number.
+func (p *Pseudonyms) Phone(e164 string) bridge.Sender {
+	mac := hmac.New(sha256.New, p.key)
+	mac.Write([]byte("phone\x00" + e164))
+	s := strings.ToLower(pseudoEncoding.EncodeToString(mac.Sum(nil)[:15]))
+	return bridge.Sender{ID: bridge.UserID(PseudonymPrefix + s), DisplayName: "Contact " + s[:6]}
+}
+
+// IsPhonePseudonym reports whether a sender ID is a phone contact's
+// pseudonym (from Phone).
+func IsPhonePseudonym(id bridge.UserID) bool {
+	return strings.HasPrefix(string(id), PseudonymPrefix)
+}
