@@ -30,6 +30,15 @@ type PhoneChatLister interface {
 	ChatsReaching(ctx context.Context, phone string) ([]bridge.ChatID, error)
 }
 
+// PhoneReacher is a PhoneChatOpener that can tell, before opening a chat,
+// whether a number is reachable on its network for owner (WhatsApp:
+// IsOnWhatsApp through the owner's login or the relay account). Routing
+// skips a PhoneReacher that says no.
+type PhoneReacher interface {
+	PhoneChatOpener
+	Reaches(ctx context.Context, owner string, phone string) (bool, error)
+}
+
 var (
 	// ErrNoPhoneNetwork means no registered connector reaches phone numbers.
 	ErrNoPhoneNetwork = errors.New("no enabled network can reach phone numbers")
