@@ -12,21 +12,16 @@ import (
 // Unlinked phone contacts are keyed by pseudonym, so one number is one
 // person on every phone network. Keys hold no phone number.
 func (s *Store) PersonKey(ctx context.Context, addr bridge.Address) (string, error) {
-	if IsPhonePseudonym(bridge.UserID(addr.ID)) {
-		owner, ok, err := s.linkedOwnerOfPseudonym(ctx, addr.ID)
+	if !IsPhonePseudonym(bridge.UserID(addr.ID)) {
+		return addr.String(), nil
+	}
+	if s.keyed() == nil {
+		owner, ok, err := s.ownerBy(ctx, linkByPseudonymQ, addr.ID)
 		if err != nil {
 			return "", err
 		} else if ok {
-			return "matrix:" + owner, nil
+			return owner.String(), nil
 		}
-		return "phone:" + addr.ID, nil
 	}
-	return addr.String(), nil
-}
-
-// linkedOwnerOfPseudonym returns the Matrix user who linked the number with
-// that pseudonym.
-func (s *Store) linkedOwnerOfPseudonym(ctx context.Context, pseudonym string) (string, bool, error) {
-	// Filled in with the links table.
-	return "", false, nil
+	return "phone:" + addr.ID, nil
 }

@@ -42,8 +42,10 @@ type Consent struct {
 
 // Store keeps preferences and consents. Create it with New, then Upgrade.
 type Store struct {
-	db  *dbutil.Database
-	now func() time.Time
+	db     *dbutil.Database
+	now    func() time.Time
+	vault  *Vault
+	pseudo *Pseudonyms
 }
 
 // New returns a store on the shared database. It does no I/O.

@@ -98,6 +98,22 @@ func (v *Verifier) Start(ctx context.Context, addr bridge.Address, number string
 // number returned. A wrong code counts a try; after MaxTries the code is
 // locked until a new one is requested.
 func (v *Verifier) Verify(ctx context.Context, addr bridge.Address, code string) (string, error) {
+	return v.verify(ctx, addr, code, nil)
+}
+
+// Confirm is Verify followed by linking the verified number to addr, in
+// the same transaction: the code is used up only if the link is recorded.
+// The store needs SetSecret.
+func (v *Verifier) Confirm(ctx context.Context, addr bridge.Address, code string) (string, error) {
+	if err := v.store.keyed(); err != nil {
+		return "", err
+	}
+	return v.verify(ctx, addr, code, func(ctx context.Context, number string) error {
+		return v.store.link(ctx, addr, number)
+	})
+}
+
+func (v *Verifier) verify(ctx context.Context, addr bridge.Address, code string, then func(context.Context, string) error) (string, error) {
 	db := v.store.db
 	var lookup, hash string
 	var sealed []byte
@@ -124,14 +140,35 @@ func (v *Verifier) Verify(ctx context.Context, addr bridge.Address, code string)
 		}
 		return "", fmt.Errorf("%w (%d tries left)", ErrWrongCode, MaxTries-tries-1)
 	}
-	res, err := db.Exec(ctx, deletePendingQ, addr.String())
+	number, err := v.vault.Open(sealed, addr.String())
 	if err != nil {
+		return "", err
+	}
+	err = db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		res, err := db.Exec(ctx, deletePendingQ, addr.String())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNoPendingCode // used concurrently: single-use
+		}
+		if then != nil {
+			return then(ctx, number)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNoPendingCode) {
+		return "", err
+	} else if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrDatabase, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return "", ErrNoPendingCode // used concurrently: single-use
-	}
-	return v.vault.Open(sealed, addr.String())
+	return number, nil
+}
+
+// Cancel drops addr's pending code (a code that could not be sent).
+func (v *Verifier) Cancel(ctx context.Context, addr bridge.Address) error {
+	_, err := v.store.db.Exec(ctx, deletePendingQ, addr.String())
+	return err
 }
 
 // Purge deletes code-request records older than the rate-limit window

@@ -32,9 +32,14 @@ type StartResult struct {
 	// Room is the portal room of the user's Matrix leg.
 	Room id.RoomID
 	// Network carries the chat to the number; Encrypted tells whether it
-	// is end-to-end encrypted there.
-	Network   bridge.NetworkID
-	Encrypted bool
+	// is end-to-end encrypted there, RoomEncrypted whether the Matrix room
+	// is.
+	Network       bridge.NetworkID
+	Encrypted     bool
+	RoomEncrypted bool
+	// Native is true when the number is linked to a Matrix account and the
+	// room is a plain Matrix room with it (no bridging hop).
+	Native bool
 	// Existing is true when the conversation already existed.
 	Existing bool
 	// Undeletable is true when the network cannot delete messages, so
@@ -235,7 +240,7 @@ func (c *Connector) runCommand(ctx context.Context, evt *event.Event, text strin
 		if answer == "" {
 			answer = "Done."
 		}
-		return answer
+		return RedactPhoneNumbers(answer)
 	}
 	return commandNotAvailable(name)
 }
@@ -355,16 +360,27 @@ func (c *Connector) cmdStart(ctx context.Context, cc *commandContext) string {
 		zerolog.Ctx(ctx).Warn().Str("error", RedactPhoneNumbers(err.Error())).Msg("start command failed")
 		return "Could not start the chat: " + RedactPhoneNumbers(err.Error())
 	}
-	e2ee := "not end-to-end encrypted"
-	if res.Encrypted {
-		e2ee = "end-to-end encrypted"
-	}
 	verb := "Started"
 	if res.Existing {
 		verb = "You already have"
 	}
-	answer := fmt.Sprintf("%s a chat with that number: %s. It is carried by %s and is %s.",
-		verb, res.Room.URI().MatrixToURL(), res.Network, e2ee)
+	var how string
+	switch {
+	case res.Native:
+		how = "It is a Matrix room with the account linked to that number (no SMS or WhatsApp hop)"
+		if res.RoomEncrypted {
+			how += " and is end-to-end encrypted."
+		} else {
+			how += "; the room is not encrypted."
+		}
+	case !res.Encrypted:
+		how = fmt.Sprintf("It is carried by %s and is not end-to-end encrypted.", res.Network)
+	case res.RoomEncrypted:
+		how = fmt.Sprintf("It is carried by %s and is end-to-end encrypted on every hop (the bridge decrypts and re-encrypts between Matrix and %s).", res.Network, res.Network)
+	default:
+		how = fmt.Sprintf("It is carried by %s, end-to-end encrypted there; this Matrix room is not encrypted, so not every hop is end-to-end encrypted.", res.Network)
+	}
+	answer := fmt.Sprintf("%s a chat with that number: %s. %s", verb, res.Room.URI().MatrixToURL(), how)
 	if res.Undeletable {
 		answer += fmt.Sprintf(" %s cannot delete messages: when this chat's messages expire they are removed on Matrix "+
 			"and from the bridge, but copies delivered by %s stay on the contact's phone.", res.Network, res.Network)

@@ -1,15 +1,18 @@
 package matrix
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
 	"strings"
 	"unicode"
 
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/identity"
 )
 
 // opaqueLength is how many base32 characters of the keyed hash a ghost
@@ -32,7 +35,13 @@ func deriveKey(secret []byte, label string) []byte {
 // user: lowercase base32 of HMAC-SHA256(key, network ":" remote user ID),
 // truncated. It never contains the remote ID itself (such as the digits of
 // a phone number).
+//
+// Phone contacts (identity pseudonyms) get one ghost whichever phone
+// network (SMS, WhatsApp) they write from: one person, one participant.
 func GhostOpaque(key []byte, network bridge.NetworkID, remote bridge.UserID) string {
+	if identity.IsPhonePseudonym(remote) {
+		network = "phone"
+	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(string(network) + ":" + string(remote)))
 	return strings.ToLower(ghostEncoding.EncodeToString(mac.Sum(nil)))[:opaqueLength]
@@ -133,4 +142,18 @@ func SafeDisplayName(name, opaque string) string {
 		name = string(runes[:maxNameLength])
 	}
 	return name
+}
+
+// contactName is the display name a contact's ghost gets: the number when
+// the contact linked it and chose `reveal on`, otherwise SafeDisplayName.
+func (c *Connector) contactName(ctx context.Context, sender bridge.Sender, opaque string) string {
+	if store := c.identityStore(); store != nil && identity.IsPhonePseudonym(sender.ID) {
+		number, ok, err := store.RevealedNumber(ctx, string(sender.ID))
+		if err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to check whether a contact revealed their number")
+		} else if ok {
+			return number
+		}
+	}
+	return SafeDisplayName(sender.DisplayName, opaque)
 }

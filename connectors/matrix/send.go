@@ -61,7 +61,7 @@ func (c *Connector) ghostIntent(ctx context.Context, network bridge.NetworkID, s
 	} else if err = intent.EnsureRegistered(ctx); err != nil {
 		return nil, classify("register ghost", err)
 	}
-	name := SafeDisplayName(sender.DisplayName, opaque)
+	name := c.contactName(ctx, sender, opaque)
 	if !registered || (sender.DisplayName != "" && current != name) {
 		if err = intent.SetDisplayName(ctx, name); err != nil {
 			return nil, classify("set ghost display name", err)

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/identity"
 )
 
 // PhoneChatOpener is a connector that can reach phone numbers (SMS,
-// WhatsApp). `start +N` uses the first registered connector that
-// implements it.
+// WhatsApp); `start +N` routes to one of them (see NewRouterStarter).
 type PhoneChatOpener interface {
 	bridge.Connector
 	// OpenPhoneChat returns the chat on the connector's network through
@@ -44,28 +47,170 @@ var (
 	ErrNoPhoneNetwork = errors.New("no enabled network can reach phone numbers")
 	// ErrSMSNotOptedIn means the only network that reaches a number is
 	// SMS and the user has not said `sms on`.
-	ErrSMSNotOptedIn = errors.New("only SMS reaches that number, and SMS is not end-to-end encrypted; say `sms on` first if you want SMS chats")
+	ErrSMSNotOptedIn = identity.ErrSMSNotOptedIn
 	// ErrChatTaken means the chat that reaches a number already belongs to
 	// another user's conversation.
 	ErrChatTaken = errors.New("that number is already in a conversation of another user")
 )
 
 // NewRouterStarter returns the StartFunc the daemon installs with
-// SetStartHandler until identity routing exists: it opens the chat on the
-// first registered connector implementing PhoneChatOpener, creates a
-// portal for the user and joins both legs in a new conversation. If the
-// user already has that conversation, its room is returned.
+// SetStartHandler. It routes `start +N` (identity.Decide): to the Matrix
+// account linked to +N, natively (a room with both users, no bridging hop);
+// or to the network the linked person prefers; else to an end-to-end
+// encrypted phone network that reaches +N (PhoneReacher, WhatsApp); else
+// SMS if the user said `sms on`; else it refuses with the reason. A bridged
+// route creates a portal and joins both legs in a new conversation, or
+// returns the user's existing one.
 func NewRouterStarter(r *bridge.Router, c *Connector) StartFunc {
 	return func(ctx context.Context, req StartRequest) (*StartResult, error) {
+		number, err := identity.NormalizeNumber(req.Phone)
+		if err != nil {
+			return nil, err
+		}
+		req.Phone = number
+		openers := map[bridge.NetworkID]PhoneChatOpener{}
+		var order []bridge.NetworkID
 		for _, conn := range r.Connectors() {
-			opener, ok := conn.(PhoneChatOpener)
-			if !ok {
+			if opener, ok := conn.(PhoneChatOpener); ok {
+				openers[opener.Network()] = opener
+				order = append(order, opener.Network())
+			}
+		}
+		in, owner, err := c.routeInput(ctx, req, openers, order)
+		if err != nil {
+			return nil, err
+		}
+		dec := identity.Decide(in)
+		switch {
+		case errors.Is(dec.Err, identity.ErrUnreachable) && len(openers) == 0 && !in.Linked:
+			return nil, ErrNoPhoneNetwork
+		case dec.Err != nil:
+			return nil, dec.Err
+		case dec.Native:
+			return c.startNative(ctx, req, owner)
+		}
+		res, err := c.startOn(ctx, r, openers[dec.Network], req)
+		if err != nil {
+			return nil, err
+		}
+		if res.RoomEncrypted, err = c.IsEncrypted(ctx, bridge.ChatID(res.Room)); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to check whether the portal is encrypted")
+		}
+		return res, nil
+	}
+}
+
+// routeInput gathers what routing req depends on: the link of the number
+// and the linked person's preference, the sender's SMS opt-in, and which
+// networks reach the number.
+func (c *Connector) routeInput(ctx context.Context, req StartRequest, openers map[bridge.NetworkID]PhoneChatOpener, order []bridge.NetworkID) (identity.RouteInput, bridge.Address, error) {
+	var in identity.RouteInput
+	var owner bridge.Address
+	requester := UserAddress(req.User)
+	if store := c.identityStore(); store != nil {
+		prefs, err := store.Prefs(ctx, requester)
+		if err != nil {
+			return in, owner, err
+		}
+		in.SenderSMS = prefs.SMS
+		if store.Vault() != nil {
+			if owner, in.Linked, err = store.LinkedOwner(ctx, req.Phone); err != nil {
+				return in, owner, err
+			}
+			if in.Linked && owner.Network != bridge.NetworkMatrix {
+				in.Linked = false
+			}
+			in.LinkedToSender = in.Linked && owner == requester
+			if in.Linked {
+				p, err := store.Prefs(ctx, owner)
+				if err != nil {
+					return in, owner, err
+				}
+				in.Prefer = p.Prefer
+			}
+		}
+	}
+	_, in.SMSAvailable = openers[bridge.NetworkSMS]
+	for _, network := range order {
+		if network == bridge.NetworkSMS {
+			continue
+		}
+		if reacher, ok := openers[network].(PhoneReacher); ok {
+			reach, err := reacher.Reaches(ctx, string(req.User), req.Phone)
+			if err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Str("network", string(network)).Msg("Reachability check failed; not routing there")
 				continue
 			}
-			return c.startOn(ctx, r, opener, req)
+			if !reach {
+				continue
+			}
 		}
-		return nil, ErrNoPhoneNetwork
+		in.Reachable = append(in.Reachable, network)
 	}
+	return in, owner, nil
+}
+
+// startNative opens (or returns to) a plain Matrix room between the user
+// and the Matrix account linked to the number, and records it as a route
+// of that link so `unlink` removes it.
+func (c *Connector) startNative(ctx context.Context, req StartRequest, owner bridge.Address) (*StartResult, error) {
+	store := c.identityStore()
+	requester := UserAddress(req.User)
+	res := &StartResult{Network: bridge.NetworkMatrix, Native: true, Encrypted: true, RoomEncrypted: true}
+	route, ok, err := store.RouteFor(ctx, requester, req.Phone)
+	if err != nil {
+		return nil, err
+	}
+	if ok && route.Network == bridge.NetworkMatrix {
+		res.Room, res.Existing = id.RoomID(route.Chat), true
+		return res, nil
+	}
+	target := id.UserID(owner.ID)
+	room, err := c.CreateNativeRoom(ctx, req.User, target)
+	if err != nil {
+		return nil, err
+	}
+	if err = store.SaveRoute(ctx, requester, req.Phone, bridge.NetworkMatrix, bridge.ChatID(room)); err != nil {
+		return nil, err
+	}
+	zerolog.Ctx(ctx).Info().Stringer("room_id", room).Msg("Routed a phone number to its linked Matrix account")
+	if err = c.NotifyUser(ctx, target, fmt.Sprintf("%s started a chat with you through your linked number %s: %s",
+		req.User, identity.Mask(req.Phone), room.URI().MatrixToURL())); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to tell the linked user about a new chat")
+	}
+	res.Room = room
+	return res, nil
+}
+
+// CreateNativeRoom creates an end-to-end encrypted room for two Matrix
+// users: the bot creates it, invites both with full power, and leaves
+// before anyone speaks, so no bridge hop (and no bridge device) sits
+// between them.
+func (c *Connector) CreateNativeRoom(ctx context.Context, a, b id.UserID) (id.RoomID, error) {
+	if !c.isRunning() {
+		return "", ErrNotStarted
+	}
+	ctx = c.mctx(ctx)
+	bot := c.as.BotIntent()
+	resp, err := bot.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		Visibility: "private",
+		Preset:     "private_chat",
+		Invite:     []id.UserID{a, b},
+		PowerLevelOverride: &event.PowerLevelsEventContent{
+			Users: map[id.UserID]int{c.bot: 100, a: 100, b: 100},
+		},
+		InitialState: []*event.Event{{
+			Type:    event.StateEncryption,
+			Content: event.Content{Parsed: &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}},
+		}},
+	})
+	if err != nil {
+		return "", classify("create room", err)
+	}
+	if _, err = bot.LeaveRoom(ctx, resp.RoomID); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Stringer("room_id", resp.RoomID).Msg("Bot failed to leave a native room")
+	}
+	return resp.RoomID, nil
 }
 
 func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneChatOpener, req StartRequest) (*StartResult, error) {
@@ -76,11 +221,9 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 		if store == nil {
 			return nil, ErrSMSNotOptedIn
 		}
-		prefs, err := store.Prefs(ctx, UserAddress(req.User))
-		if err != nil {
+		if prefs, err := store.Prefs(ctx, UserAddress(req.User)); err != nil {
 			return nil, err
-		}
-		if !prefs.SMS {
+		} else if !prefs.SMS {
 			return nil, ErrSMSNotOptedIn
 		}
 	}

@@ -5,7 +5,8 @@
 // A chat (bridge.ChatID) is an opaque keyed hash of (contact, pool number,
 // conversation); the contact's number is stored AES-256-GCM encrypted with
 // a key derived from identity.secret, next to an HMAC used for look-ups.
-// Senders of inbound SMS appear under a pseudonym ("SMS contact k3f9q2").
+// Senders of inbound SMS appear under their identity pseudonym ("Contact k3f9q2"),
+// the same they have on every phone network.
 //
 // Number pool: each (contact, conversation) pair gets a pool number the
 // contact does not already use with another conversation, so a reply to

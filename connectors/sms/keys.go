@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/switchboard-bridge/switchboard/identity"
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -22,7 +24,7 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 type keys struct {
 	lookup []byte // contact_hash, pool_hash
 	chat   []byte // ChatID
-	pseudo []byte // pseudonymous sender IDs and names
+	people *identity.Pseudonyms
 	log    []byte // hashes in log lines
 	aead   cipher.AEAD
 }
@@ -39,10 +41,13 @@ func deriveKeys(secret string) (*keys, error) {
 	for _, p := range []struct {
 		dst  *[]byte
 		info string
-	}{{&k.lookup, "lookup"}, {&k.chat, "chat"}, {&k.pseudo, "pseudonym"}, {&k.log, "log"}} {
+	}{{&k.lookup, "lookup"}, {&k.chat, "chat"}, {&k.log, "log"}} {
 		if *p.dst, err = derive(p.info); err != nil {
 			return nil, err
 		}
+	}
+	if k.people, err = identity.NewPseudonyms([]byte(secret)); err != nil {
+		return nil, err
 	}
 	enc, err := derive("number encryption")
 	if err != nil {
@@ -82,10 +87,12 @@ func (k *keys) chatID(contact, pool, conv string) string {
 	return "sms_" + strings.ToLower(b32.EncodeToString(mac(k.chat, contact, pool, conv)[:15]))
 }
 
-// pseudonym returns the stable sender ID and display name of a contact.
+// pseudonym returns the stable sender ID and display name of a contact:
+// the identity pseudonym of the number, the same the contact has on every
+// phone network.
 func (k *keys) pseudonym(contact string) (id, name string) {
-	s := strings.ToLower(b32.EncodeToString(mac(k.pseudo, contact)[:10]))
-	return "sms_" + s, "SMS contact " + s[:6]
+	p := k.people.Phone(contact)
+	return string(p.ID), p.DisplayName
 }
 
 // logRef is a short keyed hash to correlate log lines without the number.

@@ -38,7 +38,8 @@ func TestIncomingSignature(t *testing.T) {
 		assert.Equal(t, bridge.RemoteID(sid(1)), ev.SourceID)
 		assert.NotContains(t, ev.Sender.DisplayName, "4155550100")
 		assert.NotContains(t, string(ev.Sender.ID), "4155550100")
-		assert.Regexp(t, `^SMS contact [a-z2-7]{6}$`, ev.Sender.DisplayName)
+		assert.Regexp(t, `^Contact [a-z2-7]{6}$`, ev.Sender.DisplayName)
+		assert.Regexp(t, `^ph_[a-z2-7]{24}$`, string(ev.Sender.ID), "the identity pseudonym, shared by every phone network")
 	})
 
 	for _, tc := range []struct {

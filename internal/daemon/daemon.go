@@ -44,6 +44,7 @@ type Daemon struct {
 	db      *dbutil.Database
 	router  *bridge.Router
 	ident   *identity.Store
+	idsvc   *identity.Service
 	state   healthState
 	routes  map[string]http.Handler
 	version string
@@ -107,8 +108,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d.ident = identity.New(d.db)
-	if err = d.ident.Upgrade(ctx, log); err != nil {
+	if err = d.openIdentity(ctx); err != nil {
 		return err
 	}
 	if err = d.registerConnectors(reg); err != nil {
@@ -144,6 +144,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	go d.watchHomeserver(watchCtx)
+	go d.purgeIdentity(watchCtx)
 
 	select {
 	case <-ctx.Done():
@@ -178,6 +179,9 @@ func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
 	}
 	mx.SetStartHandler(matrix.NewRouterStarter(d.router, mx))
 	mx.SetIdentity(d.ident)
+	if err = d.registerIdentityCommands(mx); err != nil {
+		return err
+	}
 	mx.SetRetentionHandler(matrix.NewRouterRetention(d.router))
 	mx.SetLegTimerHandler(matrix.NewRouterLegTimer(d.router))
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()

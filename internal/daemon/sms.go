@@ -52,6 +52,7 @@ func (d *Daemon) registerSMS(mx *matrix.Connector, reg prometheus.Registerer) er
 	if err = d.router.Register(c); err != nil {
 		return err
 	}
+	d.idsvc.AddCodeSender(c)
 	for pattern, h := range c.Routes() {
 		d.routes[pattern] = h
 	}
