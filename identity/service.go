@@ -53,15 +53,16 @@ func (s *Service) AddCodeSender(cs CodeSender) { s.senders = append(s.senders, c
 func (s *Service) Verifier() *Verifier { return s.verify }
 
 // NormalizeNumber returns a phone number written in international form
-// ("+1 415 555 0100") in E.164, or ErrInvalidNumber. Errors never contain
-// the input.
+// ("+1 415 555 0100") in E.164, or ErrInvalidNumber. It checks the number
+// is possible (country code and length); networks may refuse numbers their
+// carriers do not serve. Errors never contain the input.
 func NormalizeNumber(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if len(s) < 2 || len(s) > 32 || s[0] != '+' {
 		return "", ErrInvalidNumber
 	}
 	num, err := phonenumbers.Parse(s, "")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
+	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", ErrInvalidNumber
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
