@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 )
 
 type fakeClock struct{ t time.Time }
@@ -20,11 +21,29 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
+// newVerifier opens a store on SQLite, or on PostgreSQL when the test DSN
+// is set (then the returned path is "").
 func newVerifier(t *testing.T) (*Verifier, *fakeClock, string) {
 	t.Helper()
+	if os.Getenv(pgtest.EnvDSN) != "" {
+		return openVerifier(t, database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)})
+	}
+	return newSQLiteVerifier(t)
+}
+
+func newSQLiteVerifier(t *testing.T) (*Verifier, *fakeClock, string) {
+	t.Helper()
+	return openVerifier(t, database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "id.db")})
+}
+
+func openVerifier(t *testing.T, opts database.Options) (*Verifier, *fakeClock, string) {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "id.db")
-	db, err := database.Open(ctx, database.Options{Type: database.TypeSQLite, URI: path}, zerolog.Nop())
+	path := ""
+	if opts.Type == database.TypeSQLite {
+		path = opts.URI
+	}
+	db, err := database.Open(ctx, opts, zerolog.Nop())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	s := New(db)
@@ -135,7 +154,7 @@ func wrong(code string) string {
 }
 
 func TestVerificationKeepsNumberAndCodeOutOfTheFile(t *testing.T) {
-	v, _, path := newVerifier(t)
+	v, _, path := newSQLiteVerifier(t)
 	code, err := v.Start(context.Background(), alice, number)
 	require.NoError(t, err)
 	require.NoError(t, v.store.db.Close())

@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/config"
 )
 
@@ -59,6 +61,13 @@ func TestGhostIDs(t *testing.T) {
 	assert.NotEqual(t, a, GhostOpaque(deriveKey([]byte("other"), ghostKeyLabel), bridge.NetworkSMS, "+15551234567"), "keyed by secret")
 	assert.Equal(t, strings.ToLower(a), a)
 	assert.False(t, ContainsPhoneNumber(a))
+	// A phone contact (identity pseudonym) is one ghost on every phone
+	// network: the same person, not duplicates.
+	pseudonyms, err := identity.NewPseudonyms([]byte("0123456789abcdef0123456789abcdef"))
+	require.NoError(t, err)
+	contact := pseudonyms.Phone("+14155550123").ID
+	assert.Equal(t, GhostOpaque(key, bridge.NetworkSMS, contact), GhostOpaque(key, bridge.NetworkWhatsApp, contact))
+	assert.NotEqual(t, GhostOpaque(key, bridge.NetworkSMS, contact), GhostOpaque(key, bridge.NetworkSMS, pseudonyms.Phone("+14155550124").ID))
 	for _, r := range a {
 		assert.True(t, (r >= 'a' && r <= 'z') || (r >= '2' && r <= '7'), "base32 alphabet: %q", r)
 	}
