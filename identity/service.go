@@ -38,7 +38,8 @@ type Service struct {
 }
 
 // NewService returns the commands' service on a store that has its secret.
-// senders are tried in order (WhatsApp before SMS) to deliver codes.
+// Codes go by the first sender that reaches the number: CodeReachers
+// (WhatsApp) before plain senders (SMS), each group in the order given.
 func NewService(store *Store, senders ...CodeSender) (*Service, error) {
 	if err := store.keyed(); err != nil {
 		return nil, err
@@ -114,7 +115,20 @@ func (s *Service) Link(ctx context.Context, owner bridge.Address, raw string) st
 }
 
 func (s *Service) codeSender(ctx context.Context, owner bridge.Address, number string) (CodeSender, error) {
+	// Networks that can check reachability (end-to-end encrypted ones,
+	// WhatsApp) first; SMS last.
+	ordered := make([]CodeSender, 0, len(s.senders))
 	for _, cs := range s.senders {
+		if _, ok := cs.(CodeReacher); ok {
+			ordered = append(ordered, cs)
+		}
+	}
+	for _, cs := range s.senders {
+		if _, ok := cs.(CodeReacher); !ok {
+			ordered = append(ordered, cs)
+		}
+	}
+	for _, cs := range ordered {
 		if r, ok := cs.(CodeReacher); ok {
 			reach, err := r.Reaches(ctx, owner.ID, number)
 			if err != nil {

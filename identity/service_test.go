@@ -161,7 +161,7 @@ func TestCodeGoesByWhatsAppWhenReachable(t *testing.T) {
 		reach := onWA
 		wa := reachingSender{&recordingSender{network: bridge.NetworkWhatsApp, reach: &reach}}
 		sms := &recordingSender{network: bridge.NetworkSMS}
-		svc, _, _ := newService(t, wa, sms)
+		svc, _, _ := newService(t, sms, wa) // registration order does not matter
 		answer := svc.Link(ctx, alice, number)
 		if onWA {
 			require.Contains(t, answer, "by whatsapp")
