@@ -257,6 +257,11 @@ func TestIdentityEndToEnd(t *testing.T) {
 	require.Contains(t, carol.ask(t, carolDM, bot, "reveal on"), "Reveal is on")
 	carol.ask(t, carolDM, bot, "link "+e2eContact)
 	require.Contains(t, carol.ask(t, carolDM, bot, "verify "+codeSent()), "Linked")
+	// Carol prefers SMS: alice (who allowed SMS) reaches her there.
+	require.Contains(t, carol.ask(t, carolDM, bot, "prefer sms"), "now go to sms")
+	answer = alice.ask(t, d.dm, bot, "start "+e2eContact)
+	require.Contains(t, answer, "carried by sms")
+	require.Equal(t, d.portal, roomIn(t, answer))
 	inbound(t, d, "SM"+strings.Repeat("c", 32), "revealed reply")
 	require.Eventually(t, func() bool {
 		for _, ev := range messages(t, hs, alice.token, d.portal) {

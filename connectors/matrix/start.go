@@ -165,6 +165,9 @@ func (c *Connector) startNative(ctx context.Context, req StartRequest, owner bri
 		res.Room, res.Existing = id.RoomID(route.Chat), true
 		return res, nil
 	}
+	if err = c.allowNewChat(ctx, req.User, bridge.NetworkMatrix); err != nil {
+		return nil, err
+	}
 	target := id.UserID(owner.ID)
 	room, err := c.CreateNativeRoom(ctx, req.User, target)
 	if err != nil {
