@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -242,14 +239,7 @@ func TestIdentityEndToEnd(t *testing.T) {
 	require.NotContains(t, d.logs.String(), contactNoPl)
 	require.NotContains(t, d.logs.String(), code)
 	require.NotContains(t, d.logs.String(), "canary reply")
-	files, _ := filepath.Glob(filepath.Join(d.dir, "switchboard.db*"))
-	require.NotEmpty(t, files)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.False(t, bytes.Contains(data, []byte(contactNoPl)), "number in %s", f)
-		require.False(t, bytes.Contains(data, []byte("canary reply")), "body in %s", f)
-	}
+	requireNotInDBFiles(t, d.dir, contactNoPl, "canary reply")
 
 	// With `reveal on` the owner's number is their name where they write
 	// from it.
