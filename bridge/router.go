@@ -68,8 +68,9 @@ type Router struct {
 	order      []NetworkID
 	started    []Connector
 
-	writer *writer
-	disp   *dispatcher
+	writer   *writer
+	disp     *dispatcher
+	admitter Admitter
 	expiry *expirer
 	stmts  *stmtCache
 	// pending maps delivered messages to their remote IDs until the map
@@ -367,6 +368,8 @@ type acceptOp struct {
 	// reserved are the seqs of rows this op inserted for lanes it holds.
 	reserved []int64
 	expires  time.Time
+	// excluded are legs the admitter kept the event from (blocks).
+	excluded map[Leg]bool
 }
 
 // Submit implements Host.Submit for the connector of evt.Source.Network.
@@ -385,11 +388,26 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 	if evt.Timestamp.IsZero() {
 		evt.Timestamp = r.now()
 	}
-	if evt.Kind == KindTyping {
-		r.forwardTyping(ctx, evt)
-		return nil
+	var excluded map[Leg]bool
+	if r.admitter != nil || evt.Kind == KindTyping {
+		_, dests, excl, err := r.admit(ctx, evt)
+		if err != nil && evt.Kind == KindTyping {
+			zerolog.Ctx(ctx).Debug().Err(err).Msg("Typing notification not forwarded")
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, ErrRefused) {
+				r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "refused").Inc()
+			}
+			return err
+		}
+		if evt.Kind == KindTyping {
+			r.forwardTyping(evt, dests, excl)
+			return nil
+		}
+		excluded = excl
 	}
-	op := &acceptOp{evt: evt, msg: NewMessageID()}
+	op := &acceptOp{evt: evt, msg: NewMessageID(), excluded: excluded}
 	err := r.writer.do(ctx, func(ctx context.Context) error { return r.accept(ctx, op) })
 	defer r.disp.unreserve(op.reserved)
 	if err != nil {
@@ -488,6 +506,9 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 		return nil
 	}
 	for _, dest := range dests {
+		if op.excluded[dest] {
+			continue
+		}
 		it := &item{conv: conv, msg: op.msg, lane: dest, nextAt: now, acceptedAt: now, expiresAt: expires}
 		it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
 		if err = r.stmts.queryRow(ctx, r.stmts.insQueue, conv, op.msg, dest.Network, dest.Chat, it.payload, ms(now), nullMS(expires)).Scan(&it.seq); err != nil {
@@ -515,24 +536,13 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 	return nil
 }
 
-// forwardTyping passes a typing notification straight to the other legs;
-// it is ephemeral and never queued.
-func (r *Router) forwardTyping(ctx context.Context, evt *Event) {
-	rows, err := r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
-	if err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to look up legs for typing")
-		return
-	}
-	var dests []Leg
-	for rows.Next() {
-		var conv ConversationID
-		var l Leg
-		if rows.Scan(&conv, &l.Network, &l.Chat) == nil && l != evt.Source {
-			dests = append(dests, l)
-		}
-	}
-	rows.Close()
+// forwardTyping passes a typing notification straight to the other legs
+// (except those the admitter excluded); it is ephemeral and never queued.
+func (r *Router) forwardTyping(evt *Event, dests []Leg, excluded map[Leg]bool) {
 	for _, dest := range dests {
+		if excluded[dest] {
+			continue
+		}
 		ts, ok := r.connectors[dest.Network].(TypingSender)
 		if !ok {
 			continue
