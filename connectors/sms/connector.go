@@ -228,6 +228,9 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 // SetHooks installs the daemon's hooks. Call before Start.
 func (c *Connector) SetHooks(h Hooks) { c.hooks = h }
 
+// Hooks returns the installed hooks, so one more can be added with SetHooks.
+func (c *Connector) Hooks() Hooks { return c.hooks }
+
 // RegisterMetrics registers the connector's Prometheus metrics
 // (sb_sms_segments_total, sb_sms_messages_total, sb_sms_mms_total,
 // sb_sms_media_fetches_total).
