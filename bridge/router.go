@@ -51,6 +51,9 @@ type Options struct {
 	MetadataRetention time.Duration
 	// Now is the clock (default time.Now); tests pass a fake.
 	Now func() time.Time
+	// Admitter, if set, decides on every event before it is accepted
+	// (see Admitter; SetAdmitter sets it later).
+	Admitter Admitter
 }
 
 // Router maps conversations across connectors and delivers messages
@@ -127,6 +130,7 @@ func New(opts Options) (*Router, error) {
 		now:        opts.Now,
 		connectors: make(map[NetworkID]Connector),
 		stopped:    make(chan struct{}),
+		admitter:   opts.Admitter,
 	}
 	return r, nil
 }
