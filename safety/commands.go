@@ -192,7 +192,7 @@ func (s *Service) Report(ctx context.Context, user, room string, args []string) 
 		} else {
 			b.WriteString("No recent messages from them in this conversation.\n")
 		}
-		fmt.Fprintf(&b, "In the last %s they were reported %d time(s) and blocked %d time(s).\n", s.window(), in.ReportsReceived, in.BlocksReceived)
+		fmt.Fprintf(&b, "In the last %s they were reported %d time(s) and blocked %d time(s).\n", windowText(s.window()), in.ReportsReceived, in.BlocksReceived)
 		s.evaluate(ctx, c.person)
 	}
 	if ra.Reason != "" {
@@ -285,7 +285,7 @@ func (s *Service) flags(ctx context.Context) string {
 		flags = append(flags, flag{subj, Score(in), in})
 	}
 	if len(flags) == 0 {
-		return fmt.Sprintf("No abuse signals in the last %s.", s.window())
+		return fmt.Sprintf("No abuse signals in the last %s.", windowText(s.window()))
 	}
 	slices.SortFunc(flags, func(a, b flag) int {
 		if a.score != b.score {
@@ -294,7 +294,7 @@ func (s *Service) flags(ctx context.Context) string {
 		return strings.Compare(a.subject, b.subject)
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "Abuse signals in the last %s (metadata only; suspension at score %d):\n", s.window(), s.cfg.SuspendScore)
+	fmt.Fprintf(&b, "Abuse signals in the last %s (metadata only; suspension at score %d):\n", windowText(s.window()), s.cfg.SuspendScore)
 	for i, f := range flags {
 		if i == 20 {
 			fmt.Fprintf(&b, "… and %d more\n", len(flags)-i)
@@ -328,7 +328,7 @@ func (s *Service) status(ctx context.Context) string {
 		fmt.Fprintf(&b, "• %s suspended %s (score %d): %s\n", su.User, stamp(su.At), su.Score, su.Reason)
 	}
 	fmt.Fprintf(&b, "Last %s: %d new chats (%d refused), %d rate-limit refusals, %d reports, %d blocks, %d high-cost SMS (%d refused).\n",
-		s.window(), kinds[sigNewChat], kinds[sigNewChatRefused], kinds[sigBurst], kinds[sigReported], kinds[sigBlocked],
+		windowText(s.window()), kinds[sigNewChat], kinds[sigNewChatRefused], kinds[sigBurst], kinds[sigReported], kinds[sigBlocked],
 		kinds[sigHighCost], kinds[sigHighCostRefused])
 	c := s.cfg
 	fmt.Fprintf(&b, "Limits: %d new chats/hour, %d msgs/min per sender, %d per conversation, %d per inbound contact, "+

@@ -88,3 +88,14 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", m)
 	}
 }
+
+// windowText shows a window like "24h" or "90m".
+func windowText(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}

@@ -357,7 +357,7 @@ func (s *Service) Evaluate(ctx context.Context, subject string) (int, Input, err
 		return score, in, err
 	}
 	s.notifyAdmins(ctx, fmt.Sprintf("🚩 %s was suspended automatically pending your review: %s. Signals (last %s): %s. "+
-		"Use `admin unsuspend %s` to lift it.", user, reason, s.window(), in.Summary(), user))
+		"Use `admin unsuspend %s` to lift it.", user, reason, windowText(s.window()), in.Summary(), user))
 	return score, in, nil
 }
 

@@ -30,7 +30,7 @@ const (
 	deleteSuspendQuery   = `DELETE FROM sb_safety_suspension WHERE user_id=$1`
 	allSuspendedQuery    = `SELECT user_id, reason, score, created_at FROM sb_safety_suspension ORDER BY created_at`
 	insertSignalQuery    = `INSERT INTO sb_safety_signal (subject, kind, scope, at) VALUES ($1, $2, $3, $4)`
-	countSignalQuery     = `SELECT COUNT(*), COALESCE(MIN(at), 0) FROM sb_safety_signal WHERE subject=$1 AND kind=$2 AND at >= $3`
+	countSignalQuery     = `SELECT COUNT(*), COALESCE(MIN(at), 0) FROM sb_safety_signal WHERE subject=$1 AND kind=$2 AND at > $3`
 	subjectSignalsQuery  = `SELECT kind, COUNT(*), COUNT(DISTINCT scope) FROM sb_safety_signal WHERE subject=$1 AND at >= $2 GROUP BY kind`
 	signalSubjectsQuery  = `SELECT DISTINCT subject FROM sb_safety_signal WHERE at >= $1`
 	countAllSignalsQuery = `SELECT kind, COUNT(*) FROM sb_safety_signal WHERE at >= $1 GROUP BY kind`
