@@ -196,7 +196,7 @@ func FuzzParseReportArgs(f *testing.F) {
 		require.LessOrEqual(t, r.Last, safety.MaxReportMessages)
 		require.LessOrEqual(t, len(r.Reason), 500+len("…"))
 		if r.Last == 0 {
-			require.Equal(t, strings.Join(args, " "), strings.TrimSuffix(r.Reason, "…")[:len(strings.TrimSuffix(r.Reason, "…"))])
+			require.True(t, strings.HasPrefix(strings.Join(args, " "), strings.TrimSuffix(r.Reason, "…")), "the reason is the words typed")
 		}
 	})
 }
