@@ -1,0 +1,160 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSafetyEndToEnd runs the daemon on a real Dendrite with the local fake
+// Twilio: a user who starts more new SMS chats than
+// safety.new_chats_per_hour is refused and told why, and the admin room
+// gets a flag; `report` reaches the admin room with the contact's
+// pseudonym and counts but no message content unless asked (`report with
+// last 1`); `block` stops delivery from that contact, who is not told.
+func TestSafetyEndToEnd(t *testing.T) {
+	d := startSMSDaemon(t, "debug")
+	hs, token, bot, dm, portal := d.hs, d.token, d.bot, d.dm, d.portal
+
+	// A moderator's room, with the bot in it, is the admin room.
+	_, modToken := hs.RegisterUser(t, "mod", "correct horse battery")
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", modToken,
+		map[string]any{"invite": []string{bot}, "preset": "private_chat", "name": "switchboard admins"}, &created))
+	adminRoom := created.RoomID
+	require.Eventually(t, func() bool {
+		var members struct {
+			Joined map[string]any `json:"joined"`
+		}
+		hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(adminRoom)+"/joined_members", modToken, nil, &members)
+		_, ok := members.Joined[bot]
+		return ok
+	}, 20*time.Second, 100*time.Millisecond, "the bot did not join the admin room")
+
+	// Configure the limits and the admin room, and restart.
+	cfgPath := filepath.Join(d.dir, "config.yaml")
+	data, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	text := regexp.MustCompile(`(?m)^(\s*new_chats_per_hour:).*$`).ReplaceAllString(string(data), "${1} 2")
+	text = regexp.MustCompile(`(?m)^(\s*admin_room:).*$`).ReplaceAllString(text, `${1} "`+adminRoom+`"`)
+	require.NotEqual(t, string(data), text)
+	require.NoError(t, os.WriteFile(cfgPath, []byte(text), 0o600))
+	d.restart()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + d.listen + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond)
+
+	// The chat started before the restart counts: one more is allowed,
+	// the third in the hour is refused, with the reason.
+	started := func() int {
+		n := 0
+		for _, ev := range messages(t, hs, token, dm) {
+			if b, _ := ev.Content["body"].(string); ev.Sender == bot && strings.Contains(b, "Started a chat with that number") {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, 1, started())
+	d.say(dm, "s1", "start +14155550124")
+	require.Eventually(t, func() bool { return started() == 2 }, 20*time.Second, 100*time.Millisecond, "the second new chat was not started")
+	d.say(dm, "s2", "start +14155550125")
+	refusal := waitNotice(t, hs, token, dm, bot, "new_chats_per_hour")
+	require.Contains(t, refusal, "Could not start the chat")
+	require.Contains(t, refusal, "2 per hour")
+	require.Equal(t, 2, started())
+	flag := waitNotice(t, hs, modToken, adminRoom, bot, "new chats in an hour")
+	require.Contains(t, flag, "@alice:"+hs.ServerName)
+
+	// The contact writes; alice reports them without and then with content.
+	incoming := "http://" + d.listen + "/sms/twilio/incoming"
+	post := func(sid, body string) string {
+		form := url.Values{
+			"AccountSid": {e2eSID}, "MessageSid": {sid},
+			"From": {e2eContact}, "To": {e2ePool}, "Body": {body}, "NumMedia": {"0"},
+		}
+		req, err := http.NewRequest(http.MethodPost, incoming, strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", twilioSign(t, incoming, form))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		reply, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		return string(reply)
+	}
+	post("SM"+strings.Repeat("b", 32), "hi from sms, please report me")
+	waitPortalBody := func(body string) bool {
+		for _, ev := range messages(t, hs, token, portal) {
+			if b, _ := ev.Content["body"].(string); b == body && ev.Sender != bot {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, func() bool { return waitPortalBody("hi from sms, please report me") }, 20*time.Second, 100*time.Millisecond)
+
+	d.say(portal, "rep1", "!sb report unwanted texts")
+	answer := waitNotice(t, hs, token, portal, bot, "Reported to the bridge admins")
+	require.Contains(t, answer, "no message content")
+	report := waitNotice(t, hs, modToken, adminRoom, bot, "Report from @alice")
+	require.Contains(t, report, "sms_")
+	require.Contains(t, report, "recently: 1")
+	require.Contains(t, report, `"unwanted texts"`)
+	require.Contains(t, report, "No message content is included")
+	require.NotContains(t, report, "please report me")
+	require.NotContains(t, report, contactNoPl)
+
+	d.say(portal, "rep2", "!sb report with last 1")
+	waitNotice(t, hs, token, portal, bot, "the 1 message(s) you chose to include")
+	withContent := waitNotice(t, hs, modToken, adminRoom, bot, "last 1 message(s)")
+	require.Contains(t, withContent, "hi from sms, please report me", "the message the reporter explicitly included")
+	require.NotContains(t, withContent, contactNoPl)
+
+	// Block: nothing more from that contact reaches alice; they are not told.
+	d.say(portal, "blk", "!sb block")
+	waitNotice(t, hs, token, portal, bot, "Blocked sms_")
+	reply := post("SM"+strings.Repeat("c", 32), "are you there after the block")
+	require.NotContains(t, reply, "<Message>", "the blocked contact is not told")
+	time.Sleep(2 * time.Second)
+	require.False(t, waitPortalBody("are you there after the block"), "a blocked contact's message reached the portal")
+	// Alice can still write to them.
+	before := len(d.fake.sent())
+	d.say(portal, "out1", "a last word")
+	require.Eventually(t, func() bool { return len(d.fake.sent()) == before+1 }, 20*time.Second, 100*time.Millisecond)
+
+	// The metrics count it all.
+	resp, err := http.Get("http://" + d.listen + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{
+		`switchboard_safety_throttles_total{limit="new_chats"} 1`,
+		`switchboard_safety_reports_total 2`,
+		`switchboard_safety_blocks_total 1`,
+		`switchboard_safety_blocked_deliveries_total 1`,
+	} {
+		require.Contains(t, string(metrics), m)
+	}
+
+	d.stop()
+	require.NotContains(t, d.logs.String(), contactNoPl)
+	require.NotContains(t, d.logs.String(), "please report me")
+	require.NotContains(t, d.logs.String(), "after the block")
+}
