@@ -71,11 +71,12 @@ type Router struct {
 	order      []NetworkID
 	started    []Connector
 
-	writer   *writer
-	disp     *dispatcher
-	admitter Admitter
+	writer *writer
+	disp   *dispatcher
 	expiry *expirer
 	stmts  *stmtCache
+	// admitter decides on events before they are accepted (admit.go).
+	admitter Admitter
 	// pending maps delivered messages to their remote IDs until the map
 	// row is committed (pendingKey -> RemoteID).
 	pending sync.Map

@@ -59,7 +59,9 @@ func TestBlockAcrossNetworks(t *testing.T) {
 		require.NoError(t, router.Start(ctx))
 		t.Cleanup(func() { _ = router.Stop(context.Background()) })
 
-		leg := func(n bridge.NetworkID, chat string) bridge.Leg { return bridge.Leg{Network: n, Chat: bridge.ChatID(chat)} }
+		leg := func(n bridge.NetworkID, chat string) bridge.Leg {
+			return bridge.Leg{Network: n, Chat: bridge.ChatID(chat)}
+		}
 		_, err = router.CreateConversation(ctx, leg(bridge.NetworkMatrix, "!sms-room"), leg(bridge.NetworkSMS, "sms-chat"))
 		require.NoError(t, err)
 		_, err = router.CreateConversation(ctx, leg(bridge.NetworkMatrix, "!wa-room"), leg(bridge.NetworkWhatsApp, "wa-chat"))

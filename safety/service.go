@@ -66,6 +66,7 @@ type Options struct {
 	// reporter, not the bot) sent in a Matrix room, for `report with last
 	// n`. Optional.
 	History func(ctx context.Context, room string, n int) ([]HistoryMessage, error)
+	// Notifier sends the notices to admins and users.
 	Notifier Notifier
 }
 

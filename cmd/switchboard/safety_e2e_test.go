@@ -47,6 +47,7 @@ func TestSafetyEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	text := regexp.MustCompile(`(?m)^(\s*new_chats_per_hour:).*$`).ReplaceAllString(string(data), "${1} 2")
 	text = regexp.MustCompile(`(?m)^(\s*admin_room:).*$`).ReplaceAllString(text, `${1} "`+adminRoom+`"`)
+	text = regexp.MustCompile(`(?m)^(\s*sender_messages_per_minute:).*$`).ReplaceAllString(text, "${1} 2")
 	require.NotEqual(t, string(data), text)
 	require.NoError(t, os.WriteFile(cfgPath, []byte(text), 0o600))
 	d.restart()
@@ -134,10 +135,18 @@ func TestSafetyEndToEnd(t *testing.T) {
 	require.NotContains(t, reply, "<Message>", "the blocked contact is not told")
 	time.Sleep(2 * time.Second)
 	require.False(t, waitPortalBody("are you there after the block"), "a blocked contact's message reached the portal")
-	// Alice can still write to them.
+	// Alice can still write to them — at most 2 messages a minute here
+	// (safety.sender_messages_per_minute); the third is refused and she is
+	// told why, in the room, as a reply.
 	before := len(d.fake.sent())
 	d.say(portal, "out1", "a last word")
-	require.Eventually(t, func() bool { return len(d.fake.sent()) == before+1 }, 20*time.Second, 100*time.Millisecond)
+	d.say(portal, "out2", "and another")
+	d.say(portal, "out3", "one too many")
+	tooMany := waitNotice(t, hs, token, portal, bot, "was not delivered: too many messages")
+	require.Contains(t, tooMany, "2 per minute")
+	require.Eventually(t, func() bool { return len(d.fake.sent()) == before+2 }, 20*time.Second, 100*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // pacing: one segment a second
+	require.Len(t, d.fake.sent(), before+2, "the refused message is not sent")
 
 	// The metrics count it all.
 	resp, err := http.Get("http://" + d.listen + "/metrics")
@@ -146,6 +155,8 @@ func TestSafetyEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	for _, m := range []string{
 		`switchboard_safety_throttles_total{limit="new_chats"} 1`,
+		`switchboard_safety_throttles_total{limit="sender"} 1`,
+		`switchboard_delivery_paced_total{network="sms"}`,
 		`switchboard_safety_reports_total 2`,
 		`switchboard_safety_blocks_total 1`,
 		`switchboard_safety_blocked_deliveries_total 1`,

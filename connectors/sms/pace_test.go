@@ -141,3 +141,42 @@ func TestBeforeSendHook(t *testing.T) {
 	require.False(t, infos[0].HighCost)
 	require.True(t, infos[1].HighCost)
 }
+
+// TestInboundRefusedIsToldOncePerBurst: an inbound SMS the bridge's safety
+// rules refuse is not delivered; the contact is told why in the webhook's
+// TwiML reply the first time, and not again while the burst lasts (each
+// reply is an SMS that costs money).
+func TestInboundRefusedIsToldOncePerBurst(t *testing.T) {
+	e := newEnv(t)
+	_, _, _ = e.conversation(contactA, "!room-a")
+	refusals := 0
+	e.router.SetAdmitter(bridge.AdmitFunc(func(_ context.Context, a *bridge.Admission) error {
+		if a.Event.Content != nil && a.Event.Content.Body == "ok" {
+			return nil
+		}
+		refusals++
+		return &bridge.RefusedError{Reason: "too many messages; wait 1m", RetryAfter: time.Minute, Repeat: refusals > 1}
+	}))
+	for i, tc := range []struct {
+		body  string
+		reply string
+	}{
+		{"ok", ""},
+		{"flood 1", "<Message>Not delivered: too many messages; wait 1m.</Message>"},
+		{"flood 2", ""},
+	} {
+		form := inbound(sid(900+i), contactA, pool1, tc.body)
+		rec := e.post("/sms/twilio/incoming", form, sign("/sms/twilio/incoming", form))
+		require.Equal(t, 200, rec.Code)
+		if tc.reply == "" {
+			require.NotContains(t, rec.Body.String(), "<Message>")
+		} else {
+			require.Contains(t, rec.Body.String(), tc.reply)
+		}
+	}
+	sent := e.mx.WaitSent(1, 5*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	require.Len(t, e.mx.Sent(), 1)
+	require.Equal(t, "ok", sent[0].Delivery.Event.Content.Body)
+	require.Equal(t, 2.0, counter(t, e, "sb_sms_messages_total", "result", "refused"))
+}
