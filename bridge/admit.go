@@ -57,7 +57,17 @@ func (r *Router) SetAdmitter(a Admitter) { r.admitter = a }
 // refusal. An event from a leg of no conversation is passed through: accept
 // reports ErrUnknownLeg for it.
 func (r *Router) admit(ctx context.Context, evt *Event) (conv ConversationID, legs []Leg, excluded map[Leg]bool, err error) {
-	rows, err := r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
+	var rows interface {
+		Next() bool
+		Scan(...any) error
+		Close() error
+		Err() error
+	}
+	if r.stmts != nil {
+		rows, err = r.stmts.query(ctx, r.stmts.siblings, evt.Source.Network, evt.Source.Chat)
+	} else {
+		rows, err = r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
+	}
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
 	}

@@ -121,7 +121,7 @@ func defaultSafety() config.Safety {
 	return config.Default().Safety
 }
 
-func startEnv(t *testing.T, dbo database.Options, cfg config.Safety, edit ...func(*safety.Options)) *env {
+func startEnv(t testing.TB, dbo database.Options, cfg config.Safety, edit ...func(*safety.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{clock: newClock(), note: &notifier{}, reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}

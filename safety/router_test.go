@@ -127,3 +127,27 @@ func sentBodies(c *loopback.Connector) []string {
 	}
 	return out
 }
+
+// BenchmarkAdmit measures the safety service's admission of one message
+// (person key, rate limits, activity), the steady state: no block, under
+// every limit.
+//
+//	go test -run '^$' -bench Admit ./safety
+func BenchmarkAdmit(b *testing.B) {
+	cfg := defaultSafety()
+	cfg.SenderPerMinute, cfg.ConversationPerMinute, cfg.InboundPerMinute = 1<<30, 1<<30, 1<<30
+	e := startEnv(b, database.Options{Type: database.TypeSQLite, URI: ":memory:"}, cfg, func(o *safety.Options) {
+		o.LegOwner = func(context.Context, bridge.Leg) (string, error) { return string(alice), nil }
+	})
+	ctx := context.Background()
+	evts := make([]*bridge.Admission, 64)
+	for i := range evts {
+		evts[i] = admission(message(roomA, bridge.UserID("@u"+string(rune('a'+i%26))+":example.org"), "m"), bridge.ConversationID("c"+string(rune('a'+i))), smsA)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := e.svc.Admit(ctx, evts[i%len(evts)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
