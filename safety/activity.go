@@ -34,8 +34,9 @@ func newActivity() *activity {
 }
 
 // note records a message from person in conv at t: it answers everyone
-// else's messages in the conversation.
-func (a *activity) note(conv bridge.ConversationID, person string, t time.Time) {
+// else's messages in the conversation. It returns how many messages person
+// sent in conv in the window.
+func (a *activity) note(conv bridge.ConversationID, person string, t time.Time) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.convs[conv]
@@ -57,6 +58,7 @@ func (a *activity) note(conv bridge.ConversationID, person string, t time.Time) 
 	sa.count++
 	sa.unanswered++
 	sa.last = t
+	return sa.count
 }
 
 // outbound returns how many messages person sent in the window, and how

@@ -77,9 +77,17 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 			Err:        &LimitError{Limit: c.limit, Max: c.max, Per: time.Minute, RetryAfter: wait},
 		}
 	}
-	s.act.note(a.Conversation, person, now)
+	if n := s.act.note(a.Conversation, person, now); n%evaluateEvery == 0 && evt.Source.Network == bridge.NetworkMatrix {
+		// The unanswered share changes with every message; look at the
+		// score now and then, not on every message.
+		s.evaluate(ctx, person)
+	}
 	return nil
 }
+
+// evaluateEvery is how many messages of a user in one conversation pass
+// between looks at their score.
+const evaluateEvery = 20
 
 // excludeBlocked excludes the legs whose owner blocked person.
 func (s *Service) excludeBlocked(ctx context.Context, a *bridge.Admission, person string) error {

@@ -243,7 +243,8 @@ func (s *Service) Admin(ctx context.Context, admin string, args []string) string
 		}
 		user := args[1]
 		if strings.EqualFold(args[0], "suspend") {
-			score, _, _ := s.Evaluate(ctx, matrixKey(user))
+			in, _ := s.Input(ctx, matrixKey(user))
+			score := Score(in)
 			ok, err := s.Suspend(ctx, user, admin, "suspended by an admin", score)
 			switch {
 			case err != nil:

@@ -112,5 +112,15 @@ func TestScoreSuspendsAutomatically(t *testing.T) {
 		require.Len(t, e.note.user(user), 1)
 		require.Contains(t, e.svc.Admin(ctx, "@admin:example.org", []string{"flags"}), "@alice:example.org — score 34 [suspended]")
 		require.Equal(t, 1.0, e.counter(t, "switchboard_safety_suspensions_total", map[string]string{"by": "score"}))
+
+		// An admin lifts it: the old signals do not suspend the user again
+		// at the next one; only new signals reaching the threshold do.
+		require.Contains(t, e.svc.Admin(ctx, "@admin:example.org", []string{"unsuspend", user}), "Lifted")
+		e.clock.Advance(time.Second)
+		require.ErrorIs(t, e.svc.NewChatGate(ctx, user, bridge.NetworkSMS), safety.ErrLimited)
+		require.False(t, e.svc.IsSuspended(user), "suspended again for signals an admin already reviewed")
+		require.ErrorIs(t, e.svc.NewChatGate(ctx, user, bridge.NetworkSMS), safety.ErrLimited)
+		require.ErrorIs(t, e.svc.NewChatGate(ctx, user, bridge.NetworkSMS), safety.ErrLimited)
+		require.True(t, e.svc.IsSuspended(user), "three new refusals (score 30) since the review")
 	})
 }

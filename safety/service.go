@@ -85,10 +85,13 @@ type Service struct {
 	// blocks maps a blocker's person key to the person keys they blocked.
 	blocks    map[string]map[string]bool
 	suspended map[string]Suspension // by Matrix user ID
-	owners    map[bridge.Leg]string
-	legs      map[bridge.Leg]string // leg -> person key last seen writing there
-	regions   map[string]time.Time  // person+region -> recorded at
-	act       *activity
+	// cleared is when an admin last lifted a user's suspension: only
+	// signals after it count toward another automatic one.
+	cleared map[string]time.Time
+	owners  map[bridge.Leg]string
+	legs    map[bridge.Leg]string // leg -> person key last seen writing there
+	regions map[string]time.Time  // person+region -> recorded at
+	act     *activity
 	// flagged remembers when an admin was last told about a subject and
 	// limit, so a burst makes one flag, not hundreds.
 	flagged map[string]time.Time
@@ -118,6 +121,7 @@ func New(opts Options) (*Service, error) {
 		inbound:      newLimiter(cfg.InboundPerMinute, time.Minute),
 		blocks:       map[string]map[string]bool{},
 		suspended:    map[string]Suspension{},
+		cleared:      map[string]time.Time{},
 		owners:       map[bridge.Leg]string{},
 		legs:         map[bridge.Leg]string{},
 		regions:      map[string]time.Time{},
@@ -143,8 +147,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cleared, err := s.store.lifted(ctx)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.blocks = blocks
+	s.cleared = cleared
 	for _, su := range sus {
 		s.suspended[su.User] = su
 	}
@@ -334,15 +343,23 @@ func (s *Service) Unsuspend(ctx context.Context, user, actor string) (bool, erro
 	if err := s.store.exec(ctx, deleteSuspendQuery, user); err != nil {
 		return false, err
 	}
-	s.decide(ctx, matrixKey(user), "unsuspend", actor, "")
+	s.mu.Lock()
+	s.cleared[user] = s.now()
+	s.mu.Unlock()
+	s.decide(ctx, matrixKey(user), actionUnsuspend, actor, "")
 	s.notifyUser(ctx, user, "An admin lifted your suspension: you can use the bridge again.")
 	return true, nil
 }
 
-const actorScore = "score"
+const (
+	actorScore      = "score"
+	actionUnsuspend = "unsuspend"
+)
 
 // Evaluate computes a person's score and suspends a Matrix user whose
 // score reached safety.suspend_score, telling the admins and the user.
+// After an admin lifted a suspension, only newer signals count toward
+// another one.
 func (s *Service) Evaluate(ctx context.Context, subject string) (int, Input, error) {
 	in, err := s.Input(ctx, subject)
 	if err != nil {
@@ -352,6 +369,18 @@ func (s *Service) Evaluate(ctx context.Context, subject string) (int, Input, err
 	user, isUser := userOfKey(subject)
 	if s.cfg.SuspendScore <= 0 || score < s.cfg.SuspendScore || !isUser || s.IsSuspended(user) {
 		return score, in, nil
+	}
+	s.mu.RLock()
+	cleared, wasCleared := s.cleared[user]
+	s.mu.RUnlock()
+	if wasCleared && cleared.After(s.now().Add(-s.window())) {
+		since, err := s.store.input(ctx, subject, cleared.Add(time.Millisecond))
+		if err != nil {
+			return score, in, err
+		}
+		if Score(since) < s.cfg.SuspendScore {
+			return score, in, nil
+		}
 	}
 	reason := fmt.Sprintf("abuse score %d reached the threshold %d", score, s.cfg.SuspendScore)
 	if ok, err := s.Suspend(ctx, user, actorScore, reason, score); err != nil || !ok {

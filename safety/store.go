@@ -34,6 +34,7 @@ const (
 	subjectSignalsQuery  = `SELECT kind, COUNT(*), COUNT(DISTINCT scope) FROM sb_safety_signal WHERE subject=$1 AND at >= $2 GROUP BY kind`
 	signalSubjectsQuery  = `SELECT DISTINCT subject FROM sb_safety_signal WHERE at >= $1`
 	countAllSignalsQuery = `SELECT kind, COUNT(*) FROM sb_safety_signal WHERE at >= $1 GROUP BY kind`
+	liftedQuery          = `SELECT subject, MAX(at) FROM sb_safety_decision WHERE action='unsuspend' GROUP BY subject`
 	insertDecisionQuery  = `INSERT INTO sb_safety_decision (subject, action, actor, detail, at) VALUES ($1, $2, $3, $4, $5)`
 	upsertLegQuery       = `
 		INSERT INTO sb_safety_leg_contact (network, chat_id, person, sender, seen_at) VALUES ($1, $2, $3, $4, $5)
@@ -176,6 +177,28 @@ func (s *store) suspensions(ctx context.Context) ([]Suspension, error) {
 		}
 		su.At = time.UnixMilli(at)
 		out = append(out, su)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// lifted returns when each Matrix user's suspension was last lifted (as
+// long as the decision log keeps it).
+func (s *store) lifted(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.db.Query(ctx, liftedQuery)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var subject string
+		var at int64
+		if err = rows.Scan(&subject, &at); err != nil {
+			return nil, dbErr(err)
+		}
+		if user, ok := userOfKey(subject); ok {
+			out[user] = time.UnixMilli(at)
+		}
 	}
 	return out, dbErr(rows.Err())
 }
