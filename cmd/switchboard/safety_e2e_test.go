@@ -24,41 +24,12 @@ func TestSafetyEndToEnd(t *testing.T) {
 	d := startSMSDaemon(t, "debug")
 	hs, token, bot, dm, portal := d.hs, d.token, d.bot, d.dm, d.portal
 
-	// A moderator's room, with the bot in it, is the admin room.
-	_, modToken := hs.RegisterUser(t, "mod", "correct horse battery")
-	var created struct {
-		RoomID string `json:"room_id"`
-	}
-	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", modToken,
-		map[string]any{"invite": []string{bot}, "preset": "private_chat", "name": "switchboard admins"}, &created))
-	adminRoom := created.RoomID
-	require.Eventually(t, func() bool {
-		var members struct {
-			Joined map[string]any `json:"joined"`
-		}
-		hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(adminRoom)+"/joined_members", modToken, nil, &members)
-		_, ok := members.Joined[bot]
-		return ok
-	}, 20*time.Second, 100*time.Millisecond, "the bot did not join the admin room")
-
-	// Configure the limits and the admin room, and restart.
-	cfgPath := filepath.Join(d.dir, "config.yaml")
-	data, err := os.ReadFile(cfgPath)
-	require.NoError(t, err)
-	text := regexp.MustCompile(`(?m)^(\s*new_chats_per_hour:).*$`).ReplaceAllString(string(data), "${1} 2")
-	text = regexp.MustCompile(`(?m)^(\s*admin_room:).*$`).ReplaceAllString(text, `${1} "`+adminRoom+`"`)
-	text = regexp.MustCompile(`(?m)^(\s*sender_messages_per_minute:).*$`).ReplaceAllString(text, "${1} 2")
-	require.NotEqual(t, string(data), text)
-	require.NoError(t, os.WriteFile(cfgPath, []byte(text), 0o600))
-	d.restart()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + d.listen + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 100*time.Millisecond)
+	modToken, adminRoom := makeAdminRoom(t, d)
+	reconfigure(t, d, map[string]string{
+		"new_chats_per_hour":         "2",
+		"admin_room":                 `"` + adminRoom + `"`,
+		"sender_messages_per_minute": "2",
+	})
 
 	// The chat started before the restart counts: one more is allowed,
 	// the third in the hour is refused, with the reason.
@@ -168,4 +139,73 @@ func TestSafetyEndToEnd(t *testing.T) {
 	require.NotContains(t, d.logs.String(), contactNoPl)
 	require.NotContains(t, d.logs.String(), "please report me")
 	require.NotContains(t, d.logs.String(), "after the block")
+}
+
+// makeAdminRoom registers a moderator who creates a room and invites the
+// bot, and waits until the bot joined. It returns the moderator's token
+// and the room.
+func makeAdminRoom(t *testing.T, d *smsDaemon) (string, string) {
+	hs, bot := d.hs, d.bot
+	_, modToken := hs.RegisterUser(t, "mod", "correct horse battery")
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", modToken,
+		map[string]any{"invite": []string{bot}, "preset": "private_chat", "name": "switchboard admins"}, &created))
+	require.Eventually(t, func() bool {
+		var members struct {
+			Joined map[string]any `json:"joined"`
+		}
+		hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(created.RoomID)+"/joined_members", modToken, nil, &members)
+		_, ok := members.Joined[bot]
+		return ok
+	}, 20*time.Second, 100*time.Millisecond, "the bot did not join the admin room")
+	return modToken, created.RoomID
+}
+
+// reconfigure sets keys of the safety section in the daemon's config file
+// and restarts it.
+func reconfigure(t *testing.T, d *smsDaemon, keys map[string]string) {
+	cfgPath := filepath.Join(d.dir, "config.yaml")
+	data, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	text := string(data)
+	for k, v := range keys {
+		re := regexp.MustCompile(`(?m)^(  ` + regexp.QuoteMeta(k) + `:).*$`)
+		require.True(t, re.MatchString(text), "no %s in the config", k)
+		text = re.ReplaceAllLiteralString(text, "  "+k+": "+v)
+	}
+	require.NoError(t, os.WriteFile(cfgPath, []byte(text), 0o600))
+	d.restart()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + d.listen + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond)
+}
+
+// TestSafetyHighCostEndToEnd: SMS to a high-cost destination
+// (safety.high_cost_prefixes) beyond safety.high_cost_per_hour are refused:
+// the sender is told why in the room and the admin room is flagged.
+func TestSafetyHighCostEndToEnd(t *testing.T) {
+	d := startSMSDaemon(t, "info")
+	modToken, adminRoom := makeAdminRoom(t, d)
+	reconfigure(t, d, map[string]string{
+		"high_cost_prefixes": `["+1415555"]`,
+		"high_cost_per_hour": "1",
+		"admin_room":         `"` + adminRoom + `"`,
+	})
+	d.say(d.portal, "hc1", "first to a premium number")
+	require.Eventually(t, func() bool { return len(d.fake.sent()) == 1 }, 20*time.Second, 100*time.Millisecond)
+	d.say(d.portal, "hc2", "second to a premium number")
+	notice := waitNotice(t, d.hs, d.token, d.portal, d.bot, "was not delivered to sms")
+	require.Contains(t, notice, "high-cost destinations allows 1 per hour")
+	flag := waitNotice(t, d.hs, modToken, adminRoom, d.bot, "high-cost destinations")
+	require.Contains(t, flag, "@alice:"+d.hs.ServerName)
+	require.NotContains(t, flag, contactNoPl)
+	time.Sleep(time.Second)
+	require.Len(t, d.fake.sent(), 1, "the refused SMS was not sent")
 }
