@@ -59,7 +59,7 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	if e.Err != nil {
+	if e.Err != nil && e.Err.Error() != e.Reason {
 		return fmt.Sprintf("%s: %v", e.Reason, e.Err)
 	}
 	return e.Reason

@@ -29,7 +29,7 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	}
 	sending := evt.Kind == bridge.KindMessage || evt.Kind == bridge.KindEdit || evt.Kind == bridge.KindReaction
 	if user, ok := userOfKey(person); ok && sending && s.IsSuspended(user) {
-		return &bridge.RefusedError{Reason: "your use of this bridge is suspended pending review by the bridge admins"}
+		return &bridge.RefusedError{Reason: ErrSuspended.Error(), Err: ErrSuspended}
 	}
 	if evt.Source.Network != bridge.NetworkMatrix {
 		s.rememberLeg(ctx, evt.Source, person, string(evt.Sender.ID))

@@ -7,8 +7,9 @@ import (
 )
 
 var (
-	// ErrSuspended means the user is suspended pending admin review.
-	ErrSuspended = errors.New("suspended pending admin review")
+	// ErrSuspended means the user is suspended pending admin review. Its
+	// text is what the user is told.
+	ErrSuspended = errors.New("your use of this bridge is suspended pending review by the bridge admins")
 	// ErrLimited means a rate or fan-out limit was reached.
 	ErrLimited = errors.New("limit reached")
 	// ErrNoContact means a room has no contact the bridge knows of (not a

@@ -2,7 +2,6 @@ package safety
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 // records a signal and flags the user to the admins (once an hour).
 func (s *Service) NewChatGate(ctx context.Context, user string, network bridge.NetworkID) error {
 	if s.IsSuspended(user) {
-		return errors.New("your use of this bridge is suspended pending review by the bridge admins")
+		return ErrSuspended
 	}
 	subject := matrixKey(user)
 	now := s.now()
