@@ -22,6 +22,14 @@
 // kept in memory only, for 10 minutes and a few fetches, and the bytes are
 // streamed from the source connector at fetch time, never stored.
 //
+// Pacing: each pool number sends one segment per
+// safety.sms_segment_interval (safety.sms_number_intervals per number; a
+// long code manages about one a second). A delivery that would go out
+// early returns bridge.Paced, so it waits in the router's durable queue —
+// never dropped, never counted as a failed attempt — until its slot.
+// Hooks.BeforeSend (the safety service) then sees the destination's region
+// and whether it matches safety.high_cost_prefixes, never the number.
+//
 // Wiring (the daemon's part):
 //
 //	c, err := sms.New(cfg, db, log)         // no I/O
