@@ -83,6 +83,14 @@ func TestAdmitterRefusesAndExcludes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		require.Empty(t, c.Typing())
 
+		// A redelivery of an accepted event that the admitter would now
+		// refuse is a duplicate: nil, and not delivered again.
+		again := text("x", "id-alice", "body of alice")
+		again.Sender.ID = "suspended"
+		require.NoError(t, h.a.Receive(ctx, again))
+		waitQueueEmpty(t, h.router)
+		require.Len(t, h.b.Sent(), 2)
+
 		// Events from a chat of no conversation skip admission and fail as before.
 		require.ErrorIs(t, h.a.Receive(ctx, text("nowhere", "n1", "x")), bridge.ErrUnknownLeg)
 	})

@@ -400,10 +400,16 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 			zerolog.Ctx(ctx).Debug().Err(err).Msg("Typing notification not forwarded")
 			return nil
 		}
-		if err != nil {
-			if errors.Is(err, ErrRefused) {
-				r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "refused").Inc()
+		if err != nil && errors.Is(err, ErrRefused) {
+			// A redelivery of an event accepted earlier (a webhook or
+			// transaction retried) is a duplicate, not a refusal.
+			if known, lerr := r.messageID(ctx, evt.Source, evt.SourceID); lerr == nil && known != "" {
+				r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "duplicate").Inc()
+				return nil
 			}
+			r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "refused").Inc()
+		}
+		if err != nil {
 			return err
 		}
 		if evt.Kind == KindTyping {
