@@ -28,6 +28,10 @@ func (s *Service) notifyAdmins(ctx context.Context, text string) {
 		n.NotifyRoom(ctx, room, text)
 		return
 	}
+	if len(s.opts.Admins) == 0 {
+		s.log.Warn().Msg("A safety flag has nobody to go to: set safety.admin_room or give a user admin permission")
+		return
+	}
 	for _, admin := range s.opts.Admins {
 		if err := n.NotifyUser(ctx, admin, text); err != nil {
 			s.log.Warn().Err(err).Str("admin", admin).Msg("Failed to notify admin")
