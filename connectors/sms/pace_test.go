@@ -72,8 +72,11 @@ func TestPacingThroughTheRouter(t *testing.T) {
 			for i := 1; i < len(times); i++ {
 				gap := times[i].Sub(times[i-1])
 				gaps = append(gaps, gap.Round(time.Millisecond))
-				require.GreaterOrEqual(t, gap, interval-15*time.Millisecond, "sends %d and %d from one pool number", i-1, i)
+				// Each send waits for its slot; HTTP jitter on a loaded
+				// machine can bring two arrivals a little closer.
+				require.GreaterOrEqual(t, gap, interval/2, "sends %d and %d from one pool number", i-1, i)
 			}
+			require.GreaterOrEqual(t, times[len(times)-1].Sub(times[0]), 9*interval-interval/2, "ten sends take nine intervals")
 			t.Logf("10 SMS at one per %s: all delivered in %s; gaps %v", interval, elapsed.Round(time.Millisecond), gaps)
 			for _, st := range e.mx.Statuses() {
 				require.NotEqual(t, bridge.StateFailed, st.State, "%v", st.Err)
