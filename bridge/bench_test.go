@@ -33,8 +33,8 @@ func BenchmarkRouter(b *testing.B) {
 // benchSenders starts a harness with one conversation per sender and runs
 // send(g, chat, i) for i in [0, b.N), spread over the senders, returning
 // once all calls returned.
-func benchSenders(b *testing.B, dbo database.Options, senders int, setup func(h *harness), send func(h *harness, chat string, i int) bool) *harness {
-	h := startHarness(b, dbo, withOptions(func(o *bridge.Options) { o.Workers = 8 }))
+func benchSenders(b *testing.B, dbo database.Options, senders int, setup func(h *harness), send func(h *harness, chat string, i int) bool, opts ...harnessOpt) *harness {
+	h := startHarness(b, dbo, append([]harnessOpt{withOptions(func(o *bridge.Options) { o.Workers = 8 })}, opts...)...)
 	for i := 0; i < senders; i++ {
 		chat := "c" + strconv.Itoa(i)
 		h.conversation(legA(chat), legB(chat))
@@ -60,7 +60,21 @@ func benchSenders(b *testing.B, dbo database.Options, senders int, setup func(h 
 	return h
 }
 
-func benchRouter(b *testing.B, dbo database.Options) {
+// BenchmarkRouterAdmitted is BenchmarkRouter with an Admitter that accepts
+// everything: the cost of admission itself (one read of the sibling legs
+// per event), without what a real admitter decides.
+//
+//	go test -run '^$' -bench RouterAdmitted -benchtime 20000x ./bridge
+func BenchmarkRouterAdmitted(b *testing.B) {
+	accept := bridge.AdmitFunc(func(context.Context, *bridge.Admission) error { return nil })
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			benchRouter(b, be.open(b), withOptions(func(o *bridge.Options) { o.Admitter = accept }))
+		})
+	}
+}
+
+func benchRouter(b *testing.B, dbo database.Options, opts ...harnessOpt) {
 	ctx := context.Background()
 	var start time.Time
 	h := benchSenders(b, dbo, 64, func(*harness) { start = time.Now() }, func(h *harness, chat string, i int) bool {
@@ -69,7 +83,7 @@ func benchRouter(b *testing.B, dbo database.Options) {
 			return false
 		}
 		return true
-	})
+	}, opts...)
 	sent := h.b.WaitSent(b.N, 5*time.Minute)
 	elapsed := time.Since(start)
 	b.StopTimer()

@@ -327,6 +327,10 @@ func (r *Router) deliver(it *item) (finished bool) {
 		return true
 	}
 	remote, err := r.send(ctx, it, &q)
+	if err != nil && errors.Is(err, ErrPaced) {
+		r.pace(ctx, it, err)
+		return false
+	}
 	if err == nil || errors.Is(err, ErrPermanent) || it.attempts >= r.opts.MaxAttempts {
 		if err != nil && !errors.Is(err, ErrPermanent) {
 			err = Permanent(fmt.Errorf("gave up after %d attempts: %w", it.attempts, err))
@@ -349,6 +353,27 @@ func (r *Router) deliver(it *item) (finished bool) {
 		r.report(ctx, it, q.Event, StateRetrying, err)
 	}
 	return false
+}
+
+// pace reschedules a delivery the connector held back (ErrPaced): it does
+// not count as an attempt, is not reported to the sender, and is never
+// given up on.
+func (r *Router) pace(ctx context.Context, it *item, err error) {
+	it.attempts--
+	wait := time.Millisecond
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > wait {
+		wait = ra.After
+	}
+	r.metrics.paced.WithLabelValues(string(it.lane.Network)).Inc()
+	next := r.now().Add(wait)
+	if werr := r.writer.do(ctx, func(ctx context.Context) error {
+		_, err := r.db.Exec(ctx, retryQueueQuery, it.attempts, ms(next), it.seq)
+		return err
+	}); werr != nil {
+		zerolog.Ctx(ctx).Error().Err(werr).Msg("Failed to record paced delivery")
+	}
+	it.nextAt = next
 }
 
 // send calls the destination connector's method for the event's kind.

@@ -34,7 +34,47 @@ var (
 	ErrSeal = errors.New("payload sealing failed")
 	// ErrLegInUse means a chat already belongs to another conversation.
 	ErrLegInUse = errors.New("chat already belongs to a conversation")
+	// ErrRefused means the Admitter refused an event (a suspended sender,
+	// a rate limit): nothing was accepted, and the source connector should
+	// tell the sender why. See RefusedError.
+	ErrRefused = errors.New("refused by the bridge")
+	// ErrPaced is returned (inside a *RetryAfterError, see Paced) by a
+	// connector that holds a delivery back to respect its network's
+	// throughput. It is not a failure: the router sends the delivery again
+	// after the wait without counting an attempt, telling the sender, or
+	// ever giving up.
+	ErrPaced = errors.New("paced")
 )
+
+// RefusedError is an Admitter's refusal. Reason is shown to the sender.
+type RefusedError struct {
+	Reason string
+	// RetryAfter is when the sender may try again (0: not by waiting).
+	RetryAfter time.Duration
+	// Repeat is true when the sender was already refused for the same
+	// reason recently, so a connector that pays to tell them (SMS) may
+	// stay quiet.
+	Repeat bool
+	Err    error
+}
+
+func (e *RefusedError) Error() string {
+	if e.Err != nil && e.Err.Error() != e.Reason {
+		return fmt.Sprintf("%s: %v", e.Reason, e.Err)
+	}
+	return e.Reason
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Paced returns the error a connector's send returns to have the router
+// deliver again after wait, without counting an attempt (see ErrPaced).
+func Paced(wait time.Duration) error {
+	return &RetryAfterError{After: wait, Err: ErrPaced}
+}
 
 // NotSupportedError says which capability a network lacks.
 type NotSupportedError struct {

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	messages   *prometheus.CounterVec
 	retries    *prometheus.CounterVec
+	paced      *prometheus.CounterVec
 	panics     *prometheus.CounterVec
 	queueDepth prometheus.Gauge
 	latency    *prometheus.HistogramVec
@@ -22,6 +23,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "switchboard",
 			Name:      "delivery_retries_total",
 			Help:      "Deliveries that failed transiently and were scheduled for a retry, by destination network.",
+		}, []string{"network"}),
+		paced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchboard",
+			Name:      "delivery_paced_total",
+			Help:      "Deliveries a connector held back to respect its network's throughput (not failures), by destination network.",
 		}, []string{"network"}),
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchboard",
@@ -41,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"network"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.retries, m.panics, m.queueDepth, m.latency)
+		reg.MustRegister(m.messages, m.retries, m.paced, m.panics, m.queueDepth, m.latency)
 	}
 	return m
 }

@@ -51,6 +51,9 @@ type Options struct {
 	MetadataRetention time.Duration
 	// Now is the clock (default time.Now); tests pass a fake.
 	Now func() time.Time
+	// Admitter, if set, decides on every event before it is accepted
+	// (see Admitter; SetAdmitter sets it later).
+	Admitter Admitter
 }
 
 // Router maps conversations across connectors and delivers messages
@@ -72,6 +75,8 @@ type Router struct {
 	disp   *dispatcher
 	expiry *expirer
 	stmts  *stmtCache
+	// admitter decides on events before they are accepted (admit.go).
+	admitter Admitter
 	// pending maps delivered messages to their remote IDs until the map
 	// row is committed (pendingKey -> RemoteID).
 	pending sync.Map
@@ -126,6 +131,7 @@ func New(opts Options) (*Router, error) {
 		now:        opts.Now,
 		connectors: make(map[NetworkID]Connector),
 		stopped:    make(chan struct{}),
+		admitter:   opts.Admitter,
 	}
 	return r, nil
 }
@@ -367,6 +373,8 @@ type acceptOp struct {
 	// reserved are the seqs of rows this op inserted for lanes it holds.
 	reserved []int64
 	expires  time.Time
+	// excluded are legs the admitter kept the event from (blocks).
+	excluded map[Leg]bool
 }
 
 // Submit implements Host.Submit for the connector of evt.Source.Network.
@@ -385,11 +393,32 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 	if evt.Timestamp.IsZero() {
 		evt.Timestamp = r.now()
 	}
-	if evt.Kind == KindTyping {
-		r.forwardTyping(ctx, evt)
-		return nil
+	var excluded map[Leg]bool
+	if r.admitter != nil || evt.Kind == KindTyping {
+		_, dests, excl, err := r.admit(ctx, evt)
+		if err != nil && evt.Kind == KindTyping {
+			zerolog.Ctx(ctx).Debug().Err(err).Msg("Typing notification not forwarded")
+			return nil
+		}
+		if err != nil && errors.Is(err, ErrRefused) {
+			// A redelivery of an event accepted earlier (a webhook or
+			// transaction retried) is a duplicate, not a refusal.
+			if known, lerr := r.messageID(ctx, evt.Source, evt.SourceID); lerr == nil && known != "" {
+				r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "duplicate").Inc()
+				return nil
+			}
+			r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "refused").Inc()
+		}
+		if err != nil {
+			return err
+		}
+		if evt.Kind == KindTyping {
+			r.forwardTyping(evt, dests, excl)
+			return nil
+		}
+		excluded = excl
 	}
-	op := &acceptOp{evt: evt, msg: NewMessageID()}
+	op := &acceptOp{evt: evt, msg: NewMessageID(), excluded: excluded}
 	err := r.writer.do(ctx, func(ctx context.Context) error { return r.accept(ctx, op) })
 	defer r.disp.unreserve(op.reserved)
 	if err != nil {
@@ -488,6 +517,9 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 		return nil
 	}
 	for _, dest := range dests {
+		if op.excluded[dest] {
+			continue
+		}
 		it := &item{conv: conv, msg: op.msg, lane: dest, nextAt: now, acceptedAt: now, expiresAt: expires}
 		it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
 		if err = r.stmts.queryRow(ctx, r.stmts.insQueue, conv, op.msg, dest.Network, dest.Chat, it.payload, ms(now), nullMS(expires)).Scan(&it.seq); err != nil {
@@ -515,24 +547,13 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 	return nil
 }
 
-// forwardTyping passes a typing notification straight to the other legs;
-// it is ephemeral and never queued.
-func (r *Router) forwardTyping(ctx context.Context, evt *Event) {
-	rows, err := r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
-	if err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to look up legs for typing")
-		return
-	}
-	var dests []Leg
-	for rows.Next() {
-		var conv ConversationID
-		var l Leg
-		if rows.Scan(&conv, &l.Network, &l.Chat) == nil && l != evt.Source {
-			dests = append(dests, l)
-		}
-	}
-	rows.Close()
+// forwardTyping passes a typing notification straight to the other legs
+// (except those the admitter excluded); it is ephemeral and never queued.
+func (r *Router) forwardTyping(evt *Event, dests []Leg, excluded map[Leg]bool) {
 	for _, dest := range dests {
+		if excluded[dest] {
+			continue
+		}
 		ts, ok := r.connectors[dest.Network].(TypingSender)
 		if !ok {
 			continue

@@ -153,6 +153,33 @@ type Safety struct {
 	// AdminRoom is the room ID reports and flags are sent to; empty means
 	// admins are messaged directly.
 	AdminRoom string `yaml:"admin_room"`
+	// SenderPerMinute limits the messages one sender (a Matrix user, or a
+	// contact on another network) may send per minute; 0 means no limit.
+	SenderPerMinute int `yaml:"sender_messages_per_minute"`
+	// ConversationPerMinute limits the messages per minute in one
+	// conversation, all senders together; 0 means no limit.
+	ConversationPerMinute int `yaml:"conversation_messages_per_minute"`
+	// InboundPerMinute limits the messages per minute one inbound contact
+	// (SMS, WhatsApp) may send into the bridge; 0 means no limit.
+	InboundPerMinute int `yaml:"inbound_messages_per_minute"`
+	// SMSSegmentInterval paces SMS: the time between segments sent from
+	// one pool number (a US long code sends about 1 segment/s); 0 means
+	// no pacing.
+	SMSSegmentInterval Duration `yaml:"sms_segment_interval"`
+	// SMSNumberIntervals overrides SMSSegmentInterval for pool numbers of
+	// another type (toll-free, short code), keyed by E.164 number.
+	SMSNumberIntervals map[string]Duration `yaml:"sms_number_intervals"`
+	// HighCostPrefixes are E.164 prefixes ("+44", "+882") of destinations
+	// that cost more, or that SMS-pumping fraud targets.
+	HighCostPrefixes []string `yaml:"high_cost_prefixes"`
+	// HighCostPerHour limits the SMS one user may send to HighCostPrefixes
+	// per hour; 0 means no limit.
+	HighCostPerHour int `yaml:"high_cost_per_hour"`
+	// SuspendScore is the abuse score at which a user is suspended pending
+	// admin review; 0 means never automatically.
+	SuspendScore int `yaml:"suspend_score"`
+	// SignalWindow is how far back abuse signals count toward the score.
+	SignalWindow Duration `yaml:"signal_window"`
 }
 
 // Delivery tunes the outgoing message queue.
@@ -242,7 +269,18 @@ func Default() *Config {
 			},
 			Metadata: Duration(168 * time.Hour),
 		},
-		Safety: Safety{NewChatsPerHour: 20},
+		Safety: Safety{
+			NewChatsPerHour:       20,
+			SenderPerMinute:       30,
+			ConversationPerMinute: 60,
+			InboundPerMinute:      20,
+			SMSSegmentInterval:    Duration(time.Second),
+			SMSNumberIntervals:    map[string]Duration{},
+			HighCostPrefixes:      []string{},
+			HighCostPerHour:       10,
+			SuspendScore:          100,
+			SignalWindow:          Duration(24 * time.Hour),
+		},
 		Delivery: Delivery{
 			Workers:      4,
 			MaxAttempts:  12,

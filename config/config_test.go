@@ -59,6 +59,15 @@ retention:
 safety:
   new_chats_per_hour: 5
   admin_room: "!admins:example.net"
+  sender_messages_per_minute: 7
+  conversation_messages_per_minute: 8
+  inbound_messages_per_minute: 9
+  sms_segment_interval: 333ms
+  sms_number_intervals: {"+14155550100": 10ms}
+  high_cost_prefixes: ["+882", "+44"]
+  high_cost_per_hour: 2
+  suspend_score: 50
+  signal_window: 6h
 delivery:
   workers: 2
   max_attempts: 3
@@ -110,7 +119,14 @@ func TestParseFull(t *testing.T) {
 			},
 			Metadata: Duration(48 * time.Hour),
 		},
-		Safety: Safety{NewChatsPerHour: 5, AdminRoom: "!admins:example.net"},
+		Safety: Safety{
+			NewChatsPerHour: 5, AdminRoom: "!admins:example.net",
+			SenderPerMinute: 7, ConversationPerMinute: 8, InboundPerMinute: 9,
+			SMSSegmentInterval: Duration(333 * time.Millisecond),
+			SMSNumberIntervals: map[string]Duration{"+14155550100": Duration(10 * time.Millisecond)},
+			HighCostPrefixes:   []string{"+882", "+44"}, HighCostPerHour: 2,
+			SuspendScore: 50, SignalWindow: Duration(6 * time.Hour),
+		},
 		Delivery: Delivery{
 			Workers: 2, MaxAttempts: 3,
 			RetryBase: Duration(2 * time.Second), RetryMax: Duration(time.Minute),
@@ -159,7 +175,11 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, 8760*time.Hour, cfg.Retention.Default.Std())
 	require.Equal(t, map[string]Duration{"matrix": 0, "whatsapp": 0, "sms": Duration(720 * time.Hour)}, cfg.Retention.Networks)
 	require.Equal(t, 168*time.Hour, cfg.Retention.Metadata.Std())
-	require.Equal(t, Safety{NewChatsPerHour: 20}, cfg.Safety)
+	require.Equal(t, Safety{
+		NewChatsPerHour: 20, SenderPerMinute: 30, ConversationPerMinute: 60, InboundPerMinute: 20,
+		SMSSegmentInterval: Duration(time.Second), SMSNumberIntervals: map[string]Duration{},
+		HighCostPrefixes: []string{}, HighCostPerHour: 10, SuspendScore: 100, SignalWindow: Duration(24 * time.Hour),
+	}, cfg.Safety)
 	require.Equal(t, Delivery{
 		Workers: 4, MaxAttempts: 12, RetryBase: Duration(time.Second), RetryMax: Duration(10 * time.Minute),
 		Lease: Duration(30 * time.Second), PollInterval: Duration(time.Second),
@@ -278,6 +298,11 @@ func TestParseRefused(t *testing.T) {
 		{"retry_max below retry_base", set(t, minimalYAML, "delivery.retry_base", "1m", "delivery.retry_max", "1s"), "delivery.retry_max", ErrInvalidValue},
 		{"negative chats per hour", set(t, minimalYAML, "safety.new_chats_per_hour", "-5"), "safety.new_chats_per_hour", ErrInvalidValue},
 		{"admin room alias", set(t, minimalYAML, "safety.admin_room", `"#admins:example.net"`), "safety.admin_room", ErrInvalidValue},
+		{"negative sender limit", set(t, minimalYAML, "safety.sender_messages_per_minute", "-1"), "safety.sender_messages_per_minute", ErrInvalidValue},
+		{"negative sms pacing", set(t, minimalYAML, "safety.sms_segment_interval", "-1s"), "safety.sms_segment_interval", ErrInvalidDuration},
+		{"high cost prefix without plus", set(t, minimalYAML, "safety.high_cost_prefixes", `["44"]`), "safety.high_cost_prefixes[0]", ErrInvalidValue},
+		{"pacing override for a bad number", set(t, minimalYAML, "safety.sms_number_intervals", `{"555": 1s}`), `safety.sms_number_intervals.555`, ErrInvalidPhoneNumber},
+		{"score without window", set(t, set(t, minimalYAML, "safety.suspend_score", "10"), "safety.signal_window", "0s"), "safety.signal_window", ErrInvalidValue},
 		{"log level", set(t, minimalYAML, "logging.level", "verbose"), "logging.level", ErrInvalidValue},
 		{"log format", set(t, minimalYAML, "logging.format", "xml"), "logging.format", ErrInvalidValue},
 

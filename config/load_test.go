@@ -121,6 +121,15 @@ retention:
 safety:
   new_chats_per_hour: 3
   admin_room: ""
+  sender_messages_per_minute: 30
+  conversation_messages_per_minute: 60
+  inbound_messages_per_minute: 20
+  sms_segment_interval: 1s
+  sms_number_intervals: {}
+  high_cost_prefixes: []
+  high_cost_per_hour: 10
+  suspend_score: 100
+  signal_window: 24h
 delivery:
   workers: 4
   max_attempts: 12

@@ -79,12 +79,7 @@ func (c *Config) Validate() error {
 	c.validateSMS(&e)
 	c.validateRetention(&e)
 
-	if c.Safety.NewChatsPerHour < 0 {
-		e.add("safety.new_chats_per_hour", fmt.Errorf("%w: must not be negative", ErrInvalidValue))
-	}
-	if r := c.Safety.AdminRoom; r != "" && (!strings.HasPrefix(r, "!") || len(r) < 2 || strings.ContainsAny(r, " \t\n")) {
-		e.add("safety.admin_room", fmt.Errorf("%w: %q is not a room ID (like !abc:example.org)", ErrInvalidValue, r))
-	}
+	c.validateSafety(&e)
 
 	c.validateDelivery(&e)
 
@@ -194,6 +189,50 @@ func (c *Config) validateRetention(e *errorList) {
 		if !slices.Contains(allowedNetworks, k) {
 			e.add(joinKey("retention.networks", k), fmt.Errorf("%w: networks are matrix, whatsapp and sms", ErrUnknownKey))
 		}
+	}
+}
+
+var prefixPattern = regexp.MustCompile(`^\+[0-9]{1,15}$`)
+
+func (c *Config) validateSafety(e *errorList) {
+	s := &c.Safety
+	for _, k := range []struct {
+		key string
+		v   int
+	}{
+		{"safety.new_chats_per_hour", s.NewChatsPerHour},
+		{"safety.sender_messages_per_minute", s.SenderPerMinute},
+		{"safety.conversation_messages_per_minute", s.ConversationPerMinute},
+		{"safety.inbound_messages_per_minute", s.InboundPerMinute},
+		{"safety.high_cost_per_hour", s.HighCostPerHour},
+		{"safety.suspend_score", s.SuspendScore},
+	} {
+		if k.v < 0 {
+			e.add(k.key, fmt.Errorf("%w: must not be negative (0 means no limit)", ErrInvalidValue))
+		}
+	}
+	if r := s.AdminRoom; r != "" && (!strings.HasPrefix(r, "!") || len(r) < 2 || strings.ContainsAny(r, " \t\n")) {
+		e.add("safety.admin_room", fmt.Errorf("%w: %q is not a room ID (like !abc:example.org)", ErrInvalidValue, r))
+	}
+	if s.SMSSegmentInterval < 0 {
+		e.add("safety.sms_segment_interval", fmt.Errorf("%w: must not be negative (0 means no pacing)", ErrInvalidValue))
+	}
+	for _, n := range sortedKeys(s.SMSNumberIntervals) {
+		key := joinKey("safety.sms_number_intervals", n)
+		if err := CheckE164(n); err != nil {
+			e.add(key, err)
+		}
+		if s.SMSNumberIntervals[n] < 0 {
+			e.add(key, fmt.Errorf("%w: must not be negative (0 means no pacing)", ErrInvalidValue))
+		}
+	}
+	for i, p := range s.HighCostPrefixes {
+		if !prefixPattern.MatchString(p) {
+			e.add(joinIndex("safety.high_cost_prefixes", i), fmt.Errorf("%w: %q is not an E.164 prefix (+ and the first digits, like +44 or +882)", ErrInvalidValue, p))
+		}
+	}
+	if s.SuspendScore > 0 && s.SignalWindow <= 0 {
+		e.add("safety.signal_window", fmt.Errorf("%w: must be greater than zero when safety.suspend_score is set", ErrInvalidValue))
 	}
 }
 

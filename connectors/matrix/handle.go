@@ -3,6 +3,7 @@ package matrix
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -71,11 +72,44 @@ func (c *Connector) submit(ctx context.Context, evt *bridge.Event) (unknownLeg b
 		return false, nil
 	case errors.Is(err, bridge.ErrUnknownLeg):
 		return true, nil
+	case errors.Is(err, bridge.ErrRefused):
+		// Refused by the bridge's safety rules (a suspension, a rate
+		// limit): the sender is told, in the room, as a reply.
+		log.Debug().Err(err).Msg("Event refused")
+		c.tellRefused(ctx, evt, err)
+		return false, nil
 	case errors.Is(err, bridge.ErrTargetUnknown), errors.Is(err, bridge.ErrInvalidEvent):
 		log.Debug().Err(err).Msg("Event not bridged")
 		return false, nil
 	}
 	return false, err
+}
+
+// tellRefused tells the sender of a refused event why it was not bridged.
+func (c *Connector) tellRefused(ctx context.Context, evt *bridge.Event, err error) {
+	room, rerr := roomID(evt.Source.Chat)
+	if rerr != nil {
+		return
+	}
+	reason := "the bridge refused it"
+	var refused *bridge.RefusedError
+	if errors.As(err, &refused) && refused.Reason != "" {
+		reason = refused.Reason
+	}
+	what := "message"
+	switch evt.Kind {
+	case bridge.KindEdit:
+		what = "edit"
+	case bridge.KindReaction:
+		what = "reaction"
+	case bridge.KindDelete:
+		what = "deletion"
+	}
+	var replyTo id.EventID
+	if evt.Kind == bridge.KindMessage {
+		replyTo = id.EventID(evt.SourceID)
+	}
+	c.sendNotice(ctx, room, replyTo, fmt.Sprintf("⚠️ Your %s was not delivered: %s.", what, RedactPhoneNumbers(reason)))
 }
 
 func (c *Connector) baseEvent(evt *event.Event, kind bridge.Kind) *bridge.Event {

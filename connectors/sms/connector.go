@@ -23,6 +23,14 @@
 // kept in memory only, for 10 minutes and a few fetches, and the bytes are
 // streamed from the source connector at fetch time, never stored.
 //
+// Pacing: each pool number sends one segment per
+// safety.sms_segment_interval (safety.sms_number_intervals per number; a
+// long code manages about one a second). A delivery that would go out
+// early returns bridge.Paced, so it waits in the router's durable queue —
+// never dropped, never counted as a failed attempt — until its slot.
+// Hooks.BeforeSend (the safety service) then sees the destination's region
+// and whether it matches safety.high_cost_prefixes, never the number.
+//
 // Wiring (the daemon's part):
 //
 //	c, err := sms.New(cfg, db, log)         // no I/O
@@ -89,6 +97,23 @@ type Hooks struct {
 	// besides the SMS contact; messages to the contact are then prefixed
 	// with the sender's display name. Nil: never prefixed.
 	IsGroup func(ctx context.Context, conv bridge.ConversationID) bool
+	// BeforeSend is asked once per delivery, when its pacing slot has come
+	// and before Twilio is called (the safety service's high-cost limit).
+	// An error is returned to the router as it is (wrap it with
+	// bridge.Permanent to refuse the message for good).
+	BeforeSend func(ctx context.Context, info SendInfo) error
+}
+
+// SendInfo describes an SMS about to be sent, for Hooks.BeforeSend. It
+// holds no number: only the destination's region and whether it matches
+// safety.high_cost_prefixes.
+type SendInfo struct {
+	Sender        bridge.UserID
+	SenderNetwork bridge.NetworkID
+	Conversation  bridge.ConversationID
+	Region        string
+	HighCost      bool
+	Segments      int
 }
 
 // Connector is the SMS connector.
@@ -112,6 +137,9 @@ type Connector struct {
 
 	hooks   Hooks
 	metrics *metrics
+	pacer   *pacer
+	// highCost are safety.high_cost_prefixes.
+	highCost []string
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
 
@@ -188,6 +216,8 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		c.pool[h] = e164
 		c.poolOrder = append(c.poolOrder, h)
 	}
+	c.pacer = newPacer(cfg.Safety, c.pool)
+	c.highCost = cfg.Safety.HighCostPrefixes
 	c.transport = &rewriteTransport{base: http.DefaultTransport, target: api}
 	httpc := &client.Client{
 		Credentials: client.NewCredentials(s.Twilio.AccountSID, s.Twilio.AuthToken),
@@ -206,6 +236,9 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 
 // SetHooks installs the daemon's hooks. Call before Start.
 func (c *Connector) SetHooks(h Hooks) { c.hooks = h }
+
+// Hooks returns the installed hooks, so one more can be added with SetHooks.
+func (c *Connector) Hooks() Hooks { return c.hooks }
 
 // RegisterMetrics registers the connector's Prometheus metrics
 // (sb_sms_segments_total, sb_sms_messages_total, sb_sms_mms_total,
@@ -405,6 +438,24 @@ func (c *Connector) SharedWith(ctx context.Context, chat bridge.ChatID) ([]bridg
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+// ContactOf returns the contact an SMS chat reaches, as a pseudonymous
+// Sender (the ID inbound messages from them carry), or false for an
+// unknown chat.
+func (c *Connector) ContactOf(ctx context.Context, chat bridge.ChatID) (bridge.Sender, bool, error) {
+	row, err := c.loadChat(ctx, chat)
+	if errors.Is(err, ErrUnknownChat) {
+		return bridge.Sender{}, false, nil
+	} else if err != nil {
+		return bridge.Sender{}, false, err
+	}
+	number, err := c.keys.open(row.contactEnc, row.contactHash)
+	if err != nil {
+		return bridge.Sender{}, false, err
+	}
+	id, name := c.keys.pseudonym(number)
+	return bridge.Sender{ID: bridge.UserID(id), DisplayName: name}, true, nil
 }
 
 // PoolNumber returns the pool number (the bridge's own number) a chat

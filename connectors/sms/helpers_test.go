@@ -50,6 +50,7 @@ type fakeTwilio struct {
 
 	mu       sync.Mutex
 	requests []url.Values
+	at       []time.Time
 	// fail, when set, answers the next requests with this status and body.
 	failStatus int
 	failBody   string
@@ -80,6 +81,7 @@ func newFakeTwilio(t testing.TB) *fakeTwilio {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.requests = append(f.requests, r.PostForm)
+		f.at = append(f.at, time.Now())
 		if f.failStatus != 0 && (f.failNth < 0 || f.failNth == len(f.requests)-1) {
 			if f.failStatus == http.StatusTooManyRequests {
 				w.Header().Set("Retry-After", "1")
@@ -95,6 +97,13 @@ func newFakeTwilio(t testing.TB) *fakeTwilio {
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// times returns when each request arrived.
+func (f *fakeTwilio) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.at...)
 }
 
 func (f *fakeTwilio) fail(status int, body string) {

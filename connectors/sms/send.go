@@ -131,6 +131,31 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 	if err != nil {
 		return "", err
 	}
+	segments := 0
+	for i, part := range parts {
+		if _, ok := done[i]; ok {
+			continue
+		}
+		if withMedia && i == 0 {
+			segments++
+		} else {
+			_, n := Segments(part)
+			segments += max(n, 1)
+		}
+	}
+	if wait := c.pacer.wait(row.poolHash, d.ID, segments, c.now()); wait > 0 {
+		return "", bridge.Paced(wait)
+	}
+	if c.hooks.BeforeSend != nil && len(done) == 0 {
+		info := SendInfo{
+			Sender: d.Event.Sender.ID, SenderNetwork: d.Event.Source.Network, Conversation: d.Conversation,
+			Region: region, HighCost: highCost(to, c.highCost), Segments: segments,
+		}
+		if err = c.hooks.BeforeSend(ctx, info); err != nil {
+			c.metrics.messages.WithLabelValues("out", "refused").Inc()
+			return "", err
+		}
+	}
 	log := c.log.With().Str("chat", string(d.Chat)).Str("delivery", string(d.ID)).Logger()
 	var first bridge.RemoteID
 	for i, part := range parts {

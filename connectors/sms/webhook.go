@@ -2,6 +2,7 @@ package sms
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -171,6 +172,15 @@ func writeTwiML(w http.ResponseWriter) {
 	_, _ = io.WriteString(w, emptyTwiML)
 }
 
+// writeTwiMLMessage answers a webhook with one reply SMS to the sender.
+func writeTwiMLMessage(w http.ResponseWriter, text string) {
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Message>`)
+	_ = xml.EscapeText(w, []byte(text))
+	_, _ = io.WriteString(w, `</Message></Response>`)
+}
+
 // Keywords Twilio's Advanced Opt-Out recognises (case-insensitive, the
 // whole body).
 var (
@@ -262,11 +272,25 @@ func (c *Connector) handleIncoming(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	var refused *bridge.RefusedError
 	for _, evt := range events {
 		if err = c.host.Submit(ctx, evt); err != nil {
 			if errors.Is(err, bridge.ErrUnknownLeg) {
 				log.Warn().Str("chat", string(evt.Source.Chat)).Msg("Dropped inbound SMS: its chat left its conversation")
 				continue
+			}
+			if errors.As(err, &refused) {
+				// Refused by the bridge's safety rules: the contact is told
+				// once per burst in the webhook's reply (each reply is an
+				// SMS that costs money), never on every message.
+				log.Info().Str("reason", refused.Reason).Bool("repeat", refused.Repeat).Msg("Inbound SMS refused")
+				c.metrics.messages.WithLabelValues("in", "refused").Inc()
+				if refused.Repeat {
+					writeTwiML(w)
+				} else {
+					writeTwiMLMessage(w, "Not delivered: "+refused.Reason+".")
+				}
+				return
 			}
 			log.Error().Err(err).Msg("Failed to accept inbound SMS")
 			http.Error(w, "try again", http.StatusServiceUnavailable)

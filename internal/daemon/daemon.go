@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/safety"
 )
 
 // Options configure Run.
@@ -45,6 +46,7 @@ type Daemon struct {
 	router  *bridge.Router
 	ident   *identity.Store
 	idsvc   *identity.Service
+	safety  *safety.Service
 	state   healthState
 	routes  map[string]http.Handler
 	version string
@@ -111,9 +113,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err = d.openIdentity(ctx); err != nil {
 		return err
 	}
-	if err = d.registerConnectors(reg); err != nil {
+	if err = d.registerConnectors(ctx, reg); err != nil {
 		return err
 	}
+	defer d.safety.Stop()
 
 	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
 	if err != nil {
@@ -169,7 +172,7 @@ func Run(ctx context.Context, opts Options) error {
 // Matrix appservice) and the connectors of the enabled networks, and mounts
 // their HTTP handlers. Networks this build has no connector for yet are
 // reported, not silently ignored.
-func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
+func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Registerer) error {
 	mx, err := matrix.New(d.cfg, d.db, d.log)
 	if err != nil {
 		return err
@@ -193,7 +196,7 @@ func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
 	if d.cfg.WhatsApp.Enabled {
 		d.log.Warn().Msg("whatsapp.enabled is true, but this build has no WhatsApp connector yet")
 	}
-	return nil
+	return d.registerSafety(ctx, mx, reg)
 }
 
 func printFirstRun(w io.Writer, cfgPath, regPath string) {

@@ -1,0 +1,53 @@
+package sms
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
+)
+
+// TestPacerOnFakeClock: each pool number sends one segment per interval;
+// a delivery that must wait gets a slot and keeps it (asked again before
+// it, it waits the rest; at or after it, it goes), and multi-segment
+// messages take as many slots as segments.
+func TestPacerOnFakeClock(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cfg := config.Safety{
+		SMSSegmentInterval: config.Duration(time.Second),
+		SMSNumberIntervals: map[string]config.Duration{"+18005550100": config.Duration(100 * time.Millisecond)},
+	}
+	p := newPacer(cfg, map[string]string{"long": "+14155550101", "tollfree": "+18005550100"})
+	type step struct {
+		at       time.Duration
+		pool     string
+		id       bridge.DeliveryID
+		segments int
+		wait     time.Duration
+	}
+	for i, s := range []step{
+		{0, "long", "d1", 1, 0},
+		{0, "long", "d2", 1, time.Second},
+		{0, "long", "d3", 3, 2 * time.Second},
+		{0, "long", "d4", 1, 5 * time.Second}, // after d3's three segments
+		{0, "tollfree", "t1", 1, 0},           // its own pace
+		{0, "tollfree", "t2", 1, 100 * time.Millisecond},
+		{500 * time.Millisecond, "long", "d2", 1, 500 * time.Millisecond}, // d2 keeps its slot
+		{time.Second, "long", "d2", 1, 0},
+		{time.Second, "long", "d2", 1, 5 * time.Second}, // slot used: a retry (after a transient error) queues anew, after d4
+		{2 * time.Second, "long", "d3", 3, 0},
+		{5 * time.Second, "long", "d4", 1, 0},
+	} {
+		got := p.wait(s.pool, s.id, s.segments, t0.Add(s.at))
+		require.InDelta(t, float64(s.wait), float64(got), float64(time.Millisecond), "step %d (%s)", i, s.id)
+	}
+	unpaced := newPacer(config.Safety{}, map[string]string{"long": "+14155550101"})
+	for range 100 {
+		require.Zero(t, unpaced.wait("long", "x", 10, t0))
+	}
+	require.True(t, highCost("+882123", []string{"+44", "+882"}))
+	require.False(t, highCost("+14155550100", []string{"+44", "+882"}))
+}

@@ -1,0 +1,97 @@
+package safety
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+)
+
+// contact is the person on the other side of a user's room.
+type contact struct {
+	conv   bridge.ConversationID
+	leg    bridge.Leg
+	person string
+	// name is how admins and the user see them: a pseudonym, never a number.
+	name string
+}
+
+// contactsOf returns the contacts of the conversation a Matrix room
+// belongs to (its non-Matrix legs).
+func (s *Service) contactsOf(ctx context.Context, room string) ([]contact, error) {
+	if s.opts.Legs == nil {
+		return nil, ErrNoContact
+	}
+	conv, legs, err := s.opts.Legs(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(room)})
+	if errors.Is(err, bridge.ErrUnknownLeg) {
+		return nil, ErrNoContact
+	} else if err != nil {
+		return nil, err
+	}
+	var out []contact
+	for _, leg := range legs {
+		if leg.Network == bridge.NetworkMatrix {
+			continue
+		}
+		person, sender, ok, err := s.store.legContact(ctx, string(leg.Network), string(leg.Chat))
+		if err != nil {
+			return nil, err
+		}
+		if !ok && s.opts.Contact != nil {
+			who, found, err := s.opts.Contact(ctx, leg)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				if person, err = s.opts.People(ctx, bridge.Address{Network: leg.Network, ID: string(who.ID)}); err != nil {
+					return nil, err
+				}
+				sender, ok = string(who.ID), true
+			}
+		}
+		if ok {
+			out = append(out, contact{conv: conv, leg: leg, person: person, name: fmt.Sprintf("%s on %s", sender, leg.Network)})
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoContact
+	}
+	return out, nil
+}
+
+// Block is the `block` command of user in room: the user stops receiving
+// from the room's contact on every network that person's verified
+// identity links. The contact is not told.
+func (s *Service) Block(ctx context.Context, user, room string) string {
+	contacts, err := s.contactsOf(ctx, room)
+	if errors.Is(err, ErrNoContact) {
+		return "block works in a bridged room whose contact the bridge knows; use it in the room of the chat you want to block."
+	} else if err != nil {
+		s.log.Warn().Err(err).Msg("block: contact lookup failed")
+		return "Could not block right now; please try again."
+	}
+	blocker := matrixKey(user)
+	now := s.now()
+	var names []string
+	for _, c := range contacts {
+		if err = s.store.exec(ctx, insertBlockQuery, blocker, c.person, ms(now)); err != nil {
+			s.log.Warn().Err(err).Msg("block: failed to save")
+			return "Could not block right now; please try again."
+		}
+		s.mu.Lock()
+		if s.blocks[blocker] == nil {
+			s.blocks[blocker] = map[string]bool{}
+		}
+		s.blocks[blocker][c.person] = true
+		s.mu.Unlock()
+		s.metrics.blocks.Inc()
+		s.signal(ctx, c.person, sigBlocked, string(c.conv))
+		s.decide(ctx, c.person, "block", user, "")
+		s.evaluate(ctx, c.person)
+		names = append(names, c.name)
+	}
+	return fmt.Sprintf("Blocked %s: you will no longer receive their messages, on any network their verified identity links. "+
+		"They are not told. Messages already delivered stay.", strings.Join(names, ", "))
+}
