@@ -11,8 +11,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/identity"
 )
 
 func TestContainsPhoneNumber(t *testing.T) {
