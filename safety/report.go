@@ -133,5 +133,5 @@ func stamp(t time.Time) string {
 	if t.IsZero() {
 		return "unknown"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	return t.UTC().Format("2 Jan 2006 15:04:05 UTC")
 }

@@ -78,7 +78,7 @@ func TestBlockAndReport(t *testing.T) {
 		}{
 			{"no content by default", roomA, nil,
 				[]string{"Reported", "no message content"},
-				[]string{"Report from @alice:example.org", "sms_contactx on sms", "recently: 3", "2026-11-26 08:00:00 UTC", "08:02:00", "No message content is included"},
+				[]string{"Report from @alice:example.org", "sms_contactx on sms", "recently: 3", "26 Nov 2026 08:00:00 UTC", "08:02:00", "No message content is included"},
 				[]string{"secret body", "pills", "Reason given"}, 0},
 			{"a reason is quoted", roomA, []string{"keeps", "texting", "me"},
 				[]string{"your reason"},

@@ -86,7 +86,8 @@ func TestSafetyEndToEnd(t *testing.T) {
 	answer := waitNotice(t, hs, token, portal, bot, "Reported to the bridge admins")
 	require.Contains(t, answer, "no message content")
 	report := waitNotice(t, hs, modToken, adminRoom, bot, "Report from @alice")
-	require.Contains(t, report, "sms_")
+	require.Contains(t, report, "ph_")
+	require.NotContains(t, report, "[number]", "timestamps are not mistaken for numbers")
 	require.Contains(t, report, "recently: 1")
 	require.Contains(t, report, `"unwanted texts"`)
 	require.Contains(t, report, "No message content is included")
@@ -101,7 +102,7 @@ func TestSafetyEndToEnd(t *testing.T) {
 
 	// Block: nothing more from that contact reaches alice; they are not told.
 	d.say(portal, "blk", "!sb block")
-	waitNotice(t, hs, token, portal, bot, "Blocked sms_")
+	waitNotice(t, hs, token, portal, bot, "Blocked ph_")
 	reply := post("SM"+strings.Repeat("c", 32), "are you there after the block")
 	require.NotContains(t, reply, "<Message>", "the blocked contact is not told")
 	time.Sleep(2 * time.Second)
