@@ -52,6 +52,8 @@ sms:
   allowed_countries: [GB, de]
 whatsapp:
   enabled: true
+  device_name: My Bridge
+  login_timeout: 90s
 retention:
   default: 30d
   networks: {matrix: 1h, whatsapp: 7d, sms: 24h}
@@ -102,7 +104,7 @@ func TestParseFull(t *testing.T) {
 			},
 			AllowedCountries: []string{"GB", "DE"},
 		},
-		WhatsApp: WhatsApp{Enabled: true},
+		WhatsApp: WhatsApp{Enabled: true, DeviceName: "My Bridge", LoginTimeout: Duration(90 * time.Second)},
 		Retention: Retention{
 			Default: Duration(30 * 24 * time.Hour),
 			Networks: map[string]Duration{
