@@ -157,7 +157,7 @@ func TestMedia(t *testing.T) {
 
 	e.mx.PutMedia("mxc://x/voice", []byte("ogg-bytes"))
 	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$v1",
-		Sender: bridge.Sender{ID: alice, DisplayName: "Alice"},
+		Sender:  bridge.Sender{ID: alice, DisplayName: "Alice"},
 		Content: &bridge.Content{Type: bridge.MsgVoice, Media: &bridge.Media{Ref: "mxc://x/voice", MimeType: "audio/ogg; codecs=opus", Duration: 3 * time.Second}}}))
 	out := f.waitSent(1)
 	require.Equal(t, [][]byte{[]byte("ogg-bytes")}, f.uploads)

@@ -179,7 +179,7 @@ func (f *fakeClient) key(chat, sender types.JID, msgID types.MessageID) *waCommo
 
 func (f *fakeClient) BuildEdit(chat types.JID, msgID types.MessageID, content *waE2E.Message) *waE2E.Message {
 	return &waE2E.Message{EditedMessage: &waE2E.FutureProofMessage{Message: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
-		Key: &waCommon.MessageKey{FromMe: proto.Bool(true), ID: proto.String(msgID), RemoteJID: proto.String(chat.String())},
+		Key:  &waCommon.MessageKey{FromMe: proto.Bool(true), ID: proto.String(msgID), RemoteJID: proto.String(chat.String())},
 		Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(), EditedMessage: content,
 	}}}}
 }

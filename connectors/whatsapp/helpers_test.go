@@ -54,7 +54,9 @@ var (
 // digitsOf is a number as it would appear in a JID or log line.
 func digitsOf(e164 string) string { return strings.TrimPrefix(e164, "+") }
 
-func containsFold(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
 
 // env is a router with the WhatsApp connector (fake whatsmeow) and a
 // loopback "matrix" leg, on real migrations.
@@ -123,7 +125,7 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 	r, err := bridge.New(bridge.Options{
 		DB: db, Secret: []byte(secret), Log: log,
 		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxAttempts: 3,
-		PollInterval: 50 * time.Millisecond,
+		PollInterval:    50 * time.Millisecond,
 		RetentionPolicy: &bridge.RetentionPolicy{Default: 8760 * time.Hour},
 	})
 	require.NoError(t, err)

@@ -330,9 +330,12 @@ func WhatsAppTimer(d time.Duration) time.Duration {
 }
 
 // SetDisappearingTimer implements bridge.TimerSetter: the WhatsApp chat's
-// timer becomes WhatsAppTimer(timer), and is reported back as the leg's
-// timer. In a group whose settings only admins may change, a non-admin
-// account gets ErrNoTimerPermission.
+// timer becomes WhatsAppTimer(timer). Like the Matrix connector's room
+// state, a timer the bridge set is not reported back as the leg's own
+// timer (that would ratchet: a conversation could never lengthen its
+// timer again); only timers WhatsApp users set are. In a group whose
+// settings only admins may change, a non-admin account gets
+// ErrNoTimerPermission.
 func (c *Connector) SetDisappearingTimer(ctx context.Context, chat bridge.ChatID, timer time.Duration) error {
 	row, l, err := c.target(ctx, chat)
 	if err != nil {
@@ -350,11 +353,6 @@ func (c *Connector) SetDisappearingTimer(ctx context.Context, chat bridge.ChatID
 	}
 	if _, err = c.db.Exec(ctx, chatTimerQuery, chat, wa.Milliseconds()); err != nil {
 		return fmt.Errorf("%w: %w", bridge.ErrDatabase, err)
-	}
-	if c.hooks.OnChatTimer != nil {
-		if err = c.hooks.OnChatTimer(ctx, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat}, wa); err != nil && !errors.Is(err, bridge.ErrUnknownLeg) {
-			return err
-		}
 	}
 	return nil
 }
