@@ -38,7 +38,7 @@ const (
 	aliceNumber   = "+14155550101" // alice's own WhatsApp
 	relayNumber   = "+14155550109" // the relay account
 	contactNumber = "+14155550177"
-	otherNumber   = "+447700900123"
+	otherNumber   = "+442071838750"
 
 	netMatrix bridge.NetworkID = "matrix"
 )
@@ -47,7 +47,7 @@ var (
 	aliceJID   = types.NewADJID("14155550101", 0, 12)
 	relayJID   = types.NewADJID("14155550109", 0, 7)
 	contactJID = types.NewJID("14155550177", types.DefaultUserServer)
-	otherJID   = types.NewJID("447700900123", types.DefaultUserServer)
+	otherJID   = types.NewJID("442071838750", types.DefaultUserServer)
 	groupJID   = types.NewJID("120363000000000001", types.GroupServer)
 )
 
