@@ -32,7 +32,7 @@ func FormatToHTML(text string) (out string, formatted bool) {
 			break
 		}
 		end := strings.Index(rest[start+3:], "```")
-		if end < 0 || !opens(rest, start) {
+		if end < 0 || !boundaryBefore(rest, start) || strings.TrimSpace(rest[start+3:start+3+end]) == "" {
 			// Not a block: the backticks are text.
 			formatted = formatInline(&b, rest[:start+3]) || formatted
 			rest = rest[start+3:]
@@ -83,6 +83,13 @@ func formatLine(b *strings.Builder, s string, depth int) bool {
 		if !ok || depth >= maxNesting || !opens(s, i) {
 			continue
 		}
+		if s[i] == '`' && strings.HasPrefix(s[i:], "``") {
+			// A run of backticks (an unclosed block) is text.
+			for i+1 < len(s) && s[i+1] == '`' {
+				i++
+			}
+			continue
+		}
 		end := closing(s, i)
 		if end < 0 {
 			continue
@@ -104,23 +111,23 @@ func formatLine(b *strings.Builder, s string, depth int) bool {
 	return formatted
 }
 
-// opens reports whether the marker at i may open: at the start or after a
-// space or punctuation, and followed by a non-space.
+// boundaryBefore reports whether position i is at the start or after a
+// space or punctuation.
+func boundaryBefore(s string, i int) bool {
+	if i == 0 {
+		return true
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)
+}
+
+// opens reports whether the inline marker at i may open: at a boundary
+// and followed by a non-space.
 func opens(s string, i int) bool {
-	if i > 0 {
-		r, _ := utf8.DecodeLastRuneInString(s[:i])
-		if !unicode.IsSpace(r) && !unicode.IsPunct(r) && !unicode.IsSymbol(r) {
-			return false
-		}
-	}
-	n := 1
-	if strings.HasPrefix(s[i:], "```") {
-		n = 3
-	}
-	if i+n >= len(s) {
+	if !boundaryBefore(s, i) || i+1 >= len(s) {
 		return false
 	}
-	r, _ := utf8.DecodeRuneInString(s[i+n:])
+	r, _ := utf8.DecodeRuneInString(s[i+1:])
 	return !unicode.IsSpace(r)
 }
 
