@@ -176,7 +176,9 @@ func TestBuildMessage(t *testing.T) {
 				require.Equal(t, "Q", doc.GetContextInfo().GetStanzaID())
 			}},
 		{"sticker", &bridge.Content{Type: bridge.MsgSticker, Body: "sticker", Media: &bridge.Media{MimeType: "image/webp"}}, outgoing{},
-			func(t *testing.T, m *waE2E.Message) { require.Equal(t, "image/webp", m.GetStickerMessage().GetMimetype()) }},
+			func(t *testing.T, m *waE2E.Message) {
+				require.Equal(t, "image/webp", m.GetStickerMessage().GetMimetype())
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m *waE2E.Message
