@@ -40,7 +40,9 @@ import (
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
@@ -242,6 +244,9 @@ func (c *Connector) Start(ctx context.Context) error {
 	if err = c.sessions.Upgrade(ctx); err != nil {
 		return err
 	}
+	// The name the phone shows under "Linked devices" (whatsmeow keeps
+	// it in a package variable, sent when a device pairs).
+	store.DeviceProps.Os = proto.String(c.cfg.DeviceName)
 	type stored struct{ account, enc, state string }
 	rows, err := c.db.Query(ctx, loginsQuery)
 	if err != nil {
