@@ -99,6 +99,9 @@ type Options struct {
 	// RetryBase is the first reconnect delay after a failed connect
 	// (default 1s; doubles up to 5m).
 	RetryBase time.Duration
+	// AdminRoom receives what happens to the relay account (logged out,
+	// banned, outdated); empty: only the log and /health show it.
+	AdminRoom id.RoomID
 }
 
 // State of one login, as whoami and /health show it.
@@ -119,6 +122,9 @@ type login struct {
 	state   string
 	detail  string
 	cancel  context.CancelFunc
+	// failures counts connect failures since the last connection, for
+	// the backoff of reconnectAfter.
+	failures int
 }
 
 // Connector is the WhatsApp connector.
@@ -134,6 +140,7 @@ type Connector struct {
 	metadata  time.Duration
 	now       func() time.Time
 	retryBase time.Duration
+	adminRoom id.RoomID
 
 	knownChats sync.Map // bridge.ChatID -> struct{}
 	senders    senderCache
@@ -189,6 +196,7 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger, opts Optio
 		metadata:  time.Duration(cfg.Retention.Metadata),
 		now:       opts.Now,
 		retryBase: opts.RetryBase,
+		adminRoom: opts.AdminRoom,
 		logins:    map[string]*login{},
 		pending:   map[string]*pendingLogin{},
 	}
@@ -385,6 +393,42 @@ func (c *Connector) connect(l *login) {
 	}()
 }
 
+// backoff is the next reconnect delay of a login: RetryBase doubling with
+// each failure since it was last connected, at most 5m.
+func (c *Connector) backoff(l *login) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.failures++
+	return min(c.retryBase<<min(l.failures-1, 20), 5*time.Minute)
+}
+
+// reconnectAfter connects a login again after d (a ban's expiry, a
+// failed connection's backoff), unless the connector stops first.
+func (c *Connector) reconnectAfter(l *login, d time.Duration) {
+	c.mu.Lock()
+	if !c.running {
+		c.mu.Unlock()
+		return
+	}
+	ctx := c.ctx
+	c.mu.Unlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		c.mu.Lock()
+		current := c.logins[l.account] == l
+		c.mu.Unlock()
+		if current && !l.client.IsConnected() {
+			c.connect(l)
+		}
+	}()
+}
+
 // loginOf returns an account's login, or nil.
 func (c *Connector) loginOf(account string) *login {
 	c.mu.Lock()
@@ -438,14 +482,14 @@ func (c *Connector) forgetLogin(ctx context.Context, account string) {
 	}
 }
 
-// tell sends a notice to the account's Matrix user in the background (the
-// relay's notices go nowhere but the log and /health).
+// tell sends a notice to the account's Matrix user in the background; the
+// relay's go to the admin room (Options.AdminRoom), if any.
 func (c *Connector) tell(account, text string) {
 	c.mu.Lock()
 	mx := c.mx
 	ctx := c.ctx
 	c.mu.Unlock()
-	if mx == nil || account == RelayAccount || ctx == nil {
+	if mx == nil || ctx == nil || (account == RelayAccount && c.adminRoom == "") {
 		return
 	}
 	c.bg.Add(1)
@@ -453,6 +497,10 @@ func (c *Connector) tell(account, text string) {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
+		if account == RelayAccount {
+			mx.NotifyRoom(ctx, c.adminRoom, "WhatsApp relay account: "+text)
+			return
+		}
 		if err := mx.NotifyUser(ctx, id.UserID(account), text); err != nil {
 			c.log.Warn().Err(err).Msg("Could not tell a user about their WhatsApp login")
 		}
@@ -494,7 +542,7 @@ func (c *Connector) Health(context.Context) bridge.Health {
 			state = bridge.HealthDegraded
 		}
 	}
-	if _, ok := c.logins[RelayAccount]; !ok && len(c.logins) == 0 {
+	if len(c.logins) == 0 {
 		return bridge.Health{State: bridge.HealthOK, Message: "no WhatsApp logins"}
 	}
 	parts := make([]string, 0, len(counts))

@@ -247,6 +247,13 @@ func (f *fakeClient) SetDisappearingTimer(_ context.Context, chat types.JID, tim
 	return nil
 }
 
+func (f *fakeClient) GetGroupInfo(_ context.Context, jid types.JID) (*types.GroupInfo, error) {
+	if jid.Server != types.GroupServer {
+		return nil, whatsmeow.ErrNotInGroup
+	}
+	return &types.GroupInfo{JID: jid, GroupName: types.GroupName{Name: "Lunch crew"}}, nil
+}
+
 // waitFor blocks until cond (called with f.mu held) is true.
 func (f *fakeClient) waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)

@@ -40,6 +40,9 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 	case *events.PairSuccess:
 		c.pairSuccess(ctx, l, evt)
 	case *events.Connected:
+		c.mu.Lock()
+		l.failures = 0
+		c.mu.Unlock()
 		c.setState(ctx, l, StateConnected, "")
 	case *events.Disconnected:
 		if st := c.stateOf(l); st == StateConnected {
@@ -53,6 +56,9 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 		c.setState(ctx, l, StateBanned, evt.String())
 		c.log.Warn().Str("account", c.accountRef(l.account)).Int("code", int(evt.Code)).Dur("expires_in", evt.Expire).Msg("WhatsApp account temporarily banned")
 		c.tell(l.account, "WhatsApp temporarily banned your account from linked devices: "+evt.String()+". The bridge reconnects once the ban expires.")
+		if evt.Expire > 0 {
+			c.reconnectAfter(l, evt.Expire)
+		}
 	case *events.ClientOutdated:
 		c.setState(ctx, l, StateOutdated, "client outdated")
 		c.log.Error().Str("account", c.accountRef(l.account)).Msg("WhatsApp says the client is outdated; update switchboard")
@@ -63,6 +69,7 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 		c.tell(l.account, "Another connection took over this bridge's WhatsApp session, so the bridge stopped receiving. If that was not you, send `logout whatsapp` and log in again.")
 	case *events.ConnectFailure:
 		c.setState(ctx, l, StateConnecting, "connect failure "+evt.Reason.String())
+		c.reconnectAfter(l, c.backoff(l))
 	}
 	return true
 }
@@ -162,6 +169,11 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	if !ok {
 		return true
 	}
+	if evt.IsViewOnce && in.Media != nil {
+		// View-once media is meant to be seen once, on the phone.
+		in = incoming{Kind: bridge.KindMessage, Content: &bridge.Content{Type: bridge.MsgNotice,
+			Body: "Sent view-once media, which the bridge does not forward; open WhatsApp to see it."}}
+	}
 	jid := chatJID(src)
 	chat, err := c.ensureChat(ctx, l.account, jid)
 	if err != nil {
@@ -250,7 +262,7 @@ func (c *Connector) submit(ctx context.Context, l *login, out *bridge.Event, gro
 	if errors.Is(err, bridge.ErrUnknownLeg) && out.Kind == bridge.KindMessage && c.hooks.OnUnrouted != nil {
 		u := Unrouted{Account: l.account, Chat: out.Source.Chat, Contact: out.Sender, Group: group}
 		if group {
-			u.Name = "WhatsApp group"
+			u.Name = c.groupName(ctx, l, out.Source.Chat)
 		}
 		if _, herr := c.hooks.OnUnrouted(ctx, u); herr != nil {
 			log.Warn().Err(herr).Msg("No conversation for a WhatsApp chat; message dropped")
@@ -271,6 +283,20 @@ func (c *Connector) submit(ctx context.Context, l *login, out *bridge.Event, gro
 		return false
 	}
 	return true
+}
+
+// groupName is a group's subject ("WhatsApp group" when it cannot be
+// fetched).
+func (c *Connector) groupName(ctx context.Context, l *login, chat bridge.ChatID) string {
+	row, err := c.loadChat(ctx, chat)
+	if err != nil {
+		return "WhatsApp group"
+	}
+	info, err := l.client.GetGroupInfo(ctx, row.jid)
+	if err != nil || strings.TrimSpace(info.Name) == "" {
+		return "WhatsApp group"
+	}
+	return info.Name
 }
 
 // chatTimer records a chat's disappearing timer and reports it as the
@@ -300,11 +326,8 @@ func (c *Connector) chatTimer(ctx context.Context, leg bridge.Leg, d time.Durati
 }
 
 func (c *Connector) handleReceipt(ctx context.Context, l *login, evt *events.Receipt) {
-	if evt.Type != types.ReceiptTypeRead && evt.Type != types.ReceiptTypeReadSelf || evt.IsFromMe && evt.Type != types.ReceiptTypeReadSelf {
-		return
-	}
-	if evt.Type == types.ReceiptTypeReadSelf {
-		return // the user read on their phone: nothing to tell the others
+	if evt.Type != types.ReceiptTypeRead || evt.IsFromMe {
+		return // delivery receipts, and the user reading on their phone
 	}
 	chat, err := c.ensureChat(ctx, l.account, chatJID(evt.MessageSource))
 	if err != nil {

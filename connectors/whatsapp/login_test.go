@@ -234,3 +234,26 @@ func TestLoginStateEvents(t *testing.T) {
 		})
 	}
 }
+
+// After a temporary ban expires, or a connect failure, the login connects
+// again; the relay account's troubles go to the admin room.
+func TestReconnectAfterBanAndFailure(t *testing.T) {
+	e := newEnv(t)
+	e.wa.adminRoom = "!admins:example.org"
+	f := e.login(RelayAccount, relayJID)
+	f.Disconnect()
+	connects := f.connects
+	f.dispatch(&events.TemporaryBan{Code: events.TempBanSentToTooManyPeople, Expire: 20 * time.Millisecond})
+	n, ok := e.matrix.waitNotice("temporarily banned")
+	require.True(t, ok)
+	require.Equal(t, id.RoomID("!admins:example.org"), n.room)
+	require.True(t, strings.HasPrefix(n.text, "WhatsApp relay account: "))
+	require.True(t, f.waitFor(5*time.Second, func() bool { return f.connects > connects && f.connected }))
+
+	f.Disconnect()
+	connects = f.connects
+	f.dispatch(&events.ConnectFailure{Reason: events.ConnectFailureServiceUnavailable})
+	require.True(t, f.waitFor(5*time.Second, func() bool { return f.connects > connects && f.connected }))
+	f.dispatch(&events.Connected{})
+	require.Equal(t, bridge.HealthOK, e.wa.Health(e.ctx).State)
+}

@@ -87,7 +87,9 @@ func (c *Connector) OpenPhoneChat(ctx context.Context, owner string, phone strin
 	if e164 := userE164(jid); e164 != "" && e164 != phone {
 		// WhatsApp's canonical number differs (a national prefix): look
 		// the chat up under both.
-		_, _ = c.db.Exec(ctx, `UPDATE sb_whatsapp_chat SET contact_hash=$2 WHERE chat_id=$1`, chat, c.keys.numberHash(phone))
+		if _, err = c.db.Exec(ctx, chatContactQuery, chat, c.keys.numberHash(phone)); err != nil {
+			c.log.Warn().Err(err).Msg("Failed to record the number a WhatsApp chat was opened with")
+		}
 	}
 	return chat, c.pseudo.Phone(phone), nil
 }

@@ -159,7 +159,7 @@ func TestUnroutedChats(t *testing.T) {
 	var got []Unrouted
 	e.wa.SetHooks(Hooks{OnUnrouted: func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
 		got = append(got, u)
-		return e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!new:example.org"}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
+		return e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!new-" + u.Chat + ":example.org"}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
 	}})
 	require.True(t, f.dispatch(message(contactJID, contactJID, "U2", text("hello?"))))
 	require.Len(t, e.mx.WaitSent(1, 5*time.Second), 1)
@@ -168,12 +168,28 @@ func TestUnroutedChats(t *testing.T) {
 	require.False(t, got[0].Group)
 	require.Equal(t, "Carol", got[0].Contact.DisplayName)
 
+	// A group gets its subject as name.
+	require.True(t, f.dispatch(message(groupJID, contactJID, "U4", text("group hello"))))
+	require.Len(t, e.mx.WaitSent(2, 5*time.Second), 2)
+	require.Len(t, got, 2)
+	require.True(t, got[1].Group)
+	require.Equal(t, "Lunch crew", got[1].Name)
+
+	// View-once media is not forwarded.
+	viewOnce := message(contactJID, contactJID, "U5", &waE2E.Message{ViewOnceMessageV2: &waE2E.FutureProofMessage{Message: &waE2E.Message{
+		ImageMessage: &waE2E.ImageMessage{Mimetype: proto.String("image/jpeg"), DirectPath: proto.String("/secret"), MediaKey: []byte("k")}}}})
+	require.True(t, viewOnce.IsViewOnce)
+	require.True(t, f.dispatch(viewOnce))
+	sentNow := e.mx.WaitSent(3, 5*time.Second)
+	require.Equal(t, bridge.MsgNotice, sentNow[2].Delivery.Event.Content.Type)
+	require.Nil(t, sentNow[2].Delivery.Event.Content.Media)
+
 	// Own messages sent from the phone are bridged as the user's.
 	own := message(contactJID, aliceJID.ToNonAD(), "U3", text("from my phone"))
 	own.Info.IsFromMe = true
 	require.True(t, f.dispatch(own))
-	sent := e.mx.WaitSent(2, 5*time.Second)
-	require.Equal(t, "You (from WhatsApp)", sent[1].Delivery.Event.Sender.DisplayName)
-	requireNoNumbers(t, string(sent[1].Delivery.Event.Sender.ID), "own sender")
+	sent := e.mx.WaitSent(4, 5*time.Second)
+	require.Equal(t, "You (from WhatsApp)", sent[3].Delivery.Event.Sender.DisplayName)
+	requireNoNumbers(t, string(sent[3].Delivery.Event.Sender.ID), "own sender")
 	_ = types.EmptyJID
 }

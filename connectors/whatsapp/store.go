@@ -24,6 +24,7 @@ const (
 		INSERT INTO sb_whatsapp_chat (chat_id, account, jid_enc, contact_hash, is_group, timer_ms, created_at)
 		VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (chat_id) DO NOTHING`
 	chatTimerQuery   = `UPDATE sb_whatsapp_chat SET timer_ms=$2 WHERE chat_id=$1`
+	chatContactQuery = `UPDATE sb_whatsapp_chat SET contact_hash=$2 WHERE chat_id=$1`
 	chatsByContact   = `SELECT chat_id FROM sb_whatsapp_chat WHERE contact_hash=$1 ORDER BY created_at`
 	reachQuery       = `SELECT on_whatsapp FROM sb_whatsapp_reach WHERE number_hash=$1 AND checked_at >= $2`
 	upsertReachQuery = `

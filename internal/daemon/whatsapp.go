@@ -23,7 +23,7 @@ type commandSetter interface {
 // images, notices), the hooks that turn WhatsApp chats into portals and
 // chat timers into leg timers, and the login commands.
 func (d *Daemon) registerWhatsApp(mx *matrix.Connector) error {
-	wa, err := whatsapp.New(d.cfg, d.db, d.log, whatsapp.Options{})
+	wa, err := whatsapp.New(d.cfg, d.db, d.log, whatsapp.Options{AdminRoom: id.RoomID(d.cfg.Safety.AdminRoom)})
 	if err != nil {
 		return err
 	}
