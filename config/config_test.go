@@ -256,6 +256,14 @@ func TestParseRefused(t *testing.T) {
 		{"UK is not ISO 3166", set(t, minimalYAML, "sms.allowed_countries", `[UK]`), "sms.allowed_countries[0]", ErrInvalidValue},
 		{"account_sid shape", set(t, smsYAML, "sms.twilio.account_sid", "AC123"), "sms.twilio.account_sid", ErrInvalidValue},
 
+		// WhatsApp.
+		{"empty device name", set(t, minimalYAML, "whatsapp.device_name", `""`), "whatsapp.device_name", ErrMissing},
+		{"long device name", set(t, minimalYAML, "whatsapp.device_name", strings.Repeat("x", 51)), "whatsapp.device_name", ErrInvalidValue},
+		{"zero login timeout", set(t, minimalYAML, "whatsapp.login_timeout", "0"), "whatsapp.login_timeout", ErrInvalidValue},
+		{"short login timeout", set(t, minimalYAML, "whatsapp.login_timeout", "5s"), "whatsapp.login_timeout", ErrInvalidValue},
+		{"long login timeout", set(t, minimalYAML, "whatsapp.login_timeout", "2h"), "whatsapp.login_timeout", ErrInvalidValue},
+		{"login timeout in words", set(t, minimalYAML, "whatsapp.login_timeout", "soon"), "whatsapp.login_timeout", ErrInvalidDuration},
+
 		// Permissions.
 		{"bad permission level", set(t, minimalYAML, "permissions", `{"*": superuser}`), `permissions["*"]`, ErrInvalidValue},
 		{"bad permission key", set(t, minimalYAML, "permissions", `{"not a server": user}`), `permissions["not a server"]`, ErrInvalidValue},
