@@ -472,12 +472,13 @@ func (c *Connector) setState(ctx context.Context, l *login, state, detail string
 	}
 }
 
-// forgetLogin deletes an account's login row and its in-memory login.
+// forgetLogin deletes an account's login, its chats and its in-memory
+// login.
 func (c *Connector) forgetLogin(ctx context.Context, account string) {
 	c.mu.Lock()
 	delete(c.logins, account)
 	c.mu.Unlock()
-	if _, err := c.db.Exec(ctx, deleteLoginQuery, account); err != nil {
+	if err := c.deleteAccount(ctx, account); err != nil {
 		c.log.Warn().Err(err).Msg("Failed to delete WhatsApp login")
 	}
 }

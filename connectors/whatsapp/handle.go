@@ -105,7 +105,7 @@ func (c *Connector) loggedOut(ctx context.Context, l *login, text string) {
 	if current {
 		// The relay's row goes too, but /health keeps saying it was
 		// logged out until it logs in again.
-		if _, err := c.db.Exec(ctx, deleteLoginQuery, l.account); err != nil {
+		if err := c.deleteAccount(ctx, l.account); err != nil {
 			c.log.Warn().Err(err).Msg("Failed to delete WhatsApp login")
 		}
 		if l.account != RelayAccount {

@@ -170,6 +170,7 @@ func TestLogout(t *testing.T) {
 			e := newEnv(t)
 			require.Equal(t, "You are not logged in to WhatsApp.", e.wa.LogoutCommand(e.ctx, loginReq(alice)))
 			f := e.login(alice, aliceJID)
+			require.True(t, f.dispatch(message(contactJID, contactJID, "M1", text("hi"))))
 			f.logoutErr = tc.logoutErr
 			answer := e.wa.LogoutCommand(e.ctx, loginReq(alice))
 			require.Contains(t, answer, tc.want)
@@ -178,6 +179,8 @@ func TestLogout(t *testing.T) {
 			var n int
 			require.NoError(t, e.db.QueryRow(e.ctx, `SELECT COUNT(*) FROM sb_whatsapp_login`).Scan(&n))
 			require.Zero(t, n)
+			require.NoError(t, e.db.QueryRow(e.ctx, `SELECT COUNT(*) FROM sb_whatsapp_chat`).Scan(&n))
+			require.Zero(t, n, "the account's chats go too")
 			require.Nil(t, e.wa.loginOf(alice))
 		})
 	}

@@ -18,6 +18,7 @@ const (
 		ON CONFLICT (account) DO UPDATE SET jid_enc=excluded.jid_enc, state='ok', created_at=excluded.created_at`
 	loginStateQuery  = `UPDATE sb_whatsapp_login SET state=$2 WHERE account=$1`
 	deleteLoginQuery = `DELETE FROM sb_whatsapp_login WHERE account=$1`
+	deleteChatsQuery = `DELETE FROM sb_whatsapp_chat WHERE account=$1`
 
 	chatQuery       = `SELECT account, jid_enc, is_group, timer_ms FROM sb_whatsapp_chat WHERE chat_id=$1`
 	insertChatQuery = `
@@ -59,6 +60,24 @@ func (c *Connector) loadChat(ctx context.Context, chat bridge.ChatID) (*chatRow,
 		return nil, fmt.Errorf("%w: %w", ErrStoredJID, err)
 	}
 	return &r, nil
+}
+
+// deleteAccount deletes a login and the chats it had (their encrypted
+// JIDs): after a logout nothing of the account stays but the router's legs,
+// which refuse to send until the account logs in again.
+func (c *Connector) deleteAccount(ctx context.Context, account string) error {
+	err := c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if _, err := c.db.Exec(ctx, deleteLoginQuery, account); err != nil {
+			return err
+		}
+		_, err := c.db.Exec(ctx, deleteChatsQuery, account)
+		return err
+	})
+	c.knownChats.Clear()
+	if err != nil {
+		return fmt.Errorf("%w: delete whatsapp login: %w", bridge.ErrDatabase, err)
+	}
+	return nil
 }
 
 // ensureChat records the chat of account with jid and returns its ID.
