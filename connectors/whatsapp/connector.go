@@ -295,7 +295,8 @@ func (c *Connector) Start(ctx context.Context) error {
 			c.tell(s.account, "Your WhatsApp session is no longer valid (it was logged out while the bridge was down). Send `login whatsapp` to log in again.")
 			continue
 		} else if err != nil {
-			cancel()
+			// A failed Start leaves nothing running.
+			_ = c.Stop(ctx)
 			return err
 		}
 		l := &login{account: s.account, jid: jid, client: cli, state: StateConnecting}

@@ -51,11 +51,15 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 	case *events.KeepAliveTimeout:
 		c.setState(ctx, l, StateConnecting, "keep-alive timed out")
 	case *events.LoggedOut:
-		c.loggedOut(ctx, l, "WhatsApp logged this bridge out ("+evt.Reason.String()+"); the session was deleted. Send `login whatsapp` to log in again.")
+		c.loggedOut(ctx, l, "WhatsApp logged this bridge out (the linked device was removed, or the session expired); the session was deleted. Send `login whatsapp` to log in again.")
 	case *events.TemporaryBan:
 		c.setState(ctx, l, StateBanned, evt.String())
 		c.log.Warn().Str("account", c.accountRef(l.account)).Int("code", int(evt.Code)).Dur("expires_in", evt.Expire).Msg("WhatsApp account temporarily banned")
-		c.tell(l.account, "WhatsApp temporarily banned your account from linked devices: "+evt.String()+". The bridge reconnects once the ban expires.")
+		expiry := "The bridge reconnects once the ban expires."
+		if evt.Expire > 0 {
+			expiry = "The ban expires in " + evt.Expire.Round(time.Minute).String() + "; the bridge reconnects then."
+		}
+		c.tell(l.account, "WhatsApp temporarily banned this account from linked devices (reason "+evt.Code.String()+"). "+expiry)
 		if evt.Expire > 0 {
 			c.reconnectAfter(l, evt.Expire)
 		}
