@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,7 +22,7 @@ type keys struct {
 	lookup []byte // contact_hash, number_hash
 	chat   []byte // ChatID
 	log    []byte // hashes in log lines
-	msgID  []byte // idempotent outgoing message IDs
+	msgID  []byte // the bridge's own message IDs (see Connector.ownID)
 	aead   cipher.AEAD
 }
 
@@ -81,13 +80,6 @@ func (k *keys) chatID(account, jid string) string {
 // logRef is a short keyed hash to correlate log lines without the JID.
 func (k *keys) logRef(s string) string {
 	return strings.ToLower(b32.EncodeToString(mac(k.log, s)[:5]))
-}
-
-// messageID is the WhatsApp message ID of one delivery: the same delivery
-// retried after a crash gets the same ID, and WhatsApp's recipients drop
-// the duplicate.
-func (k *keys) messageID(parts ...string) string {
-	return "3EB0" + strings.ToUpper(hex.EncodeToString(mac(k.msgID, parts...)[:9]))
 }
 
 // seal encrypts a JID, bound to what it is stored with (ad).

@@ -28,7 +28,6 @@ type pendingLogin struct {
 	l      *login
 	room   id.RoomID
 	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 // NotConfiguredAnswer is the answer to `login whatsapp` and `logout
@@ -84,7 +83,7 @@ func (c *Connector) LoginCommand(ctx context.Context, req *matrix.CommandRequest
 	c.attach(l)
 	timeout := c.cfg.LoginTimeout.Std()
 	lctx, cancel := context.WithTimeout(c.baseCtx(), timeout)
-	p := &pendingLogin{l: l, room: req.Room, cancel: cancel, done: make(chan struct{})}
+	p := &pendingLogin{l: l, room: req.Room, cancel: cancel}
 	c.mu.Lock()
 	if _, busy := c.pending[account]; busy {
 		c.mu.Unlock()
@@ -107,22 +106,20 @@ func (c *Connector) LoginCommand(ctx context.Context, req *matrix.CommandRequest
 	if err = cli.Connect(); err != nil {
 		return fail("Could not connect to WhatsApp right now; please try again later.", err)
 	}
-	minutes := timeout.Round(time.Second).String()
+	limit := timeout.Round(time.Second).String()
 	if phone == "" {
 		c.bg.Add(1)
-		go c.waitPairing(lctx, p, qr, true, nil)
+		go c.waitPairing(lctx, p, qr, true)
 		return "Scan the QR code I am sending here with WhatsApp on your phone: Settings → Linked devices → Link a device. " +
-			"A new code replaces the old one every 20 seconds or so; the login gives up after " + minutes + "."
+			"A new code replaces the old one every 20 seconds or so; the login gives up after " + limit + "."
 	}
 	// A pairing code can be asked for once WhatsApp sent its first QR
 	// event (the connection is then ready for pairing).
-	var first *whatsmeow.QRChannelItem
 	select {
 	case item, ok := <-qr:
 		if !ok || item.Event != whatsmeow.QRChannelEventCode {
 			return fail("WhatsApp did not accept the login; please try again.", errors.New("no QR event: "+item.Event))
 		}
-		first = &item
 	case <-time.After(firstCodeTimeout):
 		return fail("WhatsApp did not answer in time; please try again.", errors.New("no QR event"))
 	case <-lctx.Done():
@@ -135,17 +132,16 @@ func (c *Connector) LoginCommand(ctx context.Context, req *matrix.CommandRequest
 		}
 		return fail("WhatsApp could not give a pairing code right now; try again, or use `login whatsapp` for a QR code.", err)
 	}
-	_ = first
 	c.bg.Add(1)
-	go c.waitPairing(lctx, p, qr, false, nil)
+	go c.waitPairing(lctx, p, qr, false)
 	return "Your WhatsApp pairing code is " + code + ". On your phone: WhatsApp → Settings → Linked devices → Link a device → " +
-		"Link with phone number instead, and enter the code. The login gives up after " + minutes + "."
+		"Link with phone number instead, and enter the code. The login gives up after " + limit + "."
 }
 
 // waitPairing follows a login's QR channel until it succeeds, fails or
 // times out, sending each QR code as an image (showQR) and redacting the
 // one it replaces.
-func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan whatsmeow.QRChannelItem, showQR bool, _ any) {
+func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan whatsmeow.QRChannelItem, showQR bool) {
 	defer c.bg.Done()
 	defer p.cancel()
 	defer c.endPending(p.l.account, p)
@@ -316,7 +312,11 @@ func (c *Connector) Whoami(_ context.Context, user id.UserID) []string {
 	defer c.mu.Unlock()
 	line := "WhatsApp: not logged in (send `login whatsapp`)"
 	if l := c.logins[string(user)]; l != nil {
-		line = "WhatsApp: logged in (" + strings.ReplaceAll(l.state, "_", " ") + ")"
+		state := strings.ReplaceAll(l.state, "_", " ")
+		if l.detail != "" && l.state != StateConnected {
+			state += ": " + l.detail
+		}
+		line = "WhatsApp: logged in (" + state + ")"
 	} else if _, ok := c.pending[string(user)]; ok {
 		line = "WhatsApp: login in progress"
 	}
