@@ -89,9 +89,13 @@ func (s *SQLSessions) Upgrade(ctx context.Context) error {
 	return nil
 }
 
-// New implements Sessions.
+// New implements Sessions. A new device's client does not retry its first
+// connection in the background, so a login fails at once when WhatsApp
+// cannot be reached.
 func (s *SQLSessions) New(context.Context) (Client, error) {
-	return s.client(s.container.NewDevice()), nil
+	cli := s.client(s.container.NewDevice())
+	cli.InitialAutoReconnect = false
+	return cli, nil
 }
 
 // Load implements Sessions.
