@@ -155,7 +155,9 @@ func TestWithDendrite(t *testing.T) {
 	sessions.next = []*fakeClient{f}
 	sessions.mu.Unlock()
 	require.Equal(t, http.StatusOK, do(http.MethodPut, "/rooms/"+url.PathEscape(dm)+"/send/m.room.message/login1", map[string]any{"msgtype": "m.text", "body": "login whatsapp"}, nil))
-	waitEvent(dm, "login answer", func(e mxEvent) bool { return e.Sender == bot && strings.Contains(str(e.Content["body"]), "Scan the QR code") })
+	waitEvent(dm, "login answer", func(e mxEvent) bool {
+		return e.Sender == bot && strings.Contains(str(e.Content["body"]), "Scan the QR code")
+	})
 	require.True(t, f.waitFor(10*time.Second, func() bool { return f.qr != nil }))
 	f.qr <- whatsmeow.QRChannelItem{Event: whatsmeow.QRChannelEventCode, Code: "2@first-code"}
 	first := waitEvent(dm, "first QR image", func(e mxEvent) bool { return e.Sender == bot && e.Content["msgtype"] == "m.image" })
