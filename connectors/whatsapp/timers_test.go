@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 	"maunium.net/go/mautrix/id"
 
@@ -142,5 +144,25 @@ func TestWhatsAppTimer(t *testing.T) {
 		{30 * 24 * time.Hour, 7 * 24 * time.Hour}, {90 * 24 * time.Hour, 90 * 24 * time.Hour}, {365 * 24 * time.Hour, 90 * 24 * time.Hour},
 	} {
 		require.Equal(t, tc.want, WhatsAppTimer(tc.in), "%s", tc.in)
+	}
+}
+
+// A group's timer arrives as a group notification.
+func TestGroupTimer(t *testing.T) {
+	e := newEnv(t)
+	f := e.login(alice, aliceJID)
+	require.True(t, f.dispatch(message(groupJID, contactJID, "G1", text("hi all"))))
+	conv, _ := e.conversationOf(e.chatOf(alice, groupJID))
+	for _, tc := range []struct {
+		eph  types.GroupEphemeral
+		want time.Duration
+	}{
+		{types.GroupEphemeral{IsEphemeral: true, DisappearingTimer: 86400}, 24 * time.Hour},
+		{types.GroupEphemeral{IsEphemeral: false}, 8760 * time.Hour},
+	} {
+		f.dispatch(&events.GroupInfo{JID: groupJID, Ephemeral: &tc.eph})
+		got, err := e.router.ConversationRetention(e.ctx, conv)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got.Keep)
 	}
 }
