@@ -23,9 +23,10 @@
 // production); tests use an in-memory fake with real whatsmeow types.
 //
 // Not bridged (see the package's tests for what is): history sync
-// (messages from before the login), reaction removals made on WhatsApp,
-// polls, view-once media (sent as a notice), contact cards (name only),
-// group membership changes.
+// (messages from before the login), polls, view-once media (sent as a
+// notice), contact cards (name only), group membership changes. Removing
+// a reaction crosses only while the bridge remembers the reaction (memory,
+// the latest 4096).
 package whatsapp
 
 import (
@@ -145,6 +146,8 @@ type Connector struct {
 	knownChats sync.Map // bridge.ChatID -> struct{}
 	senders    senderCache
 	reactions  reactionCache
+	// theirReactions maps contacts' reactions for removals (memory only).
+	theirReactions idCache
 
 	mu      sync.Mutex
 	mx      Matrix

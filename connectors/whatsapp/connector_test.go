@@ -55,12 +55,19 @@ func TestMessagesBothWays(t *testing.T) {
 				Key: &waCommon.MessageKey{ID: proto.String("WAMSG1")}, Text: proto.String("👍"),
 			}})
 			require.True(t, f.dispatch(react))
+			unreact := message(contactJID, contactJID, "WAMSG3b", &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
+				Key: &waCommon.MessageKey{ID: proto.String("WAMSG1")}, Text: proto.String(""),
+			}})
+			require.True(t, f.dispatch(unreact))
 			revoke := message(contactJID, contactJID, "WAMSG4", &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
 				Type: waE2E.ProtocolMessage_REVOKE.Enum(), Key: &waCommon.MessageKey{ID: proto.String("WAMSG1")},
 			}})
 			require.True(t, f.dispatch(revoke))
-			sent = e.mx.WaitSent(4, 5*time.Second)
-			require.Len(t, sent, 4)
+			sent = e.mx.WaitSent(5, 5*time.Second)
+			require.Len(t, sent, 5)
+			require.Equal(t, bridge.KindDelete, sent[3].Kind, "reaction removed")
+			require.Equal(t, sent[2].RemoteID, sent[3].Delivery.Target, "deletes the delivered reaction")
+			sent = append(sent[:3], sent[4])
 			for i, want := range []struct {
 				kind bridge.Kind
 				body string
@@ -113,9 +120,9 @@ func TestMessagesBothWays(t *testing.T) {
 			// Read receipts and typing, both ways.
 			require.True(t, f.dispatch(&events.Receipt{MessageSource: types.MessageSource{Chat: contactJID, Sender: contactJID},
 				MessageIDs: []types.MessageID{ownID}, Type: types.ReceiptTypeRead, Timestamp: time.Now()}))
-			sent = e.mx.WaitSent(5, 5*time.Second)
-			require.Equal(t, bridge.KindReadReceipt, sent[4].Kind)
-			require.Equal(t, bridge.RemoteID("$m1"), sent[4].Delivery.Target)
+			sent = e.mx.WaitSent(6, 5*time.Second)
+			require.Equal(t, bridge.KindReadReceipt, sent[5].Kind)
+			require.Equal(t, bridge.RemoteID("$m1"), sent[5].Delivery.Target)
 			recv(&bridge.Event{Kind: bridge.KindReadReceipt, SourceID: "$r1", Target: bridge.RemoteID(mxMsg)})
 			require.True(t, f.waitFor(5*time.Second, func() bool { return len(f.reads) == 1 }))
 			require.Equal(t, []types.MessageID{"WAMSG1"}, f.reads[0].ids)

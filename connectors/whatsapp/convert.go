@@ -123,9 +123,10 @@ func parseMessage(msg *waE2E.Message) (in incoming, ok bool) {
 		return parseProtocol(msg.ProtocolMessage)
 	case msg.ReactionMessage != nil:
 		r := msg.ReactionMessage
-		if r.GetText() == "" || r.GetKey().GetID() == "" {
-			return in, false // a removed reaction; see the package doc
+		if r.GetKey().GetID() == "" {
+			return in, false
 		}
+		// An empty text removes the sender's reaction (see handleMessage).
 		return incoming{Kind: bridge.KindReaction, Target: r.GetKey().GetID(), Reaction: r.GetText()}, true
 	case msg.Conversation != nil:
 		in.Content = textContent(msg.GetConversation())

@@ -87,7 +87,8 @@ func TestParseMessage(t *testing.T) {
 			want: incoming{Kind: bridge.KindMessage, Content: &bridge.Content{Type: bridge.MsgNotice, Body: "Shared a contact card: Erin (contact cards are not bridged)"}}},
 		{name: "reaction", raw: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("T1"), Text: proto.String("😂")}},
 			want: incoming{Kind: bridge.KindReaction, Target: "T1", Reaction: "😂"}},
-		{name: "reaction removed", raw: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("T1"), Text: proto.String("")}}, skip: true},
+		{name: "reaction removed", raw: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("T1"), Text: proto.String("")}},
+			want: incoming{Kind: bridge.KindReaction, Target: "T1"}},
 		{name: "edit", raw: &waE2E.Message{EditedMessage: &waE2E.FutureProofMessage{Message: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
 			Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(), Key: key("T1"), EditedMessage: text("fixed")}}}},
 			want: incoming{Kind: bridge.KindEdit, Target: "T1", Content: &bridge.Content{Type: bridge.MsgText, Body: "fixed"}}},

@@ -224,6 +224,18 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 		Reaction:  in.Reaction,
 		Timer:     in.Timer,
 	}
+	if in.Kind == bridge.KindReaction {
+		key := string(chat) + "\x00" + string(sender.ID) + "\x00" + in.Target
+		if in.Reaction != "" {
+			c.theirReactions.put(l.account, key, evt.Info.ID)
+		} else if id, ok := c.theirReactions.get(l.account, key); ok {
+			// WhatsApp removes a reaction by reacting with nothing; the
+			// router deletes the reaction it delivered.
+			out.Kind, out.Target, out.Reaction = bridge.KindDelete, bridge.RemoteID(id), ""
+		} else {
+			return true // a reaction the bridge no longer remembers
+		}
+	}
 	if in.Kind == bridge.KindEdit && out.Target == out.SourceID {
 		out.SourceID += bridge.RemoteID(".edit." + evt.Info.Timestamp.Format("20060102150405.000"))
 	}
@@ -418,6 +430,39 @@ func (s *senderCache) get(account, msgID string) (types.JID, bool) {
 	defer s.mu.Unlock()
 	j, ok := s.m[account+"\x00"+msgID]
 	return j, ok
+}
+
+// idCache remembers, in memory only and for the latest entries, which
+// WhatsApp reaction a contact's (chat, sender, target) is, so a removal
+// can delete it.
+type idCache struct {
+	mu    sync.Mutex
+	order []string
+	m     map[string]string
+}
+
+func (s *idCache) put(account, key, v string) {
+	k := account + "\x00" + key
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]string{}
+	}
+	if _, ok := s.m[k]; !ok {
+		s.order = append(s.order, k)
+	}
+	s.m[k] = v
+	for len(s.order) > 4096 {
+		delete(s.m, s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+func (s *idCache) get(account, key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[account+"\x00"+key]
+	return v, ok
 }
 
 func typeName(v any) string {
