@@ -23,7 +23,7 @@ func loginReq(user string, args ...string) *matrix.CommandRequest {
 // The QR login sends each code as a PNG image to the room the command came
 // from, redacts the code it replaces, and gives up cleanly at the timeout.
 func TestQRLoginTimesOut(t *testing.T) {
-	e := newEnv(t, withLoginTimeout(300*time.Millisecond))
+	e := newEnv(t, withLoginTimeout(1500*time.Millisecond))
 	f := newFakeClient(types.EmptyJID)
 	e.sessions.next = []*fakeClient{f}
 
