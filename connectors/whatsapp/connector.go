@@ -379,7 +379,7 @@ func (c *Connector) connect(l *login) {
 			if err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
 				return
 			}
-			c.log.Warn().Err(err).Str("account", c.accountRef(l.account)).Int("attempt", attempt).
+			c.log.Warn().Err(scrubErr(err)).Str("account", c.accountRef(l.account)).Int("attempt", attempt).
 				Dur("retry_in", wait).Msg("WhatsApp connection failed; retrying")
 			select {
 			case <-ctx.Done():

@@ -2,6 +2,28 @@ package whatsapp
 
 import "errors"
 
+// scrubbedError is an error from whatsmeow whose text has its JIDs and
+// numbers redacted (see scrub); errors.Is and As still see the original.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// scrubErr wraps err so that its text names no JID or number.
+func scrubErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var s *scrubbedError
+	if errors.As(err, &s) && s == err {
+		return err
+	}
+	return &scrubbedError{msg: scrub(err.Error()), err: err}
+}
+
 var (
 	// ErrNotConfigured is the answer to WhatsApp commands when
 	// whatsapp.enabled is false.

@@ -93,7 +93,7 @@ func (c *Connector) LoginCommand(ctx context.Context, req *matrix.CommandRequest
 	c.pending[account] = p
 	c.mu.Unlock()
 	fail := func(text string, err error) string {
-		log.Warn().Err(err).Msg("WhatsApp login failed to start")
+		log.Warn().Err(scrubErr(err)).Msg("WhatsApp login failed to start")
 		cancel()
 		cli.Disconnect()
 		c.endPending(account, p)
@@ -228,7 +228,7 @@ func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan 
 				giveUp("WhatsApp refused the login because the bridge's WhatsApp client is outdated. The bridge admin must update switchboard.")
 				return
 			default:
-				log.Warn().Err(item.Error).Str("event", item.Event).Msg("WhatsApp login failed")
+				log.Warn().Err(scrubErr(item.Error)).Str("event", item.Event).Msg("WhatsApp login failed")
 				giveUp("The WhatsApp login failed. Send `login whatsapp` to try again.")
 				return
 			}
@@ -288,7 +288,7 @@ func (c *Connector) LogoutCommand(ctx context.Context, req *matrix.CommandReques
 	}
 	answer := "Logged out of WhatsApp; the session was deleted from the bridge."
 	if err := l.client.Logout(ctx); err != nil {
-		c.log.Warn().Err(err).Str("account", c.accountRef(account)).Msg("WhatsApp logout request failed; deleting the session anyway")
+		c.log.Warn().Err(scrubErr(err)).Str("account", c.accountRef(account)).Msg("WhatsApp logout request failed; deleting the session anyway")
 		answer += " WhatsApp could not be told, so also remove the bridge under Settings → Linked devices on your phone."
 	}
 	if l.cancel != nil {

@@ -2,12 +2,14 @@ package whatsapp
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
@@ -100,4 +102,25 @@ func TestNoNumbersOnMatrixOrInLogs(t *testing.T) {
 		rows.Close()
 		requireNoNumbers(t, strings.Join(all, "\n"), q)
 	}
+}
+
+// whatsmeow's errors can name JIDs; what the router logs and reports to
+// the sender of a failed delivery names none.
+func TestDeliveryErrorsAreScrubbed(t *testing.T) {
+	e := newEnv(t)
+	f := e.login(alice, aliceJID)
+	require.True(t, f.dispatch(message(contactJID, contactJID, "M1", text("hi"))))
+	_, mxLeg := e.conversationOf(e.chatOf(alice, contactJID))
+	f.mu.Lock()
+	f.sendErr = fmt.Errorf("failed to encrypt for %s: %w", contactJID.String()+".0:1", whatsmeow.ErrIQForbidden)
+	f.mu.Unlock()
+	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$x",
+		Sender: bridge.Sender{ID: alice}, Content: &bridge.Content{Type: bridge.MsgText, Body: "hello"}}))
+	rep, ok := e.mx.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool { return r.State == bridge.StateFailed })
+	require.True(t, ok)
+	require.ErrorIs(t, rep.Err, whatsmeow.ErrIQForbidden, "still classified")
+	require.ErrorIs(t, rep.Err, bridge.ErrPermanent)
+	requireNoNumbers(t, rep.Err.Error(), "status report")
+	require.Contains(t, rep.Err.Error(), "[redacted]")
+	requireNoNumbers(t, e.logs.String(), "logs")
 }

@@ -121,8 +121,14 @@ func (c *Connector) send(ctx context.Context, l *login, row *chatRow, d *bridge.
 	return bridge.RemoteID(msgID), nil
 }
 
-// classify maps whatsmeow errors to the router's retry semantics.
+// classify maps whatsmeow errors to the router's retry semantics. The
+// message is scrubbed: whatsmeow's errors can name JIDs, and the router
+// logs delivery errors.
 func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	err = scrubErr(err)
 	switch {
 	case errors.Is(err, whatsmeow.ErrNotLoggedIn):
 		return bridge.Permanent(fmt.Errorf("%w: %w", ErrNotLoggedIn, err))
