@@ -131,6 +131,9 @@ func (s *SQLSessions) client(dev *store.Device) *whatsmeow.Client {
 	cli.EnableAutoReconnect = true
 	cli.InitialAutoReconnect = true
 	cli.EnableDecryptedEventBuffer = false
+	// The bridge does not backfill: the account's message history is not
+	// downloaded at all.
+	cli.ManualHistorySyncDownload = true
 	return cli
 }
 

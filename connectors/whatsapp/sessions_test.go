@@ -49,6 +49,8 @@ func TestSQLSessions(t *testing.T) {
 			require.True(t, ok)
 			require.True(t, wc.SynchronousAck, "acknowledge only after the router accepted")
 			require.False(t, wc.EnableDecryptedEventBuffer, "no plaintext buffered in the database")
+			require.True(t, wc.ManualHistorySyncDownload, "no history downloaded")
+			require.False(t, wc.InitialAutoReconnect, "a login fails at once when WhatsApp cannot be reached")
 
 			_, err = s.Load(ctx, aliceJID)
 			require.ErrorIs(t, err, ErrNoSession)
