@@ -15,6 +15,7 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
 )
 
@@ -66,7 +67,10 @@ type Sessions interface {
 // SQLSessions keeps whatsmeow's sessions with store/sqlstore in the
 // bridge's database (version table whatsmeow_version). whatsmeow's tables
 // hold the Signal keys; the decrypted-event buffer (plaintext) is not
-// enabled, so no message body is stored.
+// enabled, so no message body is stored, and the address book is not kept
+// (privateStores). What whatsmeow must keep is keyed by JID in clear: the
+// Signal sessions and identities of the devices the account talks to, the
+// LID-to-number map and privacy tokens.
 type SQLSessions struct {
 	container *sqlstore.Container
 	log       zerolog.Logger
@@ -123,8 +127,30 @@ func (s *SQLSessions) Delete(ctx context.Context, jid types.JID) error {
 	return nil
 }
 
+// noStore keeps nothing (see privateStores).
+var noStore = &store.NoopStore{}
+
+// privateStores stops whatsmeow from keeping the account's address book
+// and chat settings: its contacts table would hold every contact's number
+// and name in clear, and the bridge needs neither (push names come with
+// each message). The Signal sessions, identities, prekeys, sender keys,
+// LID map and privacy tokens it needs to send and receive stay.
+func privateStores(dev *store.Device) {
+	dev.Contacts = noStore
+	dev.ChatSettings = noStore
+}
+
 func (s *SQLSessions) client(dev *store.Device) *whatsmeow.Client {
+	if dev.Initialized {
+		privateStores(dev)
+	}
 	cli := whatsmeow.NewClient(dev, waLogger(s.log))
+	// Pairing initializes the device's stores anew: make them private again.
+	cli.AddEventHandler(func(evt any) {
+		if _, ok := evt.(*events.PairSuccess); ok {
+			privateStores(dev)
+		}
+	})
 	// Acknowledge a message only after the router accepted it, so a crash
 	// in between makes WhatsApp deliver it again (and the router dedupes).
 	cli.SynchronousAck = true
