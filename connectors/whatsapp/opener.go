@@ -33,12 +33,15 @@ func (c *Connector) Reaches(ctx context.Context, owner string, phone string) (bo
 	} else if !errors.Is(err, sql.ErrNoRows) {
 		return false, fmt.Errorf("%w: %w", bridge.ErrDatabase, err)
 	}
-	account := c.accountFor(owner)
-	if account == "" {
-		return false, nil
+	// Ask through a connected login: the owner's, else the relay's.
+	var l *login
+	for _, account := range []string{owner, RelayAccount} {
+		if cand := c.loginOf(account); account != "" && cand.usable() && cand.client.IsConnected() {
+			l = cand
+			break
+		}
 	}
-	l := c.loginOf(account)
-	if l == nil || !l.client.IsConnected() {
+	if l == nil {
 		return false, nil
 	}
 	resp, err := l.client.IsOnWhatsApp(ctx, []string{phone})

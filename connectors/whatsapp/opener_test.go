@@ -61,11 +61,18 @@ func TestReaches(t *testing.T) {
 	require.NoError(t, e.db.QueryRow(e.ctx, `SELECT COUNT(*) FROM sb_whatsapp_reach`).Scan(&n))
 	require.Equal(t, 1, n, "the stale answer is pruned")
 
-	// A user with their own login asks through it.
+	// A user with their own login asks through it, or through the relay
+	// while it is disconnected.
 	own := e.login(alice, aliceJID)
 	_, err = e.wa.Reaches(e.ctx, alice, otherNumber)
 	require.NoError(t, err)
 	require.Equal(t, 1, own.isOnCalls)
+	own.Disconnect()
+	e.advance(2 * time.Hour)
+	_, err = e.wa.Reaches(e.ctx, alice, otherNumber)
+	require.NoError(t, err)
+	require.Equal(t, 1, own.isOnCalls)
+	require.Equal(t, 4, relay.isOnCalls)
 }
 
 // start +N through the relay: one WhatsApp chat per contact, the contact
