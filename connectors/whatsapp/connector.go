@@ -14,9 +14,19 @@
 // Chats: a bridge.ChatID is an opaque keyed hash of (account, chat JID);
 // the JID, whose user part is a phone number, is stored AES-256-GCM
 // encrypted, with a keyed hash of the number for look-ups. Contacts appear
-// under identity.Pseudonyms (the same participant as on SMS), with their
-// WhatsApp push name as display name unless it looks like a number.
-// Neither numbers, JIDs nor bodies are logged.
+// under identity.Pseudonyms (the pseudonym every phone network is to share),
+// with their WhatsApp push name as display name unless it looks like a
+// number. Neither numbers, JIDs nor bodies are logged; whatsmeow's own log
+// lines and errors are scrubbed. whatsmeow's tables keep what Signal needs
+// (sessions and identities keyed by JID, the LID map) but not the address
+// book, and no message history is downloaded.
+//
+// Disappearing messages: a chat's WhatsApp timer (a protocol message, a
+// group notification, or ContextInfo.Expiration on each message) becomes
+// the leg's timer (Hooks.OnChatTimer, Router.SetLegTimer) and each
+// message's own timer. A conversation timer set from Matrix is applied to
+// the chat as the nearest timer WhatsApp offers (WhatsAppTimer); the
+// bridge revokes its own messages when their retention ends.
 //
 // Whatsmeow behind an interface: the connector talks to Client, which
 // *whatsmeow.Client satisfies, through Sessions (SQLSessions in
