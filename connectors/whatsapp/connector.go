@@ -345,7 +345,7 @@ func (c *Connector) Stop(context.Context) error {
 		cancel()
 	}
 	for _, p := range pending {
-		p.cancel()
+		p.abort("The WhatsApp login was cancelled because the bridge is shutting down; send `login whatsapp` again once it is back.")
 	}
 	for _, l := range logins {
 		if l.cancel != nil {

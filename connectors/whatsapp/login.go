@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/skip2/go-qrcode"
@@ -28,6 +29,15 @@ type pendingLogin struct {
 	l      *login
 	room   id.RoomID
 	cancel context.CancelFunc
+	// why, when set before cancel, is what the user is told instead of
+	// "timed out".
+	why atomic.Pointer[string]
+}
+
+// abort ends a pending login early with a reason for the user.
+func (p *pendingLogin) abort(why string) {
+	p.why.Store(&why)
+	p.cancel()
 }
 
 // NotConfiguredAnswer is the answer to `login whatsapp` and `logout
@@ -178,6 +188,11 @@ func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan 
 				redactLast()
 				return
 			}
+			if why := p.why.Load(); why != nil {
+				log.Info().Msg("WhatsApp login cancelled")
+				giveUp(*why)
+				return
+			}
 			log.Info().Msg("WhatsApp login timed out")
 			giveUp("The WhatsApp login timed out before it was completed. Send `login whatsapp` to try again.")
 			return
@@ -278,7 +293,7 @@ func (c *Connector) LogoutCommand(ctx context.Context, req *matrix.CommandReques
 	p := c.pending[account]
 	c.mu.Unlock()
 	if p != nil {
-		p.cancel()
+		p.abort("The WhatsApp login was cancelled (`logout whatsapp`).")
 	}
 	if l == nil {
 		if p != nil {

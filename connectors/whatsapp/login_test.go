@@ -260,3 +260,16 @@ func TestReconnectAfterBanAndFailure(t *testing.T) {
 	f.dispatch(&events.Connected{})
 	require.Equal(t, bridge.HealthOK, e.wa.Health(e.ctx).State)
 }
+
+// `logout whatsapp` cancels a login in progress, and says so.
+func TestLogoutCancelsPendingLogin(t *testing.T) {
+	e := newEnv(t)
+	f := newFakeClient(types.EmptyJID)
+	e.sessions.next = []*fakeClient{f}
+	require.Contains(t, e.wa.LoginCommand(e.ctx, loginReq(alice)), "Scan the QR code")
+	require.True(t, f.waitFor(5*time.Second, func() bool { return f.qr != nil }))
+	require.Equal(t, "Cancelled the WhatsApp login in progress.", e.wa.LogoutCommand(e.ctx, loginReq(alice)))
+	_, ok := e.matrix.waitNotice("login was cancelled")
+	require.True(t, ok)
+	require.True(t, f.waitFor(5*time.Second, func() bool { return f.disconnects > 0 }))
+}
