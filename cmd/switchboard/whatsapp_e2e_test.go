@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -125,6 +126,12 @@ func TestWhatsAppEnabledWithoutNetwork(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, "ok", string(health.Connectors["whatsapp"].State))
 	require.Equal(t, "no WhatsApp logins", health.Connectors["whatsapp"].Message)
+
+	resp, err = http.Get("http://" + b.listen + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metrics), "sb_whatsapp_logins_connected 0")
 
 	b.ask("login whatsapp", "Could not connect to WhatsApp right now")
 	b.ask("whoami", "WhatsApp: not logged in")

@@ -153,6 +153,7 @@ type Connector struct {
 	retryBase time.Duration
 	adminRoom id.RoomID
 
+	metrics    *metrics
 	knownChats sync.Map // bridge.ChatID -> struct{}
 	senders    senderCache
 	reactions  reactionCache
@@ -229,6 +230,7 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger, opts Optio
 		c.cfg.DeviceName = "switchboard"
 	}
 	c.senders.max = 4096
+	c.metrics = newMetrics(c)
 	return c, nil
 }
 

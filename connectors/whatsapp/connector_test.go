@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
@@ -183,3 +185,29 @@ func TestMedia(t *testing.T) {
 func pngMagic(b []byte) bool { return bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) }
 
 var errBoom = errors.New("boom")
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, e.wa.RegisterMetrics(reg))
+	f := e.login(alice, aliceJID)
+	require.Equal(t, 1.0, value(t, e.wa.metrics.logins))
+	require.True(t, f.dispatch(message(contactJID, contactJID, "M1", text("hi"))))
+	require.True(t, f.dispatch(message(contactJID, contactJID, "M1", text("hi"))))
+	_, mxLeg := e.conversationOf(e.chatOf(alice, contactJID))
+	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$x",
+		Sender: bridge.Sender{ID: alice}, Content: &bridge.Content{Type: bridge.MsgText, Body: "yo"}}))
+	f.waitSent(1)
+	require.Equal(t, 2.0, value(t, e.wa.metrics.messages.WithLabelValues("in", "accepted")), "a redelivery is accepted (and dropped by the router)")
+	require.Equal(t, 1.0, value(t, e.wa.metrics.messages.WithLabelValues("out", "sent")))
+}
+
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	require.NoError(t, m.Write(&out))
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
+}

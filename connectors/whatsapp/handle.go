@@ -299,8 +299,11 @@ func (c *Connector) submit(ctx context.Context, l *login, out *bridge.Event, gro
 		}
 		err = c.host.Submit(ctx, out)
 	}
+	result := "dropped"
+	defer func() { c.metrics.messages.WithLabelValues("in", result).Inc() }()
 	switch {
 	case err == nil:
+		result = "accepted"
 	case errors.Is(err, bridge.ErrUnknownLeg):
 		log.Debug().Msg("WhatsApp message in a chat without conversation; dropped")
 	case errors.Is(err, bridge.ErrTargetUnknown):
@@ -309,6 +312,7 @@ func (c *Connector) submit(ctx context.Context, l *login, out *bridge.Event, gro
 		log.Warn().Err(err).Str("kind", string(out.Kind)).Msg("Invalid WhatsApp event dropped")
 	default:
 		log.Error().Err(err).Str("kind", string(out.Kind)).Msg("Router could not accept a WhatsApp event; WhatsApp will deliver it again")
+		result = "retry"
 		return false
 	}
 	return true

@@ -116,8 +116,10 @@ func (c *Connector) send(ctx context.Context, l *login, row *chatRow, d *bridge.
 	msgID := c.ownID(row.account, string(row.id), string(d.Message), string(d.ID))
 	_, err := l.client.SendMessage(ctx, row.jid, msg, whatsmeow.SendRequestExtra{ID: msgID})
 	if err != nil {
+		c.metrics.messages.WithLabelValues("out", "error").Inc()
 		return "", classify(err)
 	}
+	c.metrics.messages.WithLabelValues("out", "sent").Inc()
 	return bridge.RemoteID(msgID), nil
 }
 

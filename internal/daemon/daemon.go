@@ -184,7 +184,7 @@ func (d *Daemon) registerConnectors(reg prometheus.Registerer) error {
 	// WhatsApp before SMS: `start` prefers the first network that reaches
 	// a number, and WhatsApp is end-to-end encrypted.
 	if d.cfg.WhatsApp.Enabled {
-		if err = d.registerWhatsApp(mx); err != nil {
+		if err = d.registerWhatsApp(mx, reg); err != nil {
 			return err
 		}
 	} else if err = installWhatsAppCommands(mx, nil); err != nil {

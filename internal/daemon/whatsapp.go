@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
@@ -22,9 +23,12 @@ type commandSetter interface {
 // registerWhatsApp sets up the WhatsApp connector: its Matrix side (QR
 // images, notices), the hooks that turn WhatsApp chats into portals and
 // chat timers into leg timers, and the login commands.
-func (d *Daemon) registerWhatsApp(mx *matrix.Connector) error {
+func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registerer) error {
 	wa, err := whatsapp.New(d.cfg, d.db, d.log, whatsapp.Options{AdminRoom: id.RoomID(d.cfg.Safety.AdminRoom)})
 	if err != nil {
+		return err
+	}
+	if err = wa.RegisterMetrics(reg); err != nil {
 		return err
 	}
 	wa.SetMatrix(mx)
