@@ -130,6 +130,12 @@ type Twilio struct {
 // WhatsApp configures the WhatsApp connector.
 type WhatsApp struct {
 	Enabled bool `yaml:"enabled"`
+	// DeviceName is the name WhatsApp shows for the bridge under "Linked
+	// devices" on the user's phone.
+	DeviceName string `yaml:"device_name"`
+	// LoginTimeout is how long `login whatsapp` waits for a QR code to be
+	// scanned or a pairing code to be entered before giving up.
+	LoginTimeout Duration `yaml:"login_timeout"`
 }
 
 // Retention is how long messages and metadata are kept. Zero means keep.
@@ -259,6 +265,10 @@ func Default() *Config {
 				APIURL: "https://api.twilio.com",
 			},
 			AllowedCountries: []string{"US", "CA"},
+		},
+		WhatsApp: WhatsApp{
+			DeviceName:   "switchboard",
+			LoginTimeout: Duration(3 * time.Minute),
 		},
 		Retention: Retention{
 			Default: Duration(8760 * time.Hour),

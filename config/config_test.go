@@ -52,6 +52,8 @@ sms:
   allowed_countries: [GB, de]
 whatsapp:
   enabled: true
+  device_name: My Bridge
+  login_timeout: 90s
 retention:
   default: 30d
   networks: {matrix: 1h, whatsapp: 7d, sms: 24h}
@@ -111,7 +113,7 @@ func TestParseFull(t *testing.T) {
 			},
 			AllowedCountries: []string{"GB", "DE"},
 		},
-		WhatsApp: WhatsApp{Enabled: true},
+		WhatsApp: WhatsApp{Enabled: true, DeviceName: "My Bridge", LoginTimeout: Duration(90 * time.Second)},
 		Retention: Retention{
 			Default: Duration(30 * 24 * time.Hour),
 			Networks: map[string]Duration{
@@ -273,6 +275,14 @@ func TestParseRefused(t *testing.T) {
 		{"alpha-3 country", set(t, minimalYAML, "sms.allowed_countries", `[USA]`), "sms.allowed_countries[0]", ErrInvalidValue},
 		{"UK is not ISO 3166", set(t, minimalYAML, "sms.allowed_countries", `[UK]`), "sms.allowed_countries[0]", ErrInvalidValue},
 		{"account_sid shape", set(t, smsYAML, "sms.twilio.account_sid", "AC123"), "sms.twilio.account_sid", ErrInvalidValue},
+
+		// WhatsApp.
+		{"empty device name", set(t, minimalYAML, "whatsapp.device_name", `""`), "whatsapp.device_name", ErrMissing},
+		{"long device name", set(t, minimalYAML, "whatsapp.device_name", strings.Repeat("x", 51)), "whatsapp.device_name", ErrInvalidValue},
+		{"zero login timeout", set(t, minimalYAML, "whatsapp.login_timeout", "0"), "whatsapp.login_timeout", ErrInvalidValue},
+		{"short login timeout", set(t, minimalYAML, "whatsapp.login_timeout", "5s"), "whatsapp.login_timeout", ErrInvalidValue},
+		{"long login timeout", set(t, minimalYAML, "whatsapp.login_timeout", "2h"), "whatsapp.login_timeout", ErrInvalidValue},
+		{"login timeout in words", set(t, minimalYAML, "whatsapp.login_timeout", "soon"), "whatsapp.login_timeout", ErrInvalidDuration},
 
 		// Permissions.
 		{"bad permission level", set(t, minimalYAML, "permissions", `{"*": superuser}`), `permissions["*"]`, ErrInvalidValue},

@@ -111,6 +111,8 @@ sms:
   allowed_countries: [US]
 whatsapp:
   enabled: true
+  device_name: switchboard
+  login_timeout: 3m
 retention:
   default: 30d
   networks:

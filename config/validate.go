@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -77,6 +78,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateSMS(&e)
+	c.validateWhatsApp(&e)
 	c.validateRetention(&e)
 
 	c.validateSafety(&e)
@@ -181,6 +183,25 @@ func (c *Config) validateSMS(e *errorList) {
 			e.add(key, fmt.Errorf("%w: %q is listed twice", ErrInvalidValue, n))
 		}
 		seen[n] = true
+	}
+}
+
+// maxDeviceName is the longest whatsapp.device_name WhatsApp shows in full.
+const maxDeviceName = 50
+
+func (c *Config) validateWhatsApp(e *errorList) {
+	w := &c.WhatsApp
+	switch name := strings.TrimSpace(w.DeviceName); {
+	case name == "":
+		e.add("whatsapp.device_name", ErrMissing)
+	case len([]rune(name)) > maxDeviceName:
+		e.add("whatsapp.device_name", fmt.Errorf("%w: at most %d characters", ErrInvalidValue, maxDeviceName))
+	}
+	switch {
+	case w.LoginTimeout <= 0:
+		e.add("whatsapp.login_timeout", fmt.Errorf("%w: must be greater than zero", ErrInvalidValue))
+	case w.LoginTimeout.Std() < 10*time.Second || w.LoginTimeout.Std() > time.Hour:
+		e.add("whatsapp.login_timeout", fmt.Errorf("%w: must be between 10s and 1h", ErrInvalidValue))
 	}
 }
 

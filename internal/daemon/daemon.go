@@ -188,13 +188,19 @@ func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Register
 	mx.SetRetentionHandler(matrix.NewRouterRetention(d.router))
 	mx.SetLegTimerHandler(matrix.NewRouterLegTimer(d.router))
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
+	// WhatsApp before SMS: `start` prefers the first network that reaches
+	// a number, and WhatsApp is end-to-end encrypted.
+	if d.cfg.WhatsApp.Enabled {
+		if err = d.registerWhatsApp(mx, reg); err != nil {
+			return err
+		}
+	} else if err = installWhatsAppCommands(mx, nil); err != nil {
+		return err
+	}
 	if d.cfg.SMS.Enabled {
 		if err = d.registerSMS(mx, reg); err != nil {
 			return err
 		}
-	}
-	if d.cfg.WhatsApp.Enabled {
-		d.log.Warn().Msg("whatsapp.enabled is true, but this build has no WhatsApp connector yet")
 	}
 	return d.registerSafety(ctx, mx, reg)
 }

@@ -1,0 +1,57 @@
+package whatsapp
+
+import "errors"
+
+// scrubbedError is an error from whatsmeow whose text has its JIDs and
+// numbers redacted (see scrub); errors.Is and As still see the original.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// scrubErr wraps err so that its text names no JID or number.
+func scrubErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var s *scrubbedError
+	if errors.As(err, &s) && s == err {
+		return err
+	}
+	return &scrubbedError{msg: scrub(err.Error()), err: err}
+}
+
+var (
+	// ErrNotConfigured is the answer to WhatsApp commands when
+	// whatsapp.enabled is false.
+	ErrNotConfigured = errors.New("WhatsApp is not configured on this bridge (whatsapp.enabled is false)")
+	// ErrNotLoggedIn means neither the user's own WhatsApp login nor the
+	// relay account can carry a chat.
+	ErrNotLoggedIn = errors.New("no WhatsApp account is logged in for this chat: log in with `login whatsapp`, or ask an admin to log in the relay account")
+	// ErrNotOnWhatsApp means a number has no WhatsApp account.
+	ErrNotOnWhatsApp = errors.New("that number is not on WhatsApp")
+	// ErrInvalidNumber means a string is not an E.164 phone number.
+	ErrInvalidNumber = errors.New("not a valid phone number in international form (+ and digits)")
+	// ErrUnknownChat means a ChatID names no WhatsApp chat this bridge knows.
+	ErrUnknownChat = errors.New("unknown WhatsApp chat")
+	// ErrNoSession means whatsmeow's store has no session for a login.
+	ErrNoSession = errors.New("the WhatsApp session is gone (logged out)")
+	// ErrSessionStore wraps failures of whatsmeow's session store.
+	ErrSessionStore = errors.New("WhatsApp session store error")
+	// ErrLoginInProgress means a login is already waiting for its QR code
+	// or pairing code.
+	ErrLoginInProgress = errors.New("a WhatsApp login is already in progress")
+	// ErrAlreadyLoggedIn means the account already has a WhatsApp login.
+	ErrAlreadyLoggedIn = errors.New("already logged in to WhatsApp; `logout whatsapp` first")
+	// ErrMediaRef means a media reference is not one this connector made.
+	ErrMediaRef = errors.New("not a WhatsApp media reference")
+	// ErrStoredJID means a stored JID cannot be decrypted (identity.secret
+	// changed?) or parsed.
+	ErrStoredJID = errors.New("stored WhatsApp ID is unreadable")
+	// ErrNoTimerPermission means the account may not change a group's
+	// disappearing timer.
+	ErrNoTimerPermission = errors.New("the WhatsApp account may not change this chat's disappearing timer")
+)

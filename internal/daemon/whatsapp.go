@@ -1,0 +1,77 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/connectors/whatsapp"
+)
+
+// commandSetter is the part of *matrix.Connector the WhatsApp commands
+// are installed on.
+type commandSetter interface {
+	SetCommandHandler(name string, fn matrix.CommandFunc) error
+	AddWhoami(fn matrix.WhoamiFunc)
+}
+
+// registerWhatsApp sets up the WhatsApp connector: its Matrix side (QR
+// images, notices), the hooks that turn WhatsApp chats into portals and
+// chat timers into leg timers, and the login commands.
+func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registerer) error {
+	wa, err := whatsapp.New(d.cfg, d.db, d.log, whatsapp.Options{AdminRoom: id.RoomID(d.cfg.Safety.AdminRoom)})
+	if err != nil {
+		return err
+	}
+	if err = wa.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	wa.SetMatrix(mx)
+	wa.SetHooks(whatsapp.Hooks{
+		OnChatTimer: d.router.SetLegTimer,
+		OnUnrouted: func(ctx context.Context, u whatsapp.Unrouted) (bridge.ConversationID, error) {
+			return d.whatsAppPortal(ctx, mx, u)
+		},
+	})
+	if err = d.router.Register(wa); err != nil {
+		return err
+	}
+	return installWhatsAppCommands(mx, wa)
+}
+
+// whatsAppPortal gives a WhatsApp chat that received a message a portal
+// for the Matrix user whose login received it. The relay account's chats
+// are opened by `start` only: a stranger writing to the relay number has
+// no Matrix user to go to.
+func (d *Daemon) whatsAppPortal(ctx context.Context, mx *matrix.Connector, u whatsapp.Unrouted) (bridge.ConversationID, error) {
+	if u.Account == whatsapp.RelayAccount {
+		return "", errors.New("the relay account only carries chats opened from Matrix")
+	}
+	room, err := mx.CreatePortal(ctx, matrix.PortalOptions{
+		User: id.UserID(u.Account), Network: bridge.NetworkWhatsApp, Contact: u.Contact, Direct: !u.Group, Name: u.Name,
+	})
+	if err != nil {
+		return "", fmt.Errorf("create portal: %w", err)
+	}
+	conv := bridge.NewConversationID()
+	err = d.router.CreateConversationWithID(ctx, conv,
+		bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
+	return conv, err
+}
+
+// installWhatsAppCommands installs `login whatsapp…`, `logout whatsapp`
+// and the whoami lines. Without a connector (whatsapp.enabled: false) the
+// commands answer that WhatsApp is not configured on this bridge.
+func installWhatsAppCommands(mx commandSetter, wa *whatsapp.Connector) error {
+	login, logout := whatsapp.NotConfiguredCommand, whatsapp.NotConfiguredCommand
+	if wa != nil {
+		login, logout = wa.LoginCommand, wa.LogoutCommand
+		mx.AddWhoami(wa.Whoami)
+	}
+	return errors.Join(mx.SetCommandHandler("login", login), mx.SetCommandHandler("logout", logout))
+}
