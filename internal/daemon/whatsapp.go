@@ -41,6 +41,9 @@ func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registere
 	if err = d.router.Register(wa); err != nil {
 		return err
 	}
+	// Verification codes for `link` go by the relay account when it
+	// reaches the number (identity tries WhatsApp before SMS).
+	d.idsvc.AddCodeSender(wa.CodeSender())
 	return installWhatsAppCommands(mx, wa)
 }
 
