@@ -91,7 +91,7 @@ func startBridge(t testing.TB, cfg *config.Config, dbPath string, logs *testenv.
 }
 
 // startBridgeDB is startBridge on any database.
-func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs *testenv.SyncBuffer) *env {
+func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs *testenv.SyncBuffer, extra ...bridge.Connector) *env {
 	t.Helper()
 	if logs == nil {
 		logs = &testenv.SyncBuffer{}
@@ -112,7 +112,13 @@ func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs 
 	})
 	require.NoError(t, err)
 	require.NoError(t, r.Register(conn))
-	require.NoError(t, r.Register(phones))
+	// extra connectors replace the default phone network.
+	if len(extra) == 0 {
+		extra = []bridge.Connector{phones}
+	}
+	for _, c := range extra {
+		require.NoError(t, r.Register(c))
+	}
 	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: conn.AppserviceHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -137,6 +143,13 @@ func (e *env) stop() {
 // when Dendrite is unavailable.
 func startWithDendrite(t testing.TB, configure ...func(*config.Config)) *env {
 	t.Helper()
+	return startWithDendriteAnd(t, nil, configure...)
+}
+
+// startWithDendriteAnd is startWithDendrite with other connectors than the
+// default phone network (phoneLoop on netLoop) registered on the router.
+func startWithDendriteAnd(t testing.TB, extra []bridge.Connector, configure ...func(*config.Config)) *env {
+	t.Helper()
 	cfg := testConfig(t)
 	for _, fn := range configure {
 		fn(cfg)
@@ -151,7 +164,7 @@ func startWithDendrite(t testing.TB, configure ...func(*config.Config)) *env {
 	if os.Getenv(pgtest.EnvDSN) != "" {
 		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
 	}
-	e := startBridgeDB(t, cfg, dbo, nil)
+	e := startBridgeDB(t, cfg, dbo, nil, extra...)
 	e.hs = hs
 	t.Cleanup(func() {
 		if t.Failed() {

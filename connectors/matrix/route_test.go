@@ -1,0 +1,141 @@
+package matrix_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/identity"
+)
+
+// phoneNet is a loopback connector posing as a phone network; it records
+// which numbers it opened chats for.
+type phoneNet struct {
+	*loopback.Connector
+	mu     sync.Mutex
+	opened map[string]bool
+}
+
+func (p *phoneNet) OpenPhoneChat(_ context.Context, _ string, phone string, _ bridge.ConversationID) (bridge.ChatID, bridge.Sender, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.opened[phone] = true
+	return bridge.ChatID(string(p.Network()) + "-" + phone[1:]), bridge.Sender{ID: "ph_" + bridge.UserID(strconv.Itoa(len(p.opened)))}, nil
+}
+
+func (p *phoneNet) didOpen(phone string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opened[phone]
+}
+
+// reachNet is a phoneNet that can tell whether it reaches a number
+// (WhatsApp's IsOnWhatsApp).
+type reachNet struct {
+	*phoneNet
+	reach map[string]bool
+}
+
+func (p *reachNet) Reaches(_ context.Context, _ string, phone string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reach[phone], nil
+}
+
+// TestStartRoutingTable runs `start` (NewRouterStarter, through the real
+// router and Dendrite) over every combination of linked or not × on
+// WhatsApp or not × the sender's `sms` × the linked person's `prefer`, and
+// checks where the chat went: a native room with the linked account, or a
+// portal on the network identity.Decide picks for that state — and that no
+// other network was touched.
+func TestStartRoutingTable(t *testing.T) {
+	wa := &reachNet{phoneNet: &phoneNet{Connector: loopback.New(bridge.NetworkWhatsApp), opened: map[string]bool{}}, reach: map[string]bool{}}
+	sms := &phoneNet{Connector: loopback.New(bridge.NetworkSMS), opened: map[string]bool{}}
+	e := startWithDendriteAnd(t, []bridge.Connector{wa, sms})
+	ctx := zerolog.New(e.logs).WithContext(context.Background())
+	store := identity.New(e.db)
+	require.NoError(t, store.Upgrade(ctx, zerolog.Nop()))
+	require.NoError(t, store.SetSecret([]byte("0123456789abcdef0123456789abcdef")))
+	e.conn.SetIdentity(store)
+	verifier := store.Verifier(store.Vault())
+	start := matrix.NewRouterStarter(e.router, e.conn)
+	alice := e.newUser(t, "alice")
+	requester := matrix.UserAddress(idOf(alice))
+
+	n := 0
+	for _, linked := range []bool{false, true} {
+		for _, onWA := range []bool{false, true} {
+			for _, senderSMS := range []bool{false, true} {
+				prefs := []bridge.NetworkID{""}
+				if linked {
+					prefs = []bridge.NetworkID{"", bridge.NetworkMatrix, bridge.NetworkWhatsApp, bridge.NetworkSMS}
+				}
+				for _, prefer := range prefs {
+					n++
+					number := fmt.Sprintf("+1415555%04d", 1000+n)
+					in := identity.RouteInput{Linked: linked, Prefer: prefer, SMSAvailable: true, SenderSMS: senderSMS}
+					if onWA {
+						in.Reachable = []bridge.NetworkID{bridge.NetworkWhatsApp}
+					}
+					want := identity.Decide(in)
+					t.Run(fmt.Sprintf("linked=%v/whatsapp=%v/sms=%v/prefer=%s", linked, onWA, senderSMS, prefer), func(t *testing.T) {
+						require.NoError(t, store.SetSMS(ctx, requester, senderSMS))
+						wa.mu.Lock()
+						wa.reach[number] = onWA
+						wa.mu.Unlock()
+						var owner *user
+						if linked {
+							owner = e.newUser(t, "owner"+strconv.Itoa(n))
+							addr := matrix.UserAddress(idOf(owner))
+							code, err := verifier.Start(ctx, addr, number)
+							require.NoError(t, err)
+							_, err = verifier.Confirm(ctx, addr, code)
+							require.NoError(t, err)
+							if prefer != "" {
+								require.NoError(t, store.SetPrefer(ctx, addr, prefer))
+							}
+						}
+						res, err := start(ctx, matrix.StartRequest{User: idOf(alice), Phone: number})
+						if want.Err != nil {
+							require.ErrorIs(t, err, want.Err)
+							require.False(t, wa.didOpen(number) || sms.didOpen(number), "a refused start opens nothing")
+							return
+						}
+						require.NoError(t, err)
+						require.Equal(t, want.Network, res.Network)
+						require.Equal(t, want.Native, res.Native)
+						require.Equal(t, want.Network == bridge.NetworkWhatsApp, wa.didOpen(number), "whatsapp touched")
+						require.Equal(t, want.Network == bridge.NetworkSMS, sms.didOpen(number), "sms touched")
+						if want.Native {
+							require.True(t, res.Encrypted)
+							// The linked account can join; the bot already left.
+							require.Equal(t, 200, owner.do(t, "POST", "/join/"+string(res.Room), map[string]any{}, nil))
+							var members struct {
+								Joined map[string]any `json:"joined"`
+							}
+							owner.do(t, "GET", "/rooms/"+string(res.Room)+"/joined_members", nil, &members)
+							require.Contains(t, members.Joined, owner.id)
+							require.NotContains(t, members.Joined, e.conn.BotUserID().String(), "the bot is not in a native room")
+							require.Len(t, members.Joined, 1, "alice is invited, nobody else is there")
+						} else {
+							conv, err := e.router.ConversationOf(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(res.Room)})
+							require.NoError(t, err)
+							legs, err := e.router.Legs(ctx, conv)
+							require.NoError(t, err)
+							require.Len(t, legs, 2)
+						}
+					})
+				}
+			}
+		}
+	}
+	require.Equal(t, 4+16, n)
+}
