@@ -156,8 +156,11 @@ func init() {
 				}
 				return len(args) == 1 || (len(args) == 2 && (e164Pattern.MatchString(args[1]) || strings.EqualFold(args[1], "relay")))
 			}},
-		{name: "logout", usage: "logout whatsapp", help: "log out and delete your WhatsApp session", level: levelUser,
-			valid: oneOf("whatsapp")},
+		{name: "logout", usage: "logout whatsapp [relay]", help: "log out and delete your WhatsApp session (relay: the bridge's relay account, admins only)", level: levelUser,
+			valid: func(args []string) bool {
+				return len(args) >= 1 && len(args) <= 2 && strings.EqualFold(args[0], "whatsapp") &&
+					(len(args) == 1 || strings.EqualFold(args[1], "relay"))
+			}},
 		{name: "retention", usage: "retention 30s|10m|24h|7d|30d|365d|off|default", help: "set this conversation's disappearing timer", level: levelUser,
 			valid: oneMatching(retentionPattern), run: (*Connector).cmdRetention},
 		{name: "block", usage: "block", help: "stop receiving from the contact in this room", level: levelUser, valid: noArgs},
@@ -220,7 +223,7 @@ func (c *Connector) runCommand(ctx context.Context, evt *event.Event, text strin
 		return "unknown command, try help"
 	}
 	required := cmd.level
-	if name == "login" && len(cc.args) == 2 && strings.EqualFold(cc.args[1], "relay") {
+	if (name == "login" || name == "logout") && len(cc.args) == 2 && strings.EqualFold(cc.args[1], "relay") {
 		required = levelAdmin
 	}
 	if rank(level) < required {

@@ -284,10 +284,17 @@ func (c *Connector) pairSuccess(ctx context.Context, l *login, evt *events.PairS
 	}
 }
 
-// LogoutCommand answers `logout whatsapp`: the linked device is removed on
-// WhatsApp (when it can be reached) and the session deleted.
+// LogoutCommand answers `logout whatsapp` (and, for admins, `logout
+// whatsapp relay`): the linked device is removed on WhatsApp (when it can
+// be reached) and the session deleted.
 func (c *Connector) LogoutCommand(ctx context.Context, req *matrix.CommandRequest) string {
 	account := string(req.User)
+	if len(req.Args) == 2 && strings.EqualFold(req.Args[1], "relay") {
+		if !req.IsAdmin() {
+			return "Only bridge admins can log out the relay account."
+		}
+		account = RelayAccount
+	}
 	c.mu.Lock()
 	l := c.logins[account]
 	p := c.pending[account]

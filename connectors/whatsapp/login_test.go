@@ -186,6 +186,21 @@ func TestLogout(t *testing.T) {
 	}
 }
 
+// An admin logs the relay account out with `logout whatsapp relay`; a
+// user cannot.
+func TestLogoutRelay(t *testing.T) {
+	e := newEnv(t)
+	f := e.login(RelayAccount, relayJID)
+	require.Contains(t, e.wa.LogoutCommand(e.ctx, loginReq(alice, "relay")), "Only bridge admins")
+	require.NotNil(t, e.wa.loginOf(RelayAccount))
+	req := loginReq(admin, "relay")
+	req.Level = config.PermAdmin
+	require.Contains(t, e.wa.LogoutCommand(e.ctx, req), "session was deleted")
+	require.Equal(t, 1, f.logouts)
+	require.Equal(t, []types.JID{relayJID}, e.sessions.deletedJIDs())
+	require.Nil(t, e.wa.loginOf(RelayAccount))
+}
+
 // WhatsApp ending a login, banning or refusing an outdated client: the
 // user is told, /health shows it, and the session is deleted only when
 // WhatsApp logged the device out.
