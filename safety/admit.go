@@ -23,10 +23,11 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	if evt.Sender.ID == "" {
 		return nil
 	}
-	person, err := s.opts.People(ctx, bridge.Address{Network: evt.Source.Network, ID: string(evt.Sender.ID)})
+	keys, err := s.keysOf(ctx, bridge.Address{Network: evt.Source.Network, ID: string(evt.Sender.ID)})
 	if err != nil {
 		return err
 	}
+	person := keys[0]
 	sending := evt.Kind == bridge.KindMessage || evt.Kind == bridge.KindEdit || evt.Kind == bridge.KindReaction
 	if user, ok := userOfKey(person); ok && sending && s.IsSuspended(user) {
 		return &bridge.RefusedError{Reason: ErrSuspended.Error(), Err: ErrSuspended}
@@ -34,7 +35,7 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	if evt.Source.Network != bridge.NetworkMatrix {
 		s.rememberLeg(ctx, evt.Source, person, string(evt.Sender.ID))
 	}
-	if err = s.excludeBlocked(ctx, a, person); err != nil {
+	if err = s.excludeBlocked(ctx, a, keys); err != nil {
 		return err
 	}
 	if evt.Kind != bridge.KindMessage {
@@ -89,8 +90,24 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 // between looks at their score.
 const evaluateEvery = 20
 
-// excludeBlocked excludes the legs whose owner blocked person.
-func (s *Service) excludeBlocked(ctx context.Context, a *bridge.Admission, person string) error {
+// keysOf returns the person keys of an address, its People key first.
+func (s *Service) keysOf(ctx context.Context, addr bridge.Address) ([]string, error) {
+	if s.opts.Aliases != nil {
+		keys, err := s.opts.Aliases(ctx, addr)
+		if err != nil || len(keys) > 0 {
+			return keys, err
+		}
+	}
+	person, err := s.opts.People(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return []string{person}, nil
+}
+
+// excludeBlocked excludes the legs whose owner blocked the person with
+// any of keys.
+func (s *Service) excludeBlocked(ctx context.Context, a *bridge.Admission, keys []string) error {
 	s.mu.RLock()
 	has := len(s.blocks) > 0
 	s.mu.RUnlock()
@@ -105,9 +122,12 @@ func (s *Service) excludeBlocked(ctx context.Context, a *bridge.Admission, perso
 		if owner == "" {
 			continue
 		}
-		if s.Blocked(matrixKey(owner), person) {
-			a.Exclude(dest)
-			s.metrics.blockedMsgs.Inc()
+		for _, person := range keys {
+			if s.Blocked(matrixKey(owner), person) {
+				a.Exclude(dest)
+				s.metrics.blockedMsgs.Inc()
+				break
+			}
 		}
 	}
 	return nil

@@ -14,6 +14,8 @@ type contact struct {
 	conv   bridge.ConversationID
 	leg    bridge.Leg
 	person string
+	// sender is the contact's ID on leg's network ("" when unknown).
+	sender string
 	// name is how admins and the user see them: a pseudonym, never a number.
 	name string
 }
@@ -52,7 +54,7 @@ func (s *Service) contactsOf(ctx context.Context, room string) ([]contact, error
 			}
 		}
 		if ok {
-			out = append(out, contact{conv: conv, leg: leg, person: person, name: fmt.Sprintf("%s on %s", sender, leg.Network)})
+			out = append(out, contact{conv: conv, leg: leg, person: person, sender: sender, name: fmt.Sprintf("%s on %s", sender, leg.Network)})
 		}
 	}
 	if len(out) == 0 {
@@ -76,16 +78,27 @@ func (s *Service) Block(ctx context.Context, user, room string) string {
 	now := s.now()
 	var names []string
 	for _, c := range contacts {
-		if err = s.store.exec(ctx, insertBlockQuery, blocker, c.person, ms(now)); err != nil {
-			s.log.Warn().Err(err).Msg("block: failed to save")
-			return "Could not block right now; please try again."
+		keys := []string{c.person}
+		if c.sender != "" {
+			all, err := s.keysOf(ctx, bridge.Address{Network: c.leg.Network, ID: c.sender})
+			if err != nil {
+				s.log.Warn().Err(err).Msg("block: person lookup failed")
+				return "Could not block right now; please try again."
+			}
+			keys = append(keys, all...)
 		}
-		s.mu.Lock()
-		if s.blocks[blocker] == nil {
-			s.blocks[blocker] = map[string]bool{}
+		for _, key := range keys {
+			if err = s.store.exec(ctx, insertBlockQuery, blocker, key, ms(now)); err != nil {
+				s.log.Warn().Err(err).Msg("block: failed to save")
+				return "Could not block right now; please try again."
+			}
+			s.mu.Lock()
+			if s.blocks[blocker] == nil {
+				s.blocks[blocker] = map[string]bool{}
+			}
+			s.blocks[blocker][key] = true
+			s.mu.Unlock()
 		}
-		s.blocks[blocker][c.person] = true
-		s.mu.Unlock()
 		s.metrics.blocks.Inc()
 		s.signal(ctx, c.person, sigBlocked, string(c.conv))
 		s.decide(ctx, c.person, "block", user, "")

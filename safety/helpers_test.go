@@ -134,7 +134,7 @@ func startEnv(t testing.TB, dbo database.Options, cfg config.Safety, edit ...fun
 	require.NoError(t, e.ident.Upgrade(ctx, log))
 	opts := safety.Options{
 		DB: db, Config: cfg, MetadataRetention: 48 * time.Hour, Admins: []string{"@admin:example.org"},
-		Log: log, Registerer: e.reg, Now: e.clock.Now, People: e.ident.PersonKey, Notifier: e.note,
+		Log: log, Registerer: e.reg, Now: e.clock.Now, People: e.ident.PersonKey, Aliases: e.ident.PersonKeys, Notifier: e.note,
 	}
 	for _, fn := range edit {
 		fn(&opts)

@@ -71,7 +71,18 @@ func TestBlockAcrossNetworks(t *testing.T) {
 
 		// The same unlinked phone contact on both networks has one pseudonym,
 		// so one person key ("phone:ph_…").
-		const same, other = bridge.UserID("ph_samecontact"), bridge.UserID("ph_someoneelse")
+		require.NoError(t, e.ident.SetSecret([]byte("0123456789abcdef0123456789abcdef")))
+		const sameNumber, otherNumber = "+14155550123", "+14155550124"
+		same, other := e.ident.Pseudonyms().Phone(sameNumber).ID, e.ident.Pseudonyms().Phone(otherNumber).ID
+		link := func(owner, number string) {
+			t.Helper()
+			addr := bridge.Address{Network: bridge.NetworkMatrix, ID: owner}
+			v := e.ident.Verifier(e.ident.Vault())
+			code, err := v.Start(ctx, addr, number)
+			require.NoError(t, err)
+			_, err = v.Confirm(ctx, addr, code)
+			require.NoError(t, err)
+		}
 		k1, err := e.ident.PersonKey(ctx, bridge.Address{Network: bridge.NetworkSMS, ID: string(same)})
 		require.NoError(t, err)
 		k2, err := e.ident.PersonKey(ctx, bridge.Address{Network: bridge.NetworkWhatsApp, ID: string(same)})
@@ -85,7 +96,7 @@ func TestBlockAcrossNetworks(t *testing.T) {
 		require.NoError(t, send(smsNet, "sms-chat", same, "before block (sms)"))
 		mx.WaitSent(1, 5*time.Second)
 
-		require.Contains(t, e.svc.Block(ctx, string(alice), "!sms-room"), "Blocked ph_samecontact on sms")
+		require.Contains(t, e.svc.Block(ctx, string(alice), "!sms-room"), "Blocked "+string(same)+" on sms")
 
 		for _, tc := range []struct {
 			name      string
@@ -102,6 +113,17 @@ func TestBlockAcrossNetworks(t *testing.T) {
 				require.NoError(t, send(tc.from, tc.chat, tc.sender, tc.name), "the blocked contact is not refused (not told)")
 			})
 		}
+		// Linking or unlinking a number later does not lift a block: the
+		// blocked contact links theirs to a Matrix account...
+		link("@carol:example.org", sameNumber)
+		require.NoError(t, send(smsNet, "sms-chat", same, "after linking"))
+		// ...and a contact blocked while linked unlinks.
+		link("@dave:example.org", otherNumber)
+		require.Contains(t, e.svc.Block(ctx, string(alice), "!other-room"), "Blocked")
+		_, err = e.ident.Unlink(ctx, bridge.Address{Network: bridge.NetworkMatrix, ID: "@dave:example.org"}, otherNumber)
+		require.NoError(t, err)
+		require.NoError(t, send(wa, "wa-other", other, "after unlinking"))
+
 		// Alice's own messages still go out to the blocked contact.
 		require.NoError(t, send(mx, "!sms-room", alice, "alice writes"))
 		require.Eventually(t, func() bool { n, _ := router.QueueDepth(ctx); return n == 0 && len(smsNet.Sent()) == 1 }, 5*time.Second, 10*time.Millisecond)

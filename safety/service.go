@@ -51,6 +51,11 @@ type Options struct {
 	// (identity.Store.PersonKey): one key for every address a verified
 	// identity links.
 	People func(ctx context.Context, addr bridge.Address) (string, error)
+	// Aliases, if set, returns every person key of an address, its People
+	// key first (identity.Store.PersonKeys). Blocks are recorded under all
+	// of them and checked against all of them, so they survive the person
+	// linking or unlinking a number.
+	Aliases func(ctx context.Context, addr bridge.Address) ([]string, error)
 	// LegOwner returns the Matrix user a leg belongs to (a portal's
 	// owner), or "" when it belongs to nobody in particular.
 	LegOwner func(ctx context.Context, leg bridge.Leg) (string, error)

@@ -33,6 +33,7 @@ func (d *Daemon) registerSafety(ctx context.Context, mx *matrix.Connector, reg p
 		Log:               d.log,
 		Registerer:        reg,
 		People:            d.ident.PersonKey,
+		Aliases:           d.ident.PersonKeys,
 		LegOwner: func(ctx context.Context, leg bridge.Leg) (string, error) {
 			if leg.Network != bridge.NetworkMatrix {
 				return "", nil
