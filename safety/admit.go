@@ -23,11 +23,11 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	if evt.Sender.ID == "" {
 		return nil
 	}
-	keys, err := s.keysOf(ctx, bridge.Address{Network: evt.Source.Network, ID: string(evt.Sender.ID)})
+	addr := bridge.Address{Network: evt.Source.Network, ID: string(evt.Sender.ID)}
+	person, err := s.opts.People(ctx, addr)
 	if err != nil {
 		return err
 	}
-	person := keys[0]
 	sending := evt.Kind == bridge.KindMessage || evt.Kind == bridge.KindEdit || evt.Kind == bridge.KindReaction
 	if user, ok := userOfKey(person); ok && sending && s.IsSuspended(user) {
 		return &bridge.RefusedError{Reason: ErrSuspended.Error(), Err: ErrSuspended}
@@ -35,7 +35,7 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	if evt.Source.Network != bridge.NetworkMatrix {
 		s.rememberLeg(ctx, evt.Source, person, string(evt.Sender.ID))
 	}
-	if err = s.excludeBlocked(ctx, a, keys); err != nil {
+	if err = s.excludeBlocked(ctx, a, addr, person); err != nil {
 		return err
 	}
 	if evt.Kind != bridge.KindMessage {
@@ -105,14 +105,22 @@ func (s *Service) keysOf(ctx context.Context, addr bridge.Address) ([]string, er
 	return []string{person}, nil
 }
 
-// excludeBlocked excludes the legs whose owner blocked the person with
-// any of keys.
-func (s *Service) excludeBlocked(ctx context.Context, a *bridge.Admission, keys []string) error {
+// excludeBlocked excludes the legs whose owner blocked the person at addr
+// (person is their People key) under any of their keys.
+func (s *Service) excludeBlocked(ctx context.Context, a *bridge.Admission, addr bridge.Address, person string) error {
 	s.mu.RLock()
 	has := len(s.blocks) > 0
 	s.mu.RUnlock()
 	if !has || s.opts.LegOwner == nil {
 		return nil
+	}
+	keys := []string{person}
+	if s.opts.Aliases != nil {
+		all, err := s.opts.Aliases(ctx, addr)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, all...)
 	}
 	for _, dest := range a.Dests {
 		owner, err := s.owner(ctx, dest)
