@@ -108,3 +108,53 @@ func (s *Service) Block(ctx context.Context, user, room string) string {
 	return fmt.Sprintf("Blocked %s: you will no longer receive their messages, on any network their verified identity links. "+
 		"They are not told. Messages already delivered stay.", strings.Join(names, ", "))
 }
+
+// Unblock is the `unblock` command of user in room: the room's contact
+// reaches the user again, under every key they were blocked by.
+func (s *Service) Unblock(ctx context.Context, user, room string) string {
+	contacts, err := s.contactsOf(ctx, room)
+	if errors.Is(err, ErrNoContact) {
+		return "unblock works in a bridged room whose contact the bridge knows; use it in the room of the chat you blocked."
+	} else if err != nil {
+		s.log.Warn().Err(err).Msg("unblock: contact lookup failed")
+		return "Could not unblock right now; please try again."
+	}
+	blocker := matrixKey(user)
+	var names []string
+	for _, c := range contacts {
+		keys := []string{c.person}
+		if c.sender != "" {
+			all, err := s.keysOf(ctx, bridge.Address{Network: c.leg.Network, ID: c.sender})
+			if err != nil {
+				s.log.Warn().Err(err).Msg("unblock: person lookup failed")
+				return "Could not unblock right now; please try again."
+			}
+			keys = append(keys, all...)
+		}
+		was := false
+		for _, key := range keys {
+			if s.Blocked(blocker, key) {
+				was = true
+			}
+			if err = s.store.exec(ctx, deleteBlockQuery, blocker, key); err != nil {
+				s.log.Warn().Err(err).Msg("unblock: failed to save")
+				return "Could not unblock right now; please try again."
+			}
+			s.mu.Lock()
+			delete(s.blocks[blocker], key)
+			if len(s.blocks[blocker]) == 0 {
+				delete(s.blocks, blocker)
+			}
+			s.mu.Unlock()
+		}
+		if was {
+			s.decide(ctx, c.person, "unblock", user, "")
+			names = append(names, c.name)
+		}
+	}
+	if len(names) == 0 {
+		return "You have not blocked the contact in this room."
+	}
+	return fmt.Sprintf("Unblocked %s: their new messages reach you again. Messages sent while they were blocked are not delivered.",
+		strings.Join(names, ", "))
+}

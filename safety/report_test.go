@@ -130,6 +130,13 @@ func TestBlockAndReport(t *testing.T) {
 		status := e.svc.Admin(ctx, "@admin:example.org", []string{"status"})
 		containsAll(t, status, "1 block(s) in force", "4 reports", "1 blocks")
 
+		// Unblock: the contact reaches alice again.
+		require.Contains(t, e.svc.Unblock(ctx, user, string(roomA.Chat)), "Unblocked sms_contactx on sms")
+		a = admission(message(smsA, phoneX, "after unblock"), "c1", roomA)
+		require.NoError(t, e.svc.Admit(ctx, a))
+		require.False(t, a.Excluded(roomA))
+		require.Contains(t, e.svc.Unblock(ctx, user, string(roomA.Chat)), "have not blocked")
+
 		// Nothing the safety tables hold is content.
 		for _, table := range []string{"sb_safety_signal", "sb_safety_decision", "sb_safety_block", "sb_safety_leg_contact"} {
 			rows, err := e.db.Query(ctx, "SELECT * FROM "+table)

@@ -24,6 +24,7 @@ const (
 
 const (
 	insertBlockQuery     = `INSERT INTO sb_safety_block (blocker, blocked, created_at) VALUES ($1, $2, $3) ON CONFLICT (blocker, blocked) DO NOTHING`
+	deleteBlockQuery     = `DELETE FROM sb_safety_block WHERE blocker=$1 AND blocked=$2`
 	allBlocksQuery       = `SELECT blocker, blocked FROM sb_safety_block`
 	countBlocksQuery     = `SELECT COUNT(*) FROM sb_safety_block`
 	insertSuspendQuery   = `INSERT INTO sb_safety_suspension (user_id, reason, score, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING`

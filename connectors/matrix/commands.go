@@ -164,6 +164,7 @@ func init() {
 		{name: "retention", usage: "retention 30s|10m|24h|7d|30d|365d|off|default", help: "set this conversation's disappearing timer", level: levelUser,
 			valid: oneMatching(retentionPattern), run: (*Connector).cmdRetention},
 		{name: "block", usage: "block", help: "stop receiving from the contact in this room", level: levelUser, valid: noArgs},
+		{name: "unblock", usage: "unblock", help: "receive from the contact in this room again", level: levelUser, valid: noArgs},
 		{name: "report", usage: "report [reason]", help: "report the contact in this room to the admins", level: levelUser,
 			valid: func([]string) bool { return true }},
 		{name: "whoami", usage: "whoami", help: "your identity, logins and settings", level: levelRelay, valid: noArgs, run: (*Connector).cmdWhoami},

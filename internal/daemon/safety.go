@@ -84,6 +84,9 @@ func (d *Daemon) registerSafety(ctx context.Context, mx *matrix.Connector, reg p
 		"block": func(ctx context.Context, req *matrix.CommandRequest) string {
 			return svc.Block(ctx, string(req.User), string(req.Room))
 		},
+		"unblock": func(ctx context.Context, req *matrix.CommandRequest) string {
+			return svc.Unblock(ctx, string(req.User), string(req.Room))
+		},
 		"report": func(ctx context.Context, req *matrix.CommandRequest) string {
 			return svc.Report(ctx, string(req.User), string(req.Room), req.Args)
 		},
