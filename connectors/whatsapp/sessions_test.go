@@ -36,7 +36,8 @@ func TestSQLSessions(t *testing.T) {
 			db, err := database.Open(ctx, tc.opts(t), log)
 			require.NoError(t, err)
 			defer db.Close()
-			s := NewSQLSessions(db, log)
+			s, err := NewSQLSessions(db, secret, log)
+			require.NoError(t, err)
 			require.NoError(t, s.Upgrade(ctx))
 			require.NoError(t, s.Upgrade(ctx), "idempotent")
 			var v int
