@@ -73,6 +73,8 @@ type Sessions interface {
 type SQLSessions struct {
 	container *sqlstore.Container
 	sealed    *sealedContainer
+	db        *dbutil.Database
+	keys      *storeKeys
 	log       zerolog.Logger
 }
 
@@ -89,13 +91,18 @@ func NewSQLSessions(db *dbutil.Database, secret string, log zerolog.Logger) (*SQ
 	log = log.With().Str("component", "whatsmeow").Logger()
 	child := db.Child("whatsmeow_version", upgrades.Table, dbutil.ZeroLogger(log.With().Str("db_section", "whatsmeow_version").Logger()))
 	container := sqlstore.NewWithWrappedDB(child, waLogger(log))
-	return &SQLSessions{container: container, sealed: &sealedContainer{inner: container, k: k}, log: log}, nil
+	return &SQLSessions{container: container, sealed: &sealedContainer{inner: container, k: k}, db: child, keys: k, log: log}, nil
 }
 
-// Upgrade implements Sessions.
+// Upgrade implements Sessions. After whatsmeow's migrations it protects
+// the contact numbers an older version let whatsmeow store in clear
+// (sealLegacyRows).
 func (s *SQLSessions) Upgrade(ctx context.Context) error {
 	if err := s.container.Upgrade(ctx); err != nil {
 		return fmt.Errorf("%w: whatsmeow_version: %w", ErrSessionStore, err)
+	}
+	if err := s.sealLegacyRows(ctx); err != nil {
+		return fmt.Errorf("%w: protect stored numbers: %w", ErrSessionStore, err)
 	}
 	return nil
 }

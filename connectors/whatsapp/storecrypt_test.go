@@ -74,40 +74,46 @@ func TestStoreHoldsNoContactNumbers(t *testing.T) {
 			checkStore(ctx, t, loaded)
 			checkMigration(ctx, t, loaded)
 
-			// Not a single contact number in whatsmeow's tables.
-			for _, table := range whatsmeowTables(ctx, t, db) {
-				var n int
-				require.NoError(t, db.QueryRow(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n))
-				if table != "whatsmeow_contacts" && table != "whatsmeow_chat_settings" &&
-					table != "whatsmeow_app_state_sync_keys" && table != "whatsmeow_app_state_version" &&
-					table != "whatsmeow_app_state_mutation_macs" && table != "whatsmeow_event_buffer" &&
-					table != "whatsmeow_pre_keys" {
-					require.Positive(t, n, "%s has rows, so its check means something", table)
-				}
-			}
-			dump := dumpWhatsmeowTables(ctx, t, db)
-			requireNoContactDigits(t, dump, "whatsmeow tables")
-			// The check sees clear text: the account's own JID and the
-			// contact's LID are kept as they are.
-			require.Contains(t, string(dump), digitsOf(aliceNumber))
-			require.Contains(t, string(dump), contactLID.User)
-
-			if opts.Type == database.TypeSQLite {
-				for _, suffix := range []string{"", "-wal"} {
-					raw, err := os.ReadFile(opts.URI + suffix)
-					if suffix != "" && os.IsNotExist(err) {
-						continue
-					}
-					require.NoError(t, err)
-					requireNoContactDigits(t, raw, "SQLite file s.db"+suffix)
-				}
-				require.NoError(t, db.Close())
-				raw, err := os.ReadFile(opts.URI)
-				require.NoError(t, err)
-				requireNoContactDigits(t, raw, "SQLite file after close")
-			}
+			requireNoContactNumbersStored(ctx, t, db, opts)
 		})
 	}
+}
+
+// requireNoContactNumbersStored fails if a contact's number is in any
+// value of whatsmeow's tables or, for SQLite, in the database's files
+// (read again after closing db).
+func requireNoContactNumbersStored(ctx context.Context, t *testing.T, db *dbutil.Database, opts database.Options) {
+	t.Helper()
+	for _, table := range []string{
+		"whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_sender_keys",
+		"whatsmeow_lid_map", "whatsmeow_privacy_tokens", "whatsmeow_message_secrets",
+	} {
+		var n int
+		require.NoError(t, db.QueryRow(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n))
+		require.Positive(t, n, "%s has rows, so its check means something", table)
+	}
+	dump := dumpWhatsmeowTables(ctx, t, db)
+	requireNoContactDigits(t, dump, "whatsmeow tables")
+	// The check sees clear text: the account's own JID and the contact's
+	// LID are kept as they are.
+	require.Contains(t, string(dump), digitsOf(aliceNumber))
+	require.Contains(t, string(dump), contactLID.User)
+
+	if opts.Type != database.TypeSQLite {
+		return
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		raw, err := os.ReadFile(opts.URI + suffix)
+		if suffix != "" && os.IsNotExist(err) {
+			continue
+		}
+		require.NoError(t, err)
+		requireNoContactDigits(t, raw, "SQLite file s.db"+suffix)
+	}
+	require.NoError(t, db.Close())
+	raw, err := os.ReadFile(opts.URI)
+	require.NoError(t, err)
+	requireNoContactDigits(t, raw, "SQLite file after close")
 }
 
 // pairDevice saves a device the way pairing does (through the device's
