@@ -121,18 +121,21 @@ func (s *SQLSessions) New(context.Context) (Client, error) {
 
 // Load implements Sessions.
 func (s *SQLSessions) Load(ctx context.Context, jid types.JID) (Client, error) {
-	dev, err := s.container.GetDevice(ctx, jid)
+	dev, err := s.container.GetDevice(ctx, s.keys.sealJID(jid))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSessionStore, err)
 	} else if dev == nil {
 		return nil, ErrNoSession
+	}
+	if err = s.sealed.loaded(dev); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSessionStore, err)
 	}
 	return s.client(dev), nil
 }
 
 // Delete implements Sessions.
 func (s *SQLSessions) Delete(ctx context.Context, jid types.JID) error {
-	dev, err := s.container.GetDevice(ctx, jid)
+	dev, err := s.container.GetDevice(ctx, s.keys.sealJID(jid))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSessionStore, err)
 	} else if dev == nil {

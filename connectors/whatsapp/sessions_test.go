@@ -60,7 +60,7 @@ func TestSQLSessions(t *testing.T) {
 			dev := s.container.NewDevice()
 			dev.ID = &aliceJID
 			dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
-			require.NoError(t, s.container.PutDevice(ctx, dev))
+			require.NoError(t, s.sealed.PutDevice(ctx, dev))
 			loaded, err := s.Load(ctx, aliceJID)
 			require.NoError(t, err)
 			lc := loaded.(*whatsmeow.Client)

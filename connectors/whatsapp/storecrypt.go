@@ -276,6 +276,12 @@ func (s *sealedMsgSecrets) GetMessageSecret(ctx context.Context, chat, sender ty
 // sqlstore then gives a newly paired device its stores, which must be
 // wrapped before whatsmeow stores the account's own LID mapping and main
 // device identity right after (pair.go). Every save re-checks.
+//
+// It also stores the device under its JID with the user sealed, so that
+// the account's own number is not in clear in whatsmeow_device.jid and
+// the our_jid column of every table either (sqlstore keys a device's
+// stores by the JID it was saved or loaded with). The *store.Device
+// whatsmeow uses keeps its real JID: sqlstore only sees a copy.
 type sealedContainer struct {
 	inner store.DeviceContainer
 	k     *storeKeys
@@ -284,13 +290,46 @@ type sealedContainer struct {
 var _ store.DeviceContainer = (*sealedContainer)(nil)
 
 func (c *sealedContainer) PutDevice(ctx context.Context, dev *store.Device) error {
-	err := c.inner.PutDevice(ctx, dev)
+	if dev.ID == nil {
+		return c.inner.PutDevice(ctx, dev) // sqlstore.ErrDeviceIDMustBeSet
+	}
+	stored := c.stored(dev)
+	err := c.inner.PutDevice(ctx, stored)
+	if !dev.Initialized && stored.Initialized {
+		dev.Identities, dev.Sessions, dev.PreKeys, dev.SenderKeys = stored.Identities, stored.Sessions, stored.PreKeys, stored.SenderKeys
+		dev.AppStateKeys, dev.AppState, dev.Contacts, dev.ChatSettings = stored.AppStateKeys, stored.AppState, stored.Contacts, stored.ChatSettings
+		dev.MsgSecrets, dev.PrivacyTokens, dev.EventBuffer, dev.LIDs = stored.MsgSecrets, stored.PrivacyTokens, stored.EventBuffer, stored.LIDs
+		dev.Initialized = true
+	}
 	c.protect(dev)
 	return err
 }
 
 func (c *sealedContainer) DeleteDevice(ctx context.Context, dev *store.Device) error {
-	return c.inner.DeleteDevice(ctx, dev)
+	if dev.ID == nil {
+		return c.inner.DeleteDevice(ctx, dev)
+	}
+	return c.inner.DeleteDevice(ctx, c.stored(dev))
+}
+
+// stored is the copy of dev that sqlstore sees: its JID sealed.
+func (c *sealedContainer) stored(dev *store.Device) *store.Device {
+	stored := *dev
+	id := c.k.sealJID(*dev.ID)
+	stored.ID = &id
+	return &stored
+}
+
+// loaded gives a device sqlstore loaded (under its sealed JID) its real
+// JID and protected stores.
+func (c *sealedContainer) loaded(dev *store.Device) error {
+	id, err := c.k.openJID(*dev.ID)
+	if err != nil {
+		return err
+	}
+	dev.ID = &id
+	c.protect(dev)
+	return nil
 }
 
 // protect installs the wrappers on an initialized device's stores, once,

@@ -94,14 +94,14 @@ func requireNoContactNumbersStored(ctx context.Context, t *testing.T, db *dbutil
 	}
 	dump := dumpWhatsmeowTables(ctx, t, db)
 	requireNoContactDigits(t, dump, "whatsmeow tables")
-	// The check sees clear text: the account's own JID and the contact's
-	// LID are kept as they are.
-	require.Contains(t, string(dump), digitsOf(aliceNumber))
+	require.NotContains(t, string(dump), digitsOf(aliceNumber), "the account's own number is sealed too")
+	// The check sees clear text: the contact's LID is kept as it is.
 	require.Contains(t, string(dump), contactLID.User)
 
 	if opts.Type != database.TypeSQLite {
 		return
 	}
+	var files []byte
 	for _, suffix := range []string{"", "-wal"} {
 		raw, err := os.ReadFile(opts.URI + suffix)
 		if suffix != "" && os.IsNotExist(err) {
@@ -109,11 +109,14 @@ func requireNoContactNumbersStored(ctx context.Context, t *testing.T, db *dbutil
 		}
 		require.NoError(t, err)
 		requireNoContactDigits(t, raw, "SQLite file s.db"+suffix)
+		files = append(files, raw...)
 	}
+	require.Contains(t, string(files), contactLID.User, "the check sees clear text")
 	require.NoError(t, db.Close())
 	raw, err := os.ReadFile(opts.URI)
 	require.NoError(t, err)
 	requireNoContactDigits(t, raw, "SQLite file after close")
+	require.NotContains(t, string(raw), digitsOf(aliceNumber))
 }
 
 // pairDevice saves a device the way pairing does (through the device's

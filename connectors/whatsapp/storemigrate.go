@@ -114,6 +114,14 @@ func (k *storeKeys) legacyJID(s string) (string, bool) {
 func (s *SQLSessions) sealLegacyRows(ctx context.Context) error {
 	var total int
 	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		n, err := s.sealLegacyDevices(ctx)
+		if err != nil {
+			return fmt.Errorf("whatsmeow_device: %w", err)
+		}
+		if n > 0 {
+			s.log.Info().Int("devices", n).Msg("Protected account numbers stored by an older version")
+		}
+		total += n
 		for _, table := range []string{"whatsmeow_contacts", "whatsmeow_chat_settings"} {
 			if _, err := s.db.Exec(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
@@ -215,4 +223,58 @@ func (s *SQLSessions) sealLegacyTable(ctx context.Context, t legacyTable) (int, 
 		}
 	}
 	return len(changes), nil
+}
+
+// sealLegacyDevices renames devices stored under their clear JID to the
+// sealed one (sealedContainer). The tables with a foreign key on
+// whatsmeow_device follow (ON UPDATE CASCADE); whatsmeow_privacy_tokens
+// has none and is renamed here.
+func (s *SQLSessions) sealLegacyDevices(ctx context.Context) (int, error) {
+	rows, err := s.db.Query(ctx, "SELECT jid FROM whatsmeow_device")
+	if err != nil {
+		return 0, err
+	}
+	var renames [][2]string
+	for rows.Next() {
+		var jid string
+		if err = rows.Scan(&jid); err != nil {
+			_ = rows.Close()
+			return 0, err
+		}
+		if sealed, ok := s.keys.legacyJID(jid); ok {
+			renames = append(renames, [2]string{jid, sealed})
+		}
+	}
+	if err = rows.Close(); err != nil {
+		return 0, err
+	}
+	if err = rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, r := range renames {
+		var n int
+		if err = s.db.QueryRow(ctx, "SELECT COUNT(*) FROM whatsmeow_device WHERE jid=$1", r[1]).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			// Paired again since: the legacy device is stale.
+			if _, err = s.db.Exec(ctx, "DELETE FROM whatsmeow_device WHERE jid=$1", r[0]); err != nil {
+				return 0, err
+			}
+			if _, err = s.db.Exec(ctx, "DELETE FROM whatsmeow_privacy_tokens WHERE our_jid=$1", r[0]); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		for _, q := range []string{
+			"UPDATE whatsmeow_device SET jid=$2 WHERE jid=$1",
+			"DELETE FROM whatsmeow_privacy_tokens WHERE our_jid=$1 AND their_jid IN (SELECT their_jid FROM whatsmeow_privacy_tokens WHERE our_jid=$2)",
+			"UPDATE whatsmeow_privacy_tokens SET our_jid=$2 WHERE our_jid=$1",
+		} {
+			if _, err = s.db.Exec(ctx, q, r[0], r[1]); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(renames), nil
 }
