@@ -96,6 +96,9 @@ func (k *storeKeys) sealUser(user string) string {
 }
 
 func (k *storeKeys) openUser(sealed string) (string, error) {
+	if !isHex(sealed) { // lower case only: one text per sealed user
+		return "", ErrStoredJID
+	}
 	raw, err := hex.DecodeString(sealed)
 	n := k.aead.NonceSize()
 	if err != nil || len(raw) < n+k.aead.Overhead() {
@@ -110,6 +113,22 @@ func (k *storeKeys) openUser(sealed string) (string, error) {
 		return "", ErrStoredJID
 	}
 	return string(pt), nil
+}
+
+// isSealedUser reports whether a stored JID user has the form of
+// sealUser's output (hex, at least a nonce and a tag long). Clear users
+// (digits, "digits-digits" of old groups) never have it.
+func (k *storeKeys) isSealedUser(user string) bool {
+	return len(user) >= 2*(k.aead.NonceSize()+k.aead.Overhead()) && isHex(user)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // clearServer reports whether a JID's user is kept in clear: LIDs are

@@ -12,11 +12,11 @@ import (
 )
 
 // Rows that whatsmeow stored before the wrappers of storecrypt.go existed
-// name contacts in clear, and the wrappers would not find them (worse, a
-// clear whatsmeow_lid_map.pn would fail to decrypt). sealLegacyRows
-// rewrites them into the protected form on every start; rows already
-// protected are left alone, so it is idempotent, and a run that finds
-// nothing only reads the keys of whatsmeow's tables.
+// name contacts (and the account) in clear, and the wrappers would not
+// find them (worse, a clear whatsmeow_lid_map.pn would fail to decrypt).
+// sealLegacyRows rewrites them into the protected form on every start;
+// rows already protected are left alone, so it is idempotent, and a run
+// that finds nothing only reads the keys of whatsmeow's tables.
 
 // legacyTable says how to rewrite one whatsmeow table.
 type legacyTable struct {
@@ -64,7 +64,7 @@ func legacyTables() []legacyTable {
 			}},
 		{name: "whatsmeow_lid_map", cols: []string{"lid", "pn"}, unique: []int{1},
 			rewrite: func(k *storeKeys, vals []string) ([]string, bool) {
-				if _, err := k.openUser(vals[1]); err == nil {
+				if k.isSealedUser(vals[1]) {
 					return nil, false
 				}
 				return []string{vals[0], k.sealUser(vals[1])}, true
@@ -74,15 +74,7 @@ func legacyTables() []legacyTable {
 
 // isHash reports whether s is a keyed hash (storeKeys.hash).
 func isHash(s string) bool {
-	if len(s) != hashLen {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return len(s) == hashLen && isHex(s)
 }
 
 // isHashedAddress reports whether a Signal address is "hash:device".
@@ -95,12 +87,11 @@ func isHashedAddress(addr string) bool {
 
 // legacyJID returns the protected form of a stored JID, and false if it
 // already is protected (or is not a JID at all, which is left alone).
+// Protection is told by form, not by decrypting: after a change of
+// identity.secret nothing is sealed twice.
 func (k *storeKeys) legacyJID(s string) (string, bool) {
 	jid, err := types.ParseJID(s)
-	if err != nil || jid.User == "" || clearServer(jid.Server) {
-		return s, false
-	}
-	if _, err = k.openUser(jid.User); err == nil {
+	if err != nil || jid.User == "" || clearServer(jid.Server) || k.isSealedUser(jid.User) {
 		return s, false
 	}
 	return k.sealJID(jid).String(), true
