@@ -15,7 +15,6 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
-	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
 )
 
@@ -68,27 +67,42 @@ type Sessions interface {
 // bridge's database (version table whatsmeow_version). whatsmeow's tables
 // hold the Signal keys; the decrypted-event buffer (plaintext) is not
 // enabled, so no message body is stored, and the address book is not kept
-// (privateStores). What whatsmeow must keep is keyed by JID in clear: the
-// Signal sessions and identities of the devices the account talks to, the
-// LID-to-number map and privacy tokens.
+// (privateStores). What whatsmeow must keep is keyed by JID: every device
+// it loads or pairs stores through the wrappers of storecrypt.go, which
+// hash or encrypt contacts' numbers (keys from identity.secret).
 type SQLSessions struct {
 	container *sqlstore.Container
+	sealed    *sealedContainer
+	db        *dbutil.Database
+	keys      *storeKeys
 	log       zerolog.Logger
 }
 
 var _ Sessions = (*SQLSessions)(nil)
 
-// NewSQLSessions wraps the bridge's database for whatsmeow. It does no I/O.
-func NewSQLSessions(db *dbutil.Database, log zerolog.Logger) *SQLSessions {
+// NewSQLSessions wraps the bridge's database for whatsmeow, with the keys
+// that protect contacts' numbers derived from secret (identity.secret). It
+// does no I/O.
+func NewSQLSessions(db *dbutil.Database, secret string, log zerolog.Logger) (*SQLSessions, error) {
+	k, err := deriveStoreKeys(secret)
+	if err != nil {
+		return nil, err
+	}
 	log = log.With().Str("component", "whatsmeow").Logger()
 	child := db.Child("whatsmeow_version", upgrades.Table, dbutil.ZeroLogger(log.With().Str("db_section", "whatsmeow_version").Logger()))
-	return &SQLSessions{container: sqlstore.NewWithWrappedDB(child, waLogger(log)), log: log}
+	container := sqlstore.NewWithWrappedDB(child, waLogger(log))
+	return &SQLSessions{container: container, sealed: &sealedContainer{inner: container, k: k}, db: child, keys: k, log: log}, nil
 }
 
-// Upgrade implements Sessions.
+// Upgrade implements Sessions. After whatsmeow's migrations it protects
+// the contact numbers an older version let whatsmeow store in clear
+// (sealLegacyRows).
 func (s *SQLSessions) Upgrade(ctx context.Context) error {
 	if err := s.container.Upgrade(ctx); err != nil {
 		return fmt.Errorf("%w: whatsmeow_version: %w", ErrSessionStore, err)
+	}
+	if err := s.sealLegacyRows(ctx); err != nil {
+		return fmt.Errorf("%w: protect stored numbers: %w", ErrSessionStore, err)
 	}
 	return nil
 }
@@ -97,25 +111,31 @@ func (s *SQLSessions) Upgrade(ctx context.Context) error {
 // connection in the background, so a login fails at once when WhatsApp
 // cannot be reached.
 func (s *SQLSessions) New(context.Context) (Client, error) {
-	cli := s.client(s.container.NewDevice())
+	dev := s.container.NewDevice()
+	// Pairing saves the device through the wrapper, which protects its stores.
+	dev.Container = s.sealed
+	cli := s.client(dev)
 	cli.InitialAutoReconnect = false
 	return cli, nil
 }
 
 // Load implements Sessions.
 func (s *SQLSessions) Load(ctx context.Context, jid types.JID) (Client, error) {
-	dev, err := s.container.GetDevice(ctx, jid)
+	dev, err := s.container.GetDevice(ctx, s.keys.sealJID(jid))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSessionStore, err)
 	} else if dev == nil {
 		return nil, ErrNoSession
+	}
+	if err = s.sealed.loaded(dev); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSessionStore, err)
 	}
 	return s.client(dev), nil
 }
 
 // Delete implements Sessions.
 func (s *SQLSessions) Delete(ctx context.Context, jid types.JID) error {
-	dev, err := s.container.GetDevice(ctx, jid)
+	dev, err := s.container.GetDevice(ctx, s.keys.sealJID(jid))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSessionStore, err)
 	} else if dev == nil {
@@ -134,23 +154,16 @@ var noStore = &store.NoopStore{}
 // and chat settings: its contacts table would hold every contact's number
 // and name in clear, and the bridge needs neither (push names come with
 // each message). The Signal sessions, identities, prekeys, sender keys,
-// LID map and privacy tokens it needs to send and receive stay.
+// LID map and privacy tokens it needs to send and receive stay, behind
+// the wrappers of storecrypt.go (sealedContainer.protect calls this).
 func privateStores(dev *store.Device) {
 	dev.Contacts = noStore
 	dev.ChatSettings = noStore
 }
 
 func (s *SQLSessions) client(dev *store.Device) *whatsmeow.Client {
-	if dev.Initialized {
-		privateStores(dev)
-	}
+	s.sealed.protect(dev)
 	cli := whatsmeow.NewClient(dev, waLogger(s.log))
-	// Pairing initializes the device's stores anew: make them private again.
-	cli.AddEventHandler(func(evt any) {
-		if _, ok := evt.(*events.PairSuccess); ok {
-			privateStores(dev)
-		}
-	})
 	// Acknowledge a message only after the router accepted it, so a crash
 	// in between makes WhatsApp deliver it again (and the router dedupes).
 	cli.SynchronousAck = true

@@ -215,7 +215,9 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger, opts Optio
 		pending:   map[string]*pendingLogin{},
 	}
 	if c.sessions == nil {
-		c.sessions = NewSQLSessions(db, log)
+		if c.sessions, err = NewSQLSessions(db, cfg.Identity.Secret, log); err != nil {
+			return nil, err
+		}
 	}
 	if c.now == nil {
 		c.now = time.Now

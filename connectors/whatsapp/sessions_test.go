@@ -36,7 +36,8 @@ func TestSQLSessions(t *testing.T) {
 			db, err := database.Open(ctx, tc.opts(t), log)
 			require.NoError(t, err)
 			defer db.Close()
-			s := NewSQLSessions(db, log)
+			s, err := NewSQLSessions(db, secret, log)
+			require.NoError(t, err)
 			require.NoError(t, s.Upgrade(ctx))
 			require.NoError(t, s.Upgrade(ctx), "idempotent")
 			var v int
@@ -59,7 +60,7 @@ func TestSQLSessions(t *testing.T) {
 			dev := s.container.NewDevice()
 			dev.ID = &aliceJID
 			dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
-			require.NoError(t, s.container.PutDevice(ctx, dev))
+			require.NoError(t, s.sealed.PutDevice(ctx, dev))
 			loaded, err := s.Load(ctx, aliceJID)
 			require.NoError(t, err)
 			lc := loaded.(*whatsmeow.Client)
