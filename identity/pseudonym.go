@@ -1,13 +1,13 @@
 package identity
 
 import (
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
 	"strings"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 )
 
 // PseudonymPrefix starts every phone contact's pseudonymous user ID.
@@ -24,10 +24,10 @@ type Pseudonyms struct {
 
 // NewPseudonyms derives the pseudonym key from identity.secret.
 func NewPseudonyms(secret []byte) (*Pseudonyms, error) {
-	if len(secret) < 16 {
+	if len(secret) < keyring.MinSecretLength {
 		return nil, ErrInvalidSecret
 	}
-	key, err := hkdf.Key(sha256.New, secret, nil, "switchboard identity pseudonym v1", 32)
+	key, err := keyring.Derive(secret, "switchboard identity pseudonym v1")
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,12 @@
 package identity
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 )
 
 // Vault protects phone numbers at rest: Seal encrypts them (AES-256-GCM)
@@ -16,27 +14,19 @@ import (
 // from identity.secret with HKDF, each with its own key.
 type Vault struct {
 	lookupKey []byte
-	aead      cipher.AEAD
+	aead      *keyring.AEAD
 }
 
 // NewVault derives the vault's keys from the identity secret.
 func NewVault(secret []byte) (*Vault, error) {
-	if len(secret) < 16 {
+	if len(secret) < keyring.MinSecretLength {
 		return nil, fmt.Errorf("%w: identity.secret is too short", ErrInvalidSecret)
 	}
-	lookup, err := hkdf.Key(sha256.New, secret, nil, "switchboard identity lookup v1", 32)
+	lookup, err := keyring.Derive(secret, "switchboard identity lookup v1")
 	if err != nil {
 		return nil, err
 	}
-	enc, err := hkdf.Key(sha256.New, secret, nil, "switchboard identity encryption v1", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(enc)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := keyring.DeriveAEAD(secret, "switchboard identity encryption v1")
 	if err != nil {
 		return nil, err
 	}
@@ -53,18 +43,12 @@ func (v *Vault) Lookup(value string) string {
 // Seal encrypts value; context binds the ciphertext to where it is stored
 // (a row's lookup hash, say) so it cannot be moved to another row.
 func (v *Vault) Seal(value, context string) []byte {
-	nonce := make([]byte, v.aead.NonceSize(), v.aead.NonceSize()+len(value)+v.aead.Overhead())
-	_, _ = rand.Read(nonce)
-	return v.aead.Seal(nonce, nonce, []byte(value), []byte(context))
+	return v.aead.Seal([]byte(value), []byte(context))
 }
 
 // Open decrypts what Seal returned for the same context.
 func (v *Vault) Open(sealed []byte, context string) (string, error) {
-	n := v.aead.NonceSize()
-	if len(sealed) < n+v.aead.Overhead() {
-		return "", fmt.Errorf("%w: too short", ErrSealed)
-	}
-	pt, err := v.aead.Open(nil, sealed[:n], sealed[n:], []byte(context))
+	pt, err := v.aead.Open(sealed, []byte(context))
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrSealed, err)
 	}

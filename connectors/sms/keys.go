@@ -1,12 +1,6 @@
 package sms
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
@@ -14,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -26,51 +21,31 @@ type keys struct {
 	chat   []byte // ChatID
 	people *identity.Pseudonyms
 	log    []byte // hashes in log lines
-	aead   cipher.AEAD
+	aead   *keyring.AEAD
 }
 
 func deriveKeys(secret string) (*keys, error) {
-	if len(secret) < 16 {
+	if len(secret) < keyring.MinSecretLength {
 		return nil, errors.New("sms: identity.secret is too short")
 	}
-	derive := func(info string) ([]byte, error) {
-		return hkdf.Key(sha256.New, []byte(secret), nil, "switchboard sms "+info+" v1", 32)
-	}
+	label := func(use string) string { return "switchboard sms " + use + " v1" }
 	k := &keys{}
-	var err error
-	for _, p := range []struct {
-		dst  *[]byte
-		info string
-	}{{&k.lookup, "lookup"}, {&k.chat, "chat"}, {&k.log, "log"}} {
-		if *p.dst, err = derive(p.info); err != nil {
-			return nil, err
-		}
+	err := keyring.DeriveAll([]byte(secret), map[string]*[]byte{
+		label("lookup"): &k.lookup, label("chat"): &k.chat, label("log"): &k.log,
+	})
+	if err != nil {
+		return nil, err
 	}
 	if k.people, err = identity.NewPseudonyms([]byte(secret)); err != nil {
 		return nil, err
 	}
-	enc, err := derive("number encryption")
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(enc)
-	if err != nil {
-		return nil, err
-	}
-	if k.aead, err = cipher.NewGCM(block); err != nil {
+	if k.aead, err = keyring.DeriveAEAD([]byte(secret), label("number encryption")); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-func mac(key []byte, parts ...string) []byte {
-	h := hmac.New(sha256.New, key)
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return h.Sum(nil)
-}
+var mac = keyring.MAC
 
 func (k *keys) contactHash(e164 string) string {
 	return base64.RawURLEncoding.EncodeToString(mac(k.lookup, "contact", e164))
@@ -102,18 +77,15 @@ func (k *keys) logRef(s string) string {
 
 // seal encrypts a phone number, bound to its lookup hash.
 func (k *keys) seal(number, hash string) string {
-	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(number)+k.aead.Overhead())
-	_, _ = rand.Read(nonce)
-	return base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, []byte(number), []byte(hash)))
+	return base64.StdEncoding.EncodeToString(k.aead.Seal([]byte(number), []byte(hash)))
 }
 
 func (k *keys) open(sealed, hash string) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(sealed)
-	n := k.aead.NonceSize()
-	if err != nil || len(raw) < n+k.aead.Overhead() {
+	if err != nil {
 		return "", errors.New("sms: stored number is corrupt")
 	}
-	pt, err := k.aead.Open(nil, raw[:n], raw[n:], []byte(hash))
+	pt, err := k.aead.Open(raw, []byte(hash))
 	if err != nil {
 		return "", fmt.Errorf("sms: stored number cannot be decrypted (identity.secret changed?): %w", err)
 	}

@@ -1,17 +1,13 @@
 package whatsapp
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -23,48 +19,28 @@ type keys struct {
 	chat   []byte // ChatID
 	log    []byte // hashes in log lines
 	msgID  []byte // the bridge's own message IDs (see Connector.ownID)
-	aead   cipher.AEAD
+	aead   *keyring.AEAD
 }
 
 func deriveKeys(secret string) (*keys, error) {
-	if len(secret) < 16 {
+	if len(secret) < keyring.MinSecretLength {
 		return nil, errors.New("whatsapp: identity.secret is too short")
 	}
-	derive := func(info string) ([]byte, error) {
-		return hkdf.Key(sha256.New, []byte(secret), nil, "switchboard whatsapp "+info+" v1", 32)
-	}
+	label := func(use string) string { return "switchboard whatsapp " + use + " v1" }
 	k := &keys{}
-	var err error
-	for _, p := range []struct {
-		dst  *[]byte
-		info string
-	}{{&k.lookup, "lookup"}, {&k.chat, "chat"}, {&k.log, "log"}, {&k.msgID, "message id"}} {
-		if *p.dst, err = derive(p.info); err != nil {
-			return nil, err
-		}
-	}
-	enc, err := derive("jid encryption")
+	err := keyring.DeriveAll([]byte(secret), map[string]*[]byte{
+		label("lookup"): &k.lookup, label("chat"): &k.chat, label("log"): &k.log, label("message id"): &k.msgID,
+	})
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(enc)
-	if err != nil {
-		return nil, err
-	}
-	if k.aead, err = cipher.NewGCM(block); err != nil {
+	if k.aead, err = keyring.DeriveAEAD([]byte(secret), label("jid encryption")); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-func mac(key []byte, parts ...string) []byte {
-	h := hmac.New(sha256.New, key)
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return h.Sum(nil)
-}
+var mac = keyring.MAC
 
 // numberHash is the look-up hash of an E.164 number (contact_hash,
 // number_hash).
@@ -84,18 +60,15 @@ func (k *keys) logRef(s string) string {
 
 // seal encrypts a JID, bound to what it is stored with (ad).
 func (k *keys) seal(plain, ad string) string {
-	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plain)+k.aead.Overhead())
-	_, _ = rand.Read(nonce)
-	return base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, []byte(plain), []byte(ad)))
+	return base64.StdEncoding.EncodeToString(k.aead.Seal([]byte(plain), []byte(ad)))
 }
 
 func (k *keys) open(sealed, ad string) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(sealed)
-	n := k.aead.NonceSize()
-	if err != nil || len(raw) < n+k.aead.Overhead() {
+	if err != nil {
 		return "", ErrStoredJID
 	}
-	pt, err := k.aead.Open(nil, raw[:n], raw[n:], []byte(ad))
+	pt, err := k.aead.Open(raw, []byte(ad))
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrStoredJID, err)
 	}

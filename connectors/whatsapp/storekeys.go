@@ -1,9 +1,7 @@
 package whatsapp
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -30,31 +29,20 @@ type storeKeys struct {
 const jidUserAD = "switchboard whatsmeow jid user v1"
 
 func deriveStoreKeys(secret string) (*storeKeys, error) {
-	if len(secret) < 16 {
+	if len(secret) < keyring.MinSecretLength {
 		return nil, errors.New("whatsapp: identity.secret is too short")
 	}
-	derive := func(info string) ([]byte, error) {
-		return hkdf.Key(sha256.New, []byte(secret), nil, "switchboard whatsmeow store "+info+" v1", 32)
-	}
+	label := func(use string) string { return "switchboard whatsmeow store " + use + " v1" }
 	k := &storeKeys{}
-	var err error
-	if k.lookup, err = derive("lookup"); err != nil {
-		return nil, err
-	}
-	if k.siv, err = derive("synthetic nonce"); err != nil {
-		return nil, err
-	}
-	enc, err := derive("encryption")
+	err := keyring.DeriveAll([]byte(secret), map[string]*[]byte{label("lookup"): &k.lookup, label("synthetic nonce"): &k.siv})
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(enc)
+	enc, err := keyring.DeriveAEAD([]byte(secret), label("encryption"))
 	if err != nil {
 		return nil, err
 	}
-	if k.aead, err = cipher.NewGCM(block); err != nil {
-		return nil, err
-	}
+	k.aead = enc.GCM()
 	return k, nil
 }
 
