@@ -78,14 +78,10 @@ func (s *Service) Block(ctx context.Context, user, room string) string {
 	now := s.now()
 	var names []string
 	for _, c := range contacts {
-		keys := []string{c.person}
-		if c.sender != "" {
-			all, err := s.keysOf(ctx, bridge.Address{Network: c.leg.Network, ID: c.sender})
-			if err != nil {
-				s.log.Warn().Err(err).Msg("block: person lookup failed")
-				return "Could not block right now; please try again."
-			}
-			keys = append(keys, all...)
+		keys, err := s.contactKeys(ctx, c)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("block: person lookup failed")
+			return "Could not block right now; please try again."
 		}
 		for _, key := range keys {
 			if err = s.store.exec(ctx, insertBlockQuery, blocker, key, ms(now)); err != nil {
@@ -122,14 +118,10 @@ func (s *Service) Unblock(ctx context.Context, user, room string) string {
 	blocker := matrixKey(user)
 	var names []string
 	for _, c := range contacts {
-		keys := []string{c.person}
-		if c.sender != "" {
-			all, err := s.keysOf(ctx, bridge.Address{Network: c.leg.Network, ID: c.sender})
-			if err != nil {
-				s.log.Warn().Err(err).Msg("unblock: person lookup failed")
-				return "Could not unblock right now; please try again."
-			}
-			keys = append(keys, all...)
+		keys, err := s.contactKeys(ctx, c)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("unblock: person lookup failed")
+			return "Could not unblock right now; please try again."
 		}
 		was := false
 		for _, key := range keys {
@@ -157,4 +149,15 @@ func (s *Service) Unblock(ctx context.Context, user, room string) string {
 	}
 	return fmt.Sprintf("Unblocked %s: their new messages reach you again. Messages sent while they were blocked are not delivered.",
 		strings.Join(names, ", "))
+}
+
+// contactKeys returns every person key of a contact: the one recorded for
+// its leg and all those of its address (see Options.Aliases).
+func (s *Service) contactKeys(ctx context.Context, c contact) ([]string, error) {
+	keys := []string{c.person}
+	if c.sender == "" {
+		return keys, nil
+	}
+	all, err := s.keysOf(ctx, bridge.Address{Network: c.leg.Network, ID: c.sender})
+	return append(keys, all...), err
 }
