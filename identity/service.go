@@ -66,7 +66,14 @@ func NormalizeNumber(s string) (string, error) {
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", ErrInvalidNumber
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// Only numbers whose E.164 form parses back to itself: links and
+	// routes are found by a hash of it.
+	again, err := phonenumbers.Parse(e164, "")
+	if err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", ErrInvalidNumber
+	}
+	return e164, nil
 }
 
 // Mask shows a number to its owner without its digits: "…0123".
