@@ -142,6 +142,7 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		Registration:     reg,
 		HomeserverDomain: cfg.Homeserver.Domain,
 		HomeserverURL:    cfg.Homeserver.Address,
+		StateStore:       newStateStore(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)

@@ -17,6 +17,8 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
+var _ crypto.StateStore = stateStore{}
+
 // sessionWait is how long decryption waits for a room key that has not
 // arrived through the sync loop yet.
 const sessionWait = 10 * time.Second

@@ -30,7 +30,7 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 	ctx = log.WithContext(ctx)
 	log.Trace().Msg("Handling event")
 	if evt.StateKey != nil {
-		mautrix.UpdateStateStore(ctx, c.as.StateStore, ownedState(evt))
+		mautrix.UpdateStateStore(ctx, c.as.StateStore, evt)
 	}
 	switch evt.Type {
 	case event.StateMember:
@@ -346,19 +346,4 @@ func (c *Connector) memberName(room id.RoomID, user id.UserID) string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.members[memberKey{room, user}]
-}
-
-// ownedState returns the event to record in the state store: for a member
-// event, a copy with its own content. mautrix's memory state store keeps
-// the content pointer and later mutates it in place (SetMembership), which
-// would race with this handler reading the event.
-func ownedState(evt *event.Event) *event.Event {
-	member, ok := evt.Content.Parsed.(*event.MemberEventContent)
-	if !ok {
-		return evt
-	}
-	content := *member
-	stored := *evt
-	stored.Content = event.Content{VeryRaw: evt.Content.VeryRaw, Raw: evt.Content.Raw, Parsed: &content}
-	return &stored
 }
