@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
@@ -123,4 +124,22 @@ func TestScoreSuspendsAutomatically(t *testing.T) {
 		require.ErrorIs(t, e.svc.NewChatGate(ctx, user, bridge.NetworkSMS), safety.ErrLimited)
 		require.True(t, e.svc.IsSuspended(user), "three new refusals (score 30) since the review")
 	})
+}
+
+// TestFlagAdmins: other parts of the bridge flag the admins once an hour
+// per key.
+func TestFlagAdmins(t *testing.T) {
+	e := startEnv(t, database.Options{Type: database.TypeSQLite, URI: ":memory:"}, func() config.Safety {
+		cfg := defaultSafety()
+		cfg.AdminRoom = adminRoom
+		return cfg
+	}())
+	ctx := context.Background()
+	e.svc.FlagAdmins(ctx, "relay:a", "contact a wrote")
+	e.svc.FlagAdmins(ctx, "relay:a", "contact a wrote")
+	e.svc.FlagAdmins(ctx, "relay:b", "contact b wrote")
+	require.Equal(t, []string{"contact a wrote", "contact b wrote"}, e.note.room(adminRoom))
+	e.clock.Advance(time.Hour)
+	e.svc.FlagAdmins(ctx, "relay:a", "contact a wrote")
+	require.Len(t, e.note.room(adminRoom), 3)
 }

@@ -81,3 +81,13 @@ func displayKey(key string) string {
 	}
 	return fmt.Sprintf("%s (%s)", id, network)
 }
+
+// FlagAdmins tells the admins text (admin room, else each admin directly)
+// at most once an hour per key, for events other parts of the bridge see
+// (a stranger writing to the WhatsApp relay account, say). text must hold
+// no message content and no phone number.
+func (s *Service) FlagAdmins(ctx context.Context, key, text string) {
+	if s.flagOnce("flag:" + key) {
+		s.notifyAdmins(ctx, text)
+	}
+}

@@ -53,6 +53,11 @@ func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registere
 // no Matrix user to go to.
 func (d *Daemon) whatsAppPortal(ctx context.Context, mx *matrix.Connector, u whatsapp.Unrouted) (bridge.ConversationID, error) {
 	if u.Account == whatsapp.RelayAccount {
+		if d.safety != nil {
+			d.safety.FlagAdmins(ctx, "relay-unrouted:"+string(u.Contact.ID), fmt.Sprintf(
+				"A WhatsApp contact (%s) wrote to the relay account, but no user has a chat with them, so their messages "+
+					"are not delivered (nothing of them is kept). Told once an hour per contact.", u.Contact.DisplayName))
+		}
 		return "", errors.New("the relay account only carries chats opened from Matrix")
 	}
 	room, err := mx.CreatePortal(ctx, matrix.PortalOptions{
