@@ -239,3 +239,17 @@ func requireNoNumbers(t testing.TB, s string, what string) {
 		require.NotContains(t, s, digitsOf(n), "%s contains a phone number", what)
 	}
 }
+
+// storeBackends are the databases the session-store tests run on: a SQLite
+// file, and PostgreSQL (skipped without SWITCHBOARD_TEST_POSTGRES).
+var storeBackends = []struct {
+	name string
+	opts func(t *testing.T) database.Options
+}{
+	{"sqlite", func(t *testing.T) database.Options {
+		return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "s.db")}
+	}},
+	{"postgres", func(t *testing.T) database.Options {
+		return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+	}},
+}

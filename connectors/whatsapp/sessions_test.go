@@ -2,7 +2,6 @@ package whatsapp
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -11,24 +10,13 @@ import (
 	"go.mau.fi/whatsmeow/proto/waAdv"
 
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 // whatsmeow's session store runs its own migrations (whatsmeow_version)
 // in the bridge's database, next to the connector's, on both dialects.
 func TestSQLSessions(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts func(t *testing.T) database.Options
-	}{
-		{"sqlite", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "s.db")}
-		}},
-		{"postgres", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	} {
+	for _, tc := range storeBackends {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			logs := &testenv.SyncBuffer{}

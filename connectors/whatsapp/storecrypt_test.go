@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -38,17 +36,7 @@ var contactDigits = []string{digitsOf(contactNumber), digitsOf(otherNumber)}
 // database holds no contact's number: not in any whatsmeow table, nor in
 // SQLite's file and write-ahead log.
 func TestStoreHoldsNoContactNumbers(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts func(t *testing.T) database.Options
-	}{
-		{"sqlite", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "s.db")}
-		}},
-		{"postgres", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	} {
+	for _, tc := range storeBackends {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			opts := tc.opts(t)

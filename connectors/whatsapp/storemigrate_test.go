@@ -2,7 +2,6 @@ package whatsapp
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -11,7 +10,6 @@ import (
 	"go.mau.fi/whatsmeow/proto/waAdv"
 
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -20,17 +18,7 @@ import (
 // everything, a row stored since in the protected form wins over its
 // legacy twin, and no contact number is left.
 func TestUpgradeProtectsLegacyRows(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts func(t *testing.T) database.Options
-	}{
-		{"sqlite", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "s.db")}
-		}},
-		{"postgres", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	} {
+	for _, tc := range storeBackends {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			opts := tc.opts(t)
