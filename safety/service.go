@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/periodic"
 	"github.com/switchboard-bridge/switchboard/migrations"
 )
 
@@ -189,18 +190,11 @@ func (s *Service) purgeLoop(ctx context.Context) {
 	if r := s.opts.MetadataRetention; r > 0 {
 		every = min(max(r/4, time.Second), time.Hour)
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := s.Purge(ctx); err != nil {
-				s.log.Warn().Err(err).Msg("Failed to purge safety metadata")
-			}
+	periodic.Run(ctx, every, func(ctx context.Context) {
+		if err := s.Purge(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("Failed to purge safety metadata")
 		}
-	}
+	})
 }
 
 // Purge deletes signals, decisions and remembered leg contacts older than

@@ -60,6 +60,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/periodic"
 	"github.com/switchboard-bridge/switchboard/migrations"
 )
 
@@ -309,16 +310,7 @@ func (c *Connector) Routes() map[string]http.Handler {
 
 func (c *Connector) pruneLoop(ctx context.Context) {
 	defer c.bg.Done()
-	tick := time.NewTicker(min(c.metadata/4+time.Second, time.Hour))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			c.Prune(ctx)
-		}
-	}
+	periodic.Run(ctx, min(c.metadata/4+time.Second, time.Hour), c.Prune)
 }
 
 // Prune deletes sent-message rows older than retention.metadata.

@@ -60,6 +60,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/periodic"
 	"github.com/switchboard-bridge/switchboard/migrations"
 )
 
@@ -583,16 +584,7 @@ func (c *Connector) Health(context.Context) bridge.Health {
 
 func (c *Connector) pruneLoop(ctx context.Context) {
 	defer c.bg.Done()
-	tick := time.NewTicker(min(c.reachTTL()/4+time.Second, time.Hour))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			c.Prune(ctx)
-		}
-	}
+	periodic.Run(ctx, min(c.reachTTL()/4+time.Second, time.Hour), c.Prune)
 }
 
 // Prune deletes reachability answers older than their lifetime.

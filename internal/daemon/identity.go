@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/periodic"
 )
 
 // identityPurgeInterval is how often expired verification metadata is
@@ -73,16 +74,9 @@ func (d *Daemon) registerIdentityCommands(mx *matrix.Connector) error {
 // purgeIdentity deletes verification metadata older than the rate-limit
 // window, until ctx ends.
 func (d *Daemon) purgeIdentity(ctx context.Context) {
-	t := time.NewTicker(identityPurgeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := d.idsvc.Verifier().Purge(ctx); err != nil {
-				d.log.Warn().Err(err).Msg("Failed to purge verification metadata")
-			}
+	periodic.Run(ctx, identityPurgeInterval, func(ctx context.Context) {
+		if err := d.idsvc.Verifier().Purge(ctx); err != nil {
+			d.log.Warn().Err(err).Msg("Failed to purge verification metadata")
 		}
-	}
+	})
 }
