@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/internal/daemon"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 var binary string
@@ -48,11 +49,9 @@ func TestMain(m *testing.M) {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.FreePort()
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // cmd returns the switchboard command in dir, with a clean SWITCHBOARD_ env.

@@ -44,15 +44,28 @@ func randomToken(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
-// testConfig returns a complete config whose appservice listens on a free
-// loopback port. The homeserver address is filled in once it runs.
+// reserved holds the appservice listeners opened by testConfig until the
+// bridge serves on them, so nothing else (Dendrite, another test binary)
+// can take the port between writing the registration and starting.
+var reserved sync.Map // addr -> net.Listener
+
+// testConfig returns a complete config whose appservice listens on a
+// loopback port held open for it. The homeserver address is filled in once
+// it runs.
 func testConfig(t testing.TB) *config.Config {
-	port, err := testenv.FreePort()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	addr := ln.Addr().String()
+	reserved.Store(addr, ln)
+	t.Cleanup(func() {
+		if l, ok := reserved.LoadAndDelete(addr); ok {
+			_ = l.(net.Listener).Close()
+		}
+	})
 	cfg := config.Default()
 	cfg.Homeserver.Address = "http://127.0.0.1:1"
 	cfg.Homeserver.Domain = "localhost"
-	cfg.Appservice.Listen = "127.0.0.1:" + strconv.Itoa(port)
+	cfg.Appservice.Listen = addr
 	cfg.Appservice.Address = "http://" + cfg.Appservice.Listen
 	cfg.Appservice.ID = "switchboard"
 	cfg.Appservice.ASToken = randomToken(t)
@@ -119,8 +132,13 @@ func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs 
 	for _, c := range extra {
 		require.NoError(t, r.Register(c))
 	}
-	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
-	require.NoError(t, err)
+	var ln net.Listener
+	if l, ok := reserved.LoadAndDelete(cfg.Appservice.Listen); ok {
+		ln = l.(net.Listener)
+	} else {
+		ln, err = net.Listen("tcp", cfg.Appservice.Listen)
+		require.NoError(t, err)
+	}
 	srv := &http.Server{Handler: conn.AppserviceHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	require.NoError(t, r.Start(ctx))

@@ -68,17 +68,34 @@ func SkipUnlessRequired(t testing.TB, env, reason string) {
 	t.Skipf("%s (set %s=1 to make this an error)", reason, env)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Another
-// process may still take it before the caller binds it, so callers that start
-// a server on it should retry with a new port when the bind fails.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that this process has not handed out before: two servers started by one
+// test (an appservice listener and Dendrite, say) never get the same port
+// just because the first had not bound it yet. Another process may still
+// take it before the caller binds it, so callers that start a server on it
+// should retry with a new port when the bind fails.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !handedOut[port] {
+			handedOut[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("find a free port: every port offered had been handed out before")
 }
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
 
 // Tail returns at most the last n lines of the file at path, for failure
 // output. A file that cannot be read yields a note saying so.
