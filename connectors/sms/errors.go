@@ -26,6 +26,10 @@ var (
 	// ErrMediaRef means a media reference is not a Twilio media URL of
 	// this account.
 	ErrMediaRef = errors.New("media reference is not a Twilio media URL of this account")
+	// ErrThrottled means Twilio answered 429 (too many requests): the
+	// delivery waits in the router's queue for the Retry-After and is sent
+	// again, without counting a failed attempt.
+	ErrThrottled = errors.New("Twilio is throttling sends (HTTP 429)")
 )
 
 // CountryError is ErrCountryNotAllowed with the number's region. It never

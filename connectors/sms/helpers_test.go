@@ -56,6 +56,9 @@ type fakeTwilio struct {
 	failBody   string
 	// failNth answers only the request with this index (from 0) with fail*.
 	failNth int
+	// failFirst, when above 0, answers the first failFirst requests with
+	// fail* instead.
+	failFirst int
 	n       int
 }
 
@@ -82,7 +85,11 @@ func newFakeTwilio(t testing.TB) *fakeTwilio {
 		defer f.mu.Unlock()
 		f.requests = append(f.requests, r.PostForm)
 		f.at = append(f.at, time.Now())
-		if f.failStatus != 0 && (f.failNth < 0 || f.failNth == len(f.requests)-1) {
+		failing := f.failNth < 0 || f.failNth == len(f.requests)-1
+		if f.failFirst > 0 {
+			failing = len(f.requests) <= f.failFirst
+		}
+		if f.failStatus != 0 && failing {
 			if f.failStatus == http.StatusTooManyRequests {
 				w.Header().Set("Retry-After", "1")
 			}
@@ -115,6 +122,13 @@ func (f *fakeTwilio) fail(status int, body string) {
 func (f *fakeTwilio) failOnly(nth, status int, body string) {
 	f.mu.Lock()
 	f.failStatus, f.failBody, f.failNth = status, body, nth
+	f.mu.Unlock()
+}
+
+// failFirstN answers the first n requests with status and body.
+func (f *fakeTwilio) failFirstN(n, status int, body string) {
+	f.mu.Lock()
+	f.failStatus, f.failBody, f.failFirst = status, body, n
 	f.mu.Unlock()
 }
 

@@ -23,10 +23,12 @@ type pacer struct {
 	limiters map[string]*rate.Limiter
 	// slots are the times reserved for deliveries already paced once.
 	slots map[bridge.DeliveryID]time.Time
+	// holds are pool numbers Twilio throttled (429), until when.
+	holds map[string]time.Time
 }
 
 func newPacer(s config.Safety, pool map[string]string) *pacer {
-	p := &pacer{interval: map[string]time.Duration{}, limiters: map[string]*rate.Limiter{}, slots: map[bridge.DeliveryID]time.Time{}}
+	p := &pacer{interval: map[string]time.Duration{}, limiters: map[string]*rate.Limiter{}, slots: map[bridge.DeliveryID]time.Time{}, holds: map[string]time.Time{}}
 	for hash, number := range pool {
 		iv := s.SMSSegmentInterval.Std()
 		if o, ok := s.SMSNumberIntervals[number]; ok {
@@ -46,6 +48,12 @@ func newPacer(s config.Safety, pool map[string]string) *pacer {
 func (p *pacer) wait(poolHash string, id bridge.DeliveryID, segments int, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if until, ok := p.holds[poolHash]; ok {
+		if d := until.Sub(now); d > 0 {
+			return d
+		}
+		delete(p.holds, poolHash)
+	}
 	if at, ok := p.slots[id]; ok {
 		if d := at.Sub(now); d > 0 {
 			return d
@@ -76,6 +84,17 @@ func (p *pacer) wait(poolHash string, id bridge.DeliveryID, segments int, now ti
 	}
 	p.slots[id] = now.Add(first)
 	return first
+}
+
+// hold keeps every delivery from pool number poolHash waiting until until
+// (Twilio answered 429 with that Retry-After). A later hold never shortens
+// an earlier one.
+func (p *pacer) hold(poolHash string, until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if until.After(p.holds[poolHash]) {
+		p.holds[poolHash] = until
+	}
 }
 
 // highCost reports whether an E.164 number starts with one of the

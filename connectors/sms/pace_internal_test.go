@@ -51,3 +51,27 @@ func TestPacerOnFakeClock(t *testing.T) {
 	require.True(t, highCost("+882123", []string{"+44", "+882"}))
 	require.False(t, highCost("+14155550100", []string{"+44", "+882"}))
 }
+
+// TestPacerHold: after a 429 every delivery from that pool number waits
+// until the hold ends (also one that had its slot already); other numbers
+// are not held; a shorter later hold does not shorten it.
+func TestPacerHold(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPacer(config.Safety{}, map[string]string{"a": "+14155550101", "b": "+14155550102"})
+	require.Zero(t, p.wait("a", "d1", 1, t0), "unpaced number: no wait")
+	p.hold("a", t0.Add(3*time.Second))
+	p.hold("a", t0.Add(time.Second))
+	require.Equal(t, 3*time.Second, p.wait("a", "d1", 1, t0))
+	require.Equal(t, 3*time.Second, p.wait("a", "d2", 1, t0))
+	require.Zero(t, p.wait("b", "d3", 1, t0), "another number is not held")
+	require.Equal(t, time.Second, p.wait("a", "d1", 1, t0.Add(2*time.Second)))
+	require.Zero(t, p.wait("a", "d1", 1, t0.Add(3*time.Second)))
+	require.Zero(t, p.wait("a", "d2", 1, t0.Add(3*time.Second)))
+
+	paced := newPacer(config.Safety{SMSSegmentInterval: config.Duration(time.Second)}, map[string]string{"a": "+14155550101"})
+	require.Zero(t, paced.wait("a", "d1", 1, t0))
+	require.Equal(t, time.Second, paced.wait("a", "d2", 1, t0), "d2 gets the slot at 1s")
+	paced.hold("a", t0.Add(5*time.Second))
+	require.Equal(t, 4*time.Second, paced.wait("a", "d2", 1, t0.Add(time.Second)), "its slot came, but the number is held")
+	require.Zero(t, paced.wait("a", "d2", 1, t0.Add(5*time.Second)))
+}

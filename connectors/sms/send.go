@@ -24,6 +24,9 @@ const (
 	CodeAuthFailed      = 20003
 )
 
+// healthThrottled is the health message while Twilio answers 429.
+const healthThrottled = "Twilio is throttling sends (HTTP 429); messages wait in the queue"
+
 // defaultRetryAfter is used for a 429 without a usable Retry-After.
 const defaultRetryAfter = 5 * time.Second
 
@@ -184,6 +187,15 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 				c.media.remove(token)
 			}
 			cerr := c.classify(ctx, row.contactHash, err)
+			var ra *bridge.RetryAfterError
+			if errors.Is(cerr, ErrThrottled) && errors.As(cerr, &ra) {
+				// Everything else on this pool number waits too.
+				c.pacer.hold(row.poolHash, c.now().Add(ra.After))
+				c.setHealth(bridge.HealthDegraded, healthThrottled)
+				log.Warn().Err(cerr).Int("part", i).Dur("retry_in", ra.After).Msg("Twilio throttled an SMS; it waits in the queue")
+				c.metrics.messages.WithLabelValues("out", "throttled").Inc()
+				return "", cerr
+			}
 			log.Warn().Err(cerr).Int("part", i).Int("parts", len(parts)).Msg("Twilio refused an SMS")
 			c.metrics.messages.WithLabelValues("out", "error").Inc()
 			return "", cerr
@@ -215,7 +227,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			first = bridge.RemoteID(sid)
 		}
 	}
-	if c.Health(ctx).State == bridge.HealthBadCredential {
+	if h := c.Health(ctx); h.State == bridge.HealthBadCredential || h.Message == healthThrottled {
 		c.setHealth(bridge.HealthOK, "")
 	}
 	if _, err = c.db.Exec(ctx, touchChatQuery, d.Chat, c.now().UnixMilli()); err != nil {
@@ -295,8 +307,9 @@ func (c *Connector) classify(ctx context.Context, contactHash string, err error)
 
 // Classify maps an error from twilio-go to the router's semantics:
 // unsubscribed (21610, wrapping ErrOptedOut) and invalid numbers (21211,
-// 21614) and other 4xx answers are bridge.Permanent; 429 is a
-// *bridge.RetryAfterError (retryAfter, or a default when zero); 5xx,
+// 21614) and other 4xx answers are bridge.Permanent; 429 is ErrThrottled
+// inside bridge.Paced's error (retryAfter, or a default when zero): the
+// delivery waits and is never given up for it; 5xx,
 // undecodable answers and network errors are returned as they are, to be
 // retried.
 func Classify(err error, retryAfter time.Duration) error {
@@ -318,7 +331,7 @@ func Classify(err error, retryAfter time.Duration) error {
 		if retryAfter <= 0 {
 			retryAfter = defaultRetryAfter
 		}
-		return &bridge.RetryAfterError{After: retryAfter, Err: te}
+		return &bridge.RetryAfterError{After: retryAfter, Err: fmt.Errorf("%w: %w: %w", bridge.ErrPaced, ErrThrottled, te)}
 	}
 	switch te.Code {
 	case CodeUnsubscribed:

@@ -119,7 +119,10 @@ func TestClassify(t *testing.T) {
 			if tc.retryIn > 0 {
 				require.ErrorAs(t, err, &ra)
 				assert.Equal(t, tc.retryIn, ra.After)
+				assert.ErrorIs(t, err, bridge.ErrPaced, "a 429 waits without using up an attempt")
+				assert.ErrorIs(t, err, sms.ErrThrottled)
 			} else {
+				assert.NotErrorIs(t, err, bridge.ErrPaced)
 				assert.False(t, errors.As(err, &ra))
 			}
 			assert.NotContains(t, err.Error(), "4155550100", "Twilio's message text (which can quote the number) is dropped")
