@@ -45,6 +45,10 @@ type StartResult struct {
 	// Undeletable is true when the network cannot delete messages, so
 	// disappearing-message timers cannot remove copies there.
 	Undeletable bool
+	// Group is true when the network carries this conversation in a chat
+	// of its own with the contact (a group; see PhoneGroupOpener) because
+	// their one-to-one chat is in another user's conversation.
+	Group bool
 }
 
 // StartFunc opens (or returns to) a conversation between a Matrix user and
@@ -385,6 +389,9 @@ func (c *Connector) cmdStart(ctx context.Context, cc *commandContext) string {
 		how = fmt.Sprintf("It is carried by %s, end-to-end encrypted there; this Matrix room is not encrypted, so not every hop is end-to-end encrypted.", res.Network)
 	}
 	answer := fmt.Sprintf("%s a chat with that number: %s. %s", verb, res.Room.URI().MatrixToURL(), how)
+	if res.Group {
+		answer += fmt.Sprintf(" On %s it is a group of its own with the contact, named after you, not a one-to-one chat.", res.Network)
+	}
 	if res.Undeletable {
 		answer += fmt.Sprintf(" %s cannot delete messages: when this chat's messages expire they are removed on Matrix "+
 			"and from the bridge, but copies delivered by %s stay on the contact's phone.", res.Network, res.Network)

@@ -167,3 +167,27 @@ func TestCommands(t *testing.T) {
 		assert.NotContains(t, got, "5551234567", "answers never echo a number")
 	}
 }
+
+// The name of a chat of its own for a conversation (PhoneGroupOpener):
+// the user's display name, else localpart, never a number, at most 25
+// characters.
+func TestGroupName(t *testing.T) {
+	for _, tc := range []struct {
+		display string
+		user    id.UserID
+		want    string
+	}{
+		{"Bob", "@bob:example.org", "Bob (switchboard)"},
+		{"  Bob   Builder ", "@bob:example.org", "Bob Builder (switchboard)"},
+		{"", "@bob:example.org", "bob (switchboard)"},
+		{"+1 415 555 0142", "@bob:example.org", "bob (switchboard)"},
+		{"Bob 415 555 0142", "@14155550142:example.org", "Matrix user (switchboard)"},
+		{"Bartholomew", "@b:example.org", "Bartholomew (switchboard)"},
+		{"Bartholomew Jones", "@b:example.org", "Bartholome… (switchboard)"},
+	} {
+		got := groupName(tc.display, tc.user)
+		require.Equal(t, tc.want, got, tc.display)
+		require.False(t, ContainsPhoneNumber(got), got)
+		require.LessOrEqual(t, len([]rune(got)), maxGroupNameRunes)
+	}
+}

@@ -3,6 +3,8 @@ package matrix_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -138,4 +140,97 @@ func TestStartRoutingTable(t *testing.T) {
 		}
 	}
 	require.Equal(t, 4+16, n)
+}
+
+// takenNet is a phone network with one chat per number for everyone (the
+// WhatsApp relay account's one-to-one chats), listing it for `start`.
+type takenNet struct {
+	*phoneNet
+	groups []string // chat names OpenPhoneGroup was asked for
+}
+
+func (p *takenNet) Reaches(context.Context, string, string) (bool, error) { return true, nil }
+
+func (p *takenNet) ChatsReaching(_ context.Context, phone string) ([]bridge.ChatID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []bridge.ChatID
+	if p.opened[phone] {
+		out = append(out, bridge.ChatID(string(p.Network())+"-"+phone[1:]))
+	}
+	for i := range p.groups {
+		out = append(out, bridge.ChatID("group-"+strconv.Itoa(i+1)))
+	}
+	return out, nil
+}
+
+// groupNet is a takenNet that opens a group of its own for a conversation
+// whose number's chat is taken (matrix.PhoneGroupOpener).
+type groupNet struct{ *takenNet }
+
+var _ matrix.PhoneGroupOpener = groupNet{}
+
+func (p groupNet) OpenPhoneGroup(_ context.Context, _ string, _ string, _ bridge.ConversationID, name string) (bridge.ChatID, bridge.Sender, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.groups = append(p.groups, name)
+	return bridge.ChatID("group-" + strconv.Itoa(len(p.groups))), bridge.Sender{ID: "ph_group"}, nil
+}
+
+// When the one chat a network has with a number is in alice's
+// conversation, bob's `start` of that number gets a portal on a group of
+// its own if the network is a PhoneGroupOpener (named after bob, without
+// a number), and each user's next `start` returns to their own portal;
+// without the capability bob is refused with ErrChatTaken.
+func TestStartSecondUserGetsGroup(t *testing.T) {
+	const number = "+14155550142"
+	for _, tc := range []struct {
+		name   string
+		groups bool
+	}{{"group opener", true}, {"one chat per number", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			taken := &takenNet{phoneNet: &phoneNet{Connector: loopback.New(bridge.NetworkWhatsApp), opened: map[string]bool{}}}
+			var conn bridge.Connector = taken
+			if tc.groups {
+				conn = groupNet{taken}
+			}
+			e := startWithDendriteAnd(t, []bridge.Connector{conn})
+			ctx := zerolog.New(e.logs).WithContext(context.Background())
+			start := matrix.NewRouterStarter(e.router, e.conn)
+			alice, bob := e.newUser(t, "alice"), e.newUser(t, "bob")
+			require.Equal(t, http.StatusOK, bob.do(t, http.MethodPut, "/profile/"+url.PathEscape(bob.id)+"/displayname", map[string]any{"displayname": "Bob Builder"}, nil))
+
+			first, err := start(ctx, matrix.StartRequest{User: idOf(alice), Phone: number})
+			require.NoError(t, err)
+			require.False(t, first.Group)
+			second, err := start(ctx, matrix.StartRequest{User: idOf(bob), Phone: number})
+			if !tc.groups {
+				require.ErrorIs(t, err, matrix.ErrChatTaken)
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, second.Group)
+			require.False(t, second.Existing)
+			require.Equal(t, bridge.NetworkWhatsApp, second.Network)
+			require.NotEqual(t, first.Room, second.Room)
+			require.Equal(t, []string{"Bob Builder (switchboard)"}, taken.groups)
+			conv, err := e.router.ConversationOf(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(second.Room)})
+			require.NoError(t, err)
+			legs, err := e.router.Legs(ctx, conv)
+			require.NoError(t, err)
+			require.Contains(t, legs, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: "group-1"})
+			require.Equal(t, "invite", bob.membership(t, string(second.Room), bob.id))
+
+			for _, again := range []struct {
+				u    *user
+				room string
+			}{{bob, string(second.Room)}, {alice, string(first.Room)}} {
+				res, err := start(ctx, matrix.StartRequest{User: idOf(again.u), Phone: number})
+				require.NoError(t, err)
+				require.True(t, res.Existing)
+				require.Equal(t, again.room, string(res.Room))
+			}
+			require.Len(t, taken.groups, 1, "returning opens no second group")
+		})
+	}
 }

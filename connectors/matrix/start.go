@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
@@ -42,6 +44,23 @@ type PhoneReacher interface {
 	Reaches(ctx context.Context, owner string, phone string) (bool, error)
 }
 
+// PhoneGroupOpener is a PhoneChatOpener that can open a chat of its own
+// for a conversation when the one chat OpenPhoneChat has for a number
+// already belongs to another user's conversation (WhatsApp's relay account:
+// one 1:1 chat per contact, so a second user gets a group with the
+// contact). Rules:
+//   - the starter calls it only after OpenPhoneChat returned a chat that is
+//     in another user's conversation; it returns a chat no conversation
+//     holds yet, which ChatsReaching lists for phone from then on;
+//   - name is the chat's name as the contact sees it; it never holds a
+//     number, and the opener may shorten it to its network's limit;
+//   - on error nothing is recorded (and whatever the network created is
+//     undone), and the error text is shown to the user.
+type PhoneGroupOpener interface {
+	PhoneChatOpener
+	OpenPhoneGroup(ctx context.Context, owner string, phone string, conv bridge.ConversationID, name string) (bridge.ChatID, bridge.Sender, error)
+}
+
 var (
 	// ErrNoPhoneNetwork means no registered connector reaches phone numbers.
 	ErrNoPhoneNetwork = errors.New("no enabled network can reach phone numbers")
@@ -49,7 +68,8 @@ var (
 	// SMS and the user has not said `sms on`.
 	ErrSMSNotOptedIn = identity.ErrSMSNotOptedIn
 	// ErrChatTaken means the chat that reaches a number already belongs to
-	// another user's conversation.
+	// another user's conversation, and the network cannot open another one
+	// (it is no PhoneGroupOpener).
 	ErrChatTaken = errors.New("that number is already in a conversation of another user")
 )
 
@@ -271,16 +291,28 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 		return nil, err
 	}
 	// An opener with one chat per number may hand back a chat that is
-	// already in a conversation.
+	// already in a conversation: the user's own, or another user's, when
+	// the opener can make this conversation a chat of its own (a group).
 	if _, err = r.ConversationOf(ctx, leg); err == nil {
 		room, found, err := c.ownedPortal(ctx, r, req.User, leg)
 		if err != nil {
 			return nil, err
-		} else if !found {
+		} else if found {
+			res.Room, res.Existing = room, true
+			return res, nil
+		}
+		grouper, ok := opener.(PhoneGroupOpener)
+		if !ok {
 			return nil, ErrChatTaken
 		}
-		res.Room, res.Existing = room, true
-		return res, nil
+		if chat, contact, err = grouper.OpenPhoneGroup(ctx, string(req.User), req.Phone, conv, c.groupChatName(ctx, req.User)); err != nil {
+			return nil, err
+		}
+		leg.Chat, res.Group = chat, true
+		if res.Encrypted, err = encrypted(chat); err != nil {
+			return nil, err
+		}
+		zerolog.Ctx(ctx).Info().Str("network", string(network)).Msg("Opened a chat of its own for a number another user's conversation holds")
 	} else if !errors.Is(err, bridge.ErrUnknownLeg) {
 		return nil, err
 	}
@@ -321,4 +353,47 @@ func (c *Connector) ownedPortal(ctx context.Context, r *bridge.Router, user id.U
 		}
 	}
 	return "", false, nil
+}
+
+// groupSuffix ends the name of a chat PhoneGroupOpener opens, so the
+// contact sees who the chat is with and that it comes through the bridge.
+const groupSuffix = " (switchboard)"
+
+// maxGroupNameRunes bounds the name given to PhoneGroupOpener: WhatsApp's
+// limit for a group subject.
+const maxGroupNameRunes = 25
+
+// groupChatName is the name of a chat of its own for user's conversation
+// (PhoneGroupOpener): their Matrix display name, else their localpart,
+// shortened to fit, with groupSuffix, and never a number.
+func (c *Connector) groupChatName(ctx context.Context, user id.UserID) string {
+	name := ""
+	if c.isRunning() {
+		resp, err := c.as.BotIntent().GetDisplayName(c.mctx(ctx), user)
+		if err != nil {
+			zerolog.Ctx(ctx).Debug().Err(err).Msg("Could not get the display name for a chat's name; using the localpart")
+		} else {
+			name = resp.DisplayName
+		}
+	}
+	return groupName(name, user)
+}
+
+// groupName builds groupChatName from a display name: the first of the
+// display name and the localpart that is not empty and holds no number
+// ("Matrix user" otherwise).
+func groupName(display string, user id.UserID) string {
+	localpart, _, _ := user.ParseAndDecode()
+	name := "Matrix user"
+	for _, cand := range []string{display, localpart} {
+		if cand = strings.Join(strings.Fields(cand), " "); cand != "" && !ContainsPhoneNumber(cand) {
+			name = cand
+			break
+		}
+	}
+	room := maxGroupNameRunes - utf8.RuneCountInString(groupSuffix)
+	if r := []rune(name); len(r) > room {
+		name = strings.TrimSpace(string(r[:room-1])) + "…"
+	}
+	return RedactPhoneNumbers(name) + groupSuffix
 }

@@ -44,6 +44,8 @@ type Client interface {
 	IsOnWhatsApp(ctx context.Context, phones []string) ([]types.IsOnWhatsAppResponse, error)
 	SetDisappearingTimer(ctx context.Context, chat types.JID, timer time.Duration, settingTS time.Time) error
 	GetGroupInfo(ctx context.Context, jid types.JID) (*types.GroupInfo, error)
+	CreateGroup(ctx context.Context, req whatsmeow.ReqCreateGroup) (*types.GroupInfo, error)
+	LeaveGroup(ctx context.Context, jid types.JID) error
 }
 
 var _ Client = (*whatsmeow.Client)(nil)

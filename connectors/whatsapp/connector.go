@@ -8,7 +8,10 @@
 // QR code or pairing code); an admin may log in the bridge-owned relay
 // account (`login whatsapp relay`), which reaches WhatsApp contacts for
 // users without a login of their own and prefixes each message with the
-// sender's display name. Each login is one linked device; its session
+// sender's display name. The relay's one-to-one chat with a contact
+// belongs to the first conversation with them; a further conversation gets
+// a group of its own that the relay creates with the contact
+// (OpenPhoneGroup). Each login is one linked device; its session
 // lives in whatsmeow's sqlstore tables in the bridge's database.
 //
 // Chats: a bridge.ChatID is an opaque keyed hash of (account, chat JID);

@@ -51,6 +51,16 @@ var (
 	// ErrStoredJID means a stored JID cannot be decrypted (identity.secret
 	// changed?) or parsed.
 	ErrStoredJID = errors.New("stored WhatsApp ID is unreadable")
+	// ErrContactNotAdded means WhatsApp did not let the relay account add
+	// a contact to a group of its own for a conversation (their privacy
+	// settings, usually); the group was left again.
+	ErrContactNotAdded = errors.New("that contact's one-to-one WhatsApp chat with the bridge's relay account is in another user's conversation, " +
+		"and WhatsApp did not let the relay add them to a group for yours (usually their privacy settings: they can save the relay's number " +
+		"as a contact, or let everyone add them to groups); or log in your own WhatsApp with `login whatsapp`")
+	// ErrGroupNeedsRelay means a group of its own for a conversation was
+	// asked for a chat that goes through the user's own WhatsApp login,
+	// whose one-to-one chats are theirs alone.
+	ErrGroupNeedsRelay = errors.New("only chats through the relay account get a WhatsApp group of their own; your own WhatsApp login's chat with that number is already in another conversation")
 	// ErrNoTimerPermission means the account may not change a group's
 	// disappearing timer.
 	ErrNoTimerPermission = errors.New("the WhatsApp account may not change this chat's disappearing timer")

@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -45,6 +46,11 @@ type fakeClient struct {
 	isOnCalls  int
 	timers     []timerCall
 	timerErr   error
+
+	created   []whatsmeow.ReqCreateGroup
+	createErr error
+	refuseAdd map[string]int // user part -> the error code WhatsApp gives for adding them
+	left      []types.JID
 }
 
 type sentMessage struct {
@@ -252,6 +258,44 @@ func (f *fakeClient) GetGroupInfo(_ context.Context, jid types.JID) (*types.Grou
 		return nil, whatsmeow.ErrNotInGroup
 	}
 	return &types.GroupInfo{JID: jid, GroupName: types.GroupName{Name: "Lunch crew"}}, nil
+}
+
+// CreateGroup makes a group 1203630000000001NN (NN counting up) with the
+// account as super admin and the participants, each with the error code
+// refuseAdd gives them (403 with an invitation, as for privacy settings).
+func (f *fakeClient) CreateGroup(_ context.Context, req whatsmeow.ReqCreateGroup) (*types.GroupInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.createErr != nil {
+		return nil, f.createErr
+	}
+	f.created = append(f.created, req)
+	own := f.own.ToNonAD()
+	info := &types.GroupInfo{
+		JID:       types.NewJID(fmt.Sprintf("1203630000000001%02d", len(f.created)), types.GroupServer),
+		OwnerJID:  own,
+		GroupName: types.GroupName{Name: req.Name},
+		Participants: []types.GroupParticipant{
+			{JID: own, PhoneNumber: own, IsAdmin: true, IsSuperAdmin: true},
+		},
+	}
+	for _, p := range req.Participants {
+		gp := types.GroupParticipant{JID: p, PhoneNumber: p}
+		if code := f.refuseAdd[p.User]; code != 0 {
+			gp.Error = code
+			gp.AddRequest = &types.GroupParticipantAddRequest{Code: "invite", Expiration: time.Now().Add(72 * time.Hour)}
+		}
+		info.Participants = append(info.Participants, gp)
+	}
+	info.ParticipantCount = len(info.Participants)
+	return info, nil
+}
+
+func (f *fakeClient) LeaveGroup(_ context.Context, jid types.JID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.left = append(f.left, jid)
+	return nil
 }
 
 // waitFor blocks until cond (called with f.mu held) is true.

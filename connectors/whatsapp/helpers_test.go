@@ -240,6 +240,29 @@ func requireNoNumbers(t testing.TB, s string, what string) {
 	}
 }
 
+// requireStoredNoNumbers fails if the connector's tables hold a number in
+// clear.
+func requireStoredNoNumbers(t testing.TB, e *env) {
+	t.Helper()
+	for _, q := range []string{
+		`SELECT account || jid_enc || state FROM sb_whatsapp_login`,
+		`SELECT chat_id || account || jid_enc || contact_hash FROM sb_whatsapp_chat`,
+		`SELECT number_hash FROM sb_whatsapp_reach`,
+	} {
+		rows, err := e.db.Query(e.ctx, q)
+		require.NoError(t, err)
+		var all []string
+		for rows.Next() {
+			var v string
+			require.NoError(t, rows.Scan(&v))
+			all = append(all, v)
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		requireNoNumbers(t, strings.Join(all, "\n"), q)
+	}
+}
+
 // storeBackends are the databases the session-store tests run on: a SQLite
 // file, and PostgreSQL (skipped without SWITCHBOARD_TEST_POSTGRES).
 var storeBackends = []struct {

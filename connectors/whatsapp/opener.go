@@ -5,16 +5,21 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
 )
 
 var (
-	_ matrix.PhoneChatOpener = (*Connector)(nil)
-	_ matrix.PhoneChatLister = (*Connector)(nil)
-	_ matrix.PhoneReacher    = (*Connector)(nil)
+	_ matrix.PhoneChatOpener  = (*Connector)(nil)
+	_ matrix.PhoneChatLister  = (*Connector)(nil)
+	_ matrix.PhoneReacher     = (*Connector)(nil)
+	_ matrix.PhoneGroupOpener = (*Connector)(nil)
 )
 
 // Reaches implements matrix.PhoneReacher: whether phone has WhatsApp, asked
@@ -60,29 +65,10 @@ func (c *Connector) Reaches(ctx context.Context, owner string, phone string) (bo
 // without WhatsApp is refused (ErrNotOnWhatsApp). The contact is returned
 // as its pseudonym (the same one SMS uses).
 func (c *Connector) OpenPhoneChat(ctx context.Context, owner string, phone string, _ bridge.ConversationID) (bridge.ChatID, bridge.Sender, error) {
-	if err := config.CheckE164(phone); err != nil {
-		return "", bridge.Sender{}, ErrInvalidNumber
-	}
-	account := c.accountFor(owner)
-	if account == "" {
-		return "", bridge.Sender{}, ErrNotLoggedIn
-	}
-	l := c.loginOf(account)
-	if l == nil || !l.client.IsConnected() {
-		return "", bridge.Sender{}, ErrNotConnected
-	}
-	resp, err := l.client.IsOnWhatsApp(ctx, []string{phone})
+	account, _, jid, err := c.lookup(ctx, owner, phone)
 	if err != nil {
-		return "", bridge.Sender{}, classify(err)
+		return "", bridge.Sender{}, err
 	}
-	on := len(resp) > 0 && resp[0].IsIn && !resp[0].JID.IsEmpty()
-	if _, err := c.db.Exec(ctx, upsertReachQuery, c.keys.numberHash(phone), on, c.now().UnixMilli()); err != nil {
-		c.log.Warn().Err(err).Msg("Failed to cache WhatsApp reachability")
-	}
-	if !on {
-		return "", bridge.Sender{}, ErrNotOnWhatsApp
-	}
-	jid := resp[0].JID
 	chat, err := c.ensureChat(ctx, account, jid)
 	if err != nil {
 		return "", bridge.Sender{}, err
@@ -95,6 +81,114 @@ func (c *Connector) OpenPhoneChat(ctx context.Context, owner string, phone strin
 		}
 	}
 	return chat, c.pseudo.Phone(phone), nil
+}
+
+// OpenPhoneGroup implements matrix.PhoneGroupOpener: when the relay
+// account's one chat with phone is in another user's conversation, the
+// relay creates a WhatsApp group named name (cut to WhatsApp's 25
+// characters) with the contact as its only other member, for conversation
+// conv alone. The group is recorded under the number's keyed hash, so
+// ChatsReaching lists it. If WhatsApp did not add the contact (their
+// privacy settings, usually), the relay leaves the group, nothing is
+// recorded, and the answer is ErrContactNotAdded. A user with their own
+// login gets ErrGroupNeedsRelay: their 1:1 chats are theirs alone, so
+// another user's conversation cannot hold them.
+func (c *Connector) OpenPhoneGroup(ctx context.Context, owner string, phone string, conv bridge.ConversationID, name string) (bridge.ChatID, bridge.Sender, error) {
+	account, l, jid, err := c.lookup(ctx, owner, phone)
+	if err != nil {
+		return "", bridge.Sender{}, err
+	}
+	if account != RelayAccount {
+		return "", bridge.Sender{}, ErrGroupNeedsRelay
+	}
+	log := zerolog.Ctx(ctx).With().Str("account", c.accountRef(account)).Str("conversation", string(conv)).Logger()
+	info, err := l.client.CreateGroup(ctx, whatsmeow.ReqCreateGroup{Name: groupSubject(name), Participants: []types.JID{jid.ToNonAD()}})
+	if err != nil {
+		return "", bridge.Sender{}, fmt.Errorf("create WhatsApp group: %w", classify(err))
+	}
+	group := info.JID.ToNonAD()
+	leave := func(why string) {
+		if lerr := l.client.LeaveGroup(ctx, group); lerr != nil {
+			log.Warn().Err(scrubErr(lerr)).Str("reason", why).Msg("Failed to leave a WhatsApp group the relay just created")
+		}
+	}
+	if !contactAdded(info) {
+		leave("contact not added")
+		log.Info().Msg("WhatsApp did not add the contact to a relay group; left it")
+		return "", bridge.Sender{}, ErrContactNotAdded
+	}
+	chat, err := c.recordChat(ctx, account, group, c.keys.numberHash(phone))
+	if err != nil {
+		leave("not recorded")
+		return "", bridge.Sender{}, err
+	}
+	log.Info().Str("chat", string(chat)).Msg("Relay created a WhatsApp group for a conversation")
+	return chat, c.pseudo.Phone(phone), nil
+}
+
+// lookup finds the account that carries owner's chats (their own login,
+// else the relay), connected, and phone's WhatsApp JID through it. The
+// answer is cached for Reaches. A number without WhatsApp is refused with
+// ErrNotOnWhatsApp.
+func (c *Connector) lookup(ctx context.Context, owner string, phone string) (string, *login, types.JID, error) {
+	if err := config.CheckE164(phone); err != nil {
+		return "", nil, types.EmptyJID, ErrInvalidNumber
+	}
+	account := c.accountFor(owner)
+	if account == "" {
+		return "", nil, types.EmptyJID, ErrNotLoggedIn
+	}
+	l := c.loginOf(account)
+	if l == nil || !l.client.IsConnected() {
+		return "", nil, types.EmptyJID, ErrNotConnected
+	}
+	resp, err := l.client.IsOnWhatsApp(ctx, []string{phone})
+	if err != nil {
+		return "", nil, types.EmptyJID, classify(err)
+	}
+	on := len(resp) > 0 && resp[0].IsIn && !resp[0].JID.IsEmpty()
+	if _, err := c.db.Exec(ctx, upsertReachQuery, c.keys.numberHash(phone), on, c.now().UnixMilli()); err != nil {
+		c.log.Warn().Err(err).Msg("Failed to cache WhatsApp reachability")
+	}
+	if !on {
+		return "", nil, types.EmptyJID, ErrNotOnWhatsApp
+	}
+	return account, l, resp[0].JID, nil
+}
+
+// maxSubjectRunes is WhatsApp's limit for a group subject.
+const maxSubjectRunes = 25
+
+// groupSubject is name cut to WhatsApp's limit, without a number.
+func groupSubject(name string) string {
+	name = matrix.RedactPhoneNumbers(strings.TrimSpace(name))
+	if r := []rune(name); len(r) > maxSubjectRunes {
+		name = strings.TrimSpace(string(r[:maxSubjectRunes-1])) + "…"
+	}
+	return name
+}
+
+// contactAdded reports whether WhatsApp added the contact to a group the
+// relay just created with them alone: some member besides the creator,
+// and no member with an error (WhatsApp answers a privacy refusal with a
+// per-participant error, and perhaps an invitation the bridge does not
+// send).
+func contactAdded(info *types.GroupInfo) bool {
+	added := false
+	for _, p := range info.Participants {
+		if p.Error != 0 {
+			return false
+		}
+		if p.IsSuperAdmin || sameUser(p.JID, info.OwnerJID) || sameUser(p.JID, info.OwnerPN) {
+			continue
+		}
+		added = true
+	}
+	return added
+}
+
+func sameUser(a, b types.JID) bool {
+	return !a.IsEmpty() && !b.IsEmpty() && a.User == b.User && a.Server == b.Server
 }
 
 // ChatsReaching implements matrix.PhoneChatLister: the WhatsApp chats (of

@@ -75,7 +75,8 @@ func TestReaches(t *testing.T) {
 	require.Equal(t, 4, relay.isOnCalls)
 }
 
-// start +N through the relay: one WhatsApp chat per contact, the contact
+// start +N through the relay: one one-to-one WhatsApp chat per contact
+// (further conversations get groups: relaygroup_test.go), the contact
 // under its pseudonym, each message prefixed with the sender's name (never
 // a number); the same chat is listed for the number afterwards.
 func TestRelayChat(t *testing.T) {

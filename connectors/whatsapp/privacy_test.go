@@ -3,7 +3,6 @@ package whatsapp
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,22 +85,7 @@ func TestNoNumbersOnMatrixOrInLogs(t *testing.T) {
 	requireNoNumbers(t, e.logs.String(), "logs")
 
 	// At rest: the connector's tables hold no number in clear.
-	for _, q := range []string{
-		`SELECT account || jid_enc || state FROM sb_whatsapp_login`,
-		`SELECT chat_id || account || jid_enc || contact_hash FROM sb_whatsapp_chat`,
-		`SELECT number_hash FROM sb_whatsapp_reach`,
-	} {
-		rows, err := e.db.Query(e.ctx, q)
-		require.NoError(t, err)
-		var all []string
-		for rows.Next() {
-			var v string
-			require.NoError(t, rows.Scan(&v))
-			all = append(all, v)
-		}
-		rows.Close()
-		requireNoNumbers(t, strings.Join(all, "\n"), q)
-	}
+	requireStoredNoNumbers(t, e)
 }
 
 // whatsmeow's errors can name JIDs; what the router logs and reports to

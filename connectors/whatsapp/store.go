@@ -23,7 +23,9 @@ const (
 	chatQuery       = `SELECT account, jid_enc, is_group, timer_ms FROM sb_whatsapp_chat WHERE chat_id=$1`
 	insertChatQuery = `
 		INSERT INTO sb_whatsapp_chat (chat_id, account, jid_enc, contact_hash, is_group, timer_ms, created_at)
-		VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (chat_id) DO NOTHING`
+		VALUES ($1, $2, $3, $4, $5, 0, $6)
+		ON CONFLICT (chat_id) DO UPDATE SET contact_hash=excluded.contact_hash
+		WHERE sb_whatsapp_chat.contact_hash='' AND excluded.contact_hash<>''`
 	chatTimerQuery   = `UPDATE sb_whatsapp_chat SET timer_ms=$2 WHERE chat_id=$1`
 	chatContactQuery = `UPDATE sb_whatsapp_chat SET contact_hash=$2 WHERE chat_id=$1`
 	chatsByContact   = `SELECT chat_id FROM sb_whatsapp_chat WHERE contact_hash=$1 ORDER BY created_at`
@@ -82,16 +84,24 @@ func (c *Connector) deleteAccount(ctx context.Context, account string) error {
 
 // ensureChat records the chat of account with jid and returns its ID.
 func (c *Connector) ensureChat(ctx context.Context, account string, jid types.JID) (bridge.ChatID, error) {
-	jid = jid.ToNonAD()
-	chat := bridge.ChatID(c.keys.chatID(account, jid.String()))
-	if _, known := c.knownChats.Load(chat); known {
-		return chat, nil
-	}
 	contact := ""
 	if e164 := userE164(jid); e164 != "" {
 		contact = c.keys.numberHash(e164)
 	}
+	return c.recordChat(ctx, account, jid, contact)
+}
+
+// recordChat records the chat of account with jid and returns its ID. A
+// contact (a numberHash, or "") is recorded for look-ups unless the chat
+// already has one; a group's is given only by OpenPhoneGroup, so it is
+// written even when an event recorded the group first.
+func (c *Connector) recordChat(ctx context.Context, account string, jid types.JID, contact string) (bridge.ChatID, error) {
+	jid = jid.ToNonAD()
+	chat := bridge.ChatID(c.keys.chatID(account, jid.String()))
 	group := jid.Server == types.GroupServer
+	if _, known := c.knownChats.Load(chat); known && (!group || contact == "") {
+		return chat, nil
+	}
 	_, err := c.db.Exec(ctx, insertChatQuery, chat, account, c.keys.seal(jid.String(), string(chat)), contact, group, c.now().UnixMilli())
 	if err != nil {
 		return "", fmt.Errorf("%w: record whatsapp chat: %w", bridge.ErrDatabase, err)
