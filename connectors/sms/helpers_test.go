@@ -59,7 +59,7 @@ type fakeTwilio struct {
 	// failFirst, when above 0, answers the first failFirst requests with
 	// fail* instead.
 	failFirst int
-	n       int
+	n         int
 }
 
 func newFakeTwilio(t testing.TB) *fakeTwilio {
