@@ -22,10 +22,7 @@ import (
 // delivers it again; its edit, reactions and revoke are translated
 // through the router's ID map; and the same works the other way.
 func TestMessagesBothWays(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []func(*envOpts)
-	}{{name: "sqlite"}, {name: "postgres", opts: []func(*envOpts){withPostgres}}} {
+	for _, tc := range databases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.opts...)
 			f := e.login(alice, aliceJID)

@@ -150,6 +150,13 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 	return e
 }
 
+// databases are the two backends the store-touching tests run on
+// (PostgreSQL skips without a server, see pgtest).
+var databases = []struct {
+	name string
+	opts []func(*envOpts)
+}{{name: "sqlite"}, {name: "postgres", opts: []func(*envOpts){withPostgres}}}
+
 func withPostgres(o *envOpts)                         { o.postgres = true }
 func withLoginTimeout(d time.Duration) func(*envOpts) { return func(o *envOpts) { o.loginTimeout = d } }
 func withMetadata(d time.Duration) func(*envOpts)     { return func(o *envOpts) { o.metadata = d } }

@@ -20,10 +20,7 @@ import (
 // replies in the group reach only bob, their one-to-one replies only
 // alice; nothing stored holds the number.
 func TestRelayGroupForSecondConversation(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []func(*envOpts)
-	}{{name: "sqlite"}, {name: "postgres", opts: []func(*envOpts){withPostgres}}} {
+	for _, tc := range databases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.opts...)
 			relay := e.login(RelayAccount, relayJID)
