@@ -40,18 +40,7 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 	case *events.PairSuccess:
 		c.pairSuccess(ctx, l, evt)
 	case *events.GroupInfo:
-		if evt.Ephemeral != nil {
-			// A group's timer changes by a group notification, not a
-			// protocol message.
-			d := time.Duration(0)
-			if evt.Ephemeral.IsEphemeral {
-				d = time.Duration(evt.Ephemeral.DisappearingTimer) * time.Second
-			}
-			chat := bridge.ChatID(c.keys.chatID(l.account, evt.JID.ToNonAD().String()))
-			if _, err := c.loadChat(ctx, chat); err == nil {
-				c.chatTimer(ctx, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat}, d)
-			}
-		}
+		return c.handleGroupInfo(ctx, l, evt)
 	case *events.Connected:
 		c.mu.Lock()
 		l.failures = 0

@@ -1,0 +1,110 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+)
+
+// Notices a group notification becomes in the conversation, sent as the
+// participant concerned. They hold no number: participants are named by
+// their pseudonyms.
+const (
+	noticeLeft     = "left the WhatsApp group; messages sent here no longer reach them."
+	noticeRemoved  = "was removed from the WhatsApp group; messages sent here no longer reach them."
+	noticeJoined   = "joined the WhatsApp group; messages sent here reach them from now on."
+	noticeSelfLeft = "This chat's WhatsApp account is no longer in the WhatsApp group, so messages sent here reach no one there."
+	noticeDeleted  = "The WhatsApp group was deleted; messages sent here reach no one there."
+)
+
+// handleGroupInfo applies a group notification of a chat the bridge
+// knows: a timer change becomes the leg's retention policy, and members
+// leaving, being removed or joining (and the group's deletion) become
+// notices in the conversation, so that nobody keeps writing to a group
+// their contact has left without knowing it (a relay group holds the
+// contact alone). It returns false when the router could not take a
+// notice, so that WhatsApp delivers the notification again.
+func (c *Connector) handleGroupInfo(ctx context.Context, l *login, evt *events.GroupInfo) bool {
+	chat := bridge.ChatID(c.keys.chatID(l.account, evt.JID.ToNonAD().String()))
+	if _, err := c.loadChat(ctx, chat); err != nil {
+		return true // a group no message has reached yet: nothing to tell
+	}
+	leg := bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat}
+	log := c.log.With().Str("chat", string(chat)).Logger()
+	ctx = log.WithContext(ctx)
+	if evt.Ephemeral != nil {
+		// A group's timer changes by a group notification, not a
+		// protocol message.
+		d := time.Duration(0)
+		if evt.Ephemeral.IsEphemeral {
+			d = time.Duration(evt.Ephemeral.DisappearingTimer) * time.Second
+		}
+		c.chatTimer(ctx, leg, d)
+	}
+	for _, n := range c.memberNotices(l, evt) {
+		out := &bridge.Event{
+			Kind: bridge.KindMessage, Source: leg, Sender: n.sender, Timestamp: evt.Timestamp,
+			// The same notification delivered again has the same ID.
+			SourceID: bridge.RemoteID("member." + n.what + "." + string(n.sender.ID) + "." + evt.Timestamp.UTC().Format("20060102150405.000")),
+			Content:  &bridge.Content{Type: bridge.MsgNotice, Body: n.body},
+		}
+		err := c.host.Submit(ctx, out)
+		switch {
+		case errors.Is(err, bridge.ErrUnknownLeg):
+			return true // the group is in no conversation
+		case errors.Is(err, bridge.ErrRefused):
+			continue // the admission policy (a block, say) applies to notices too
+		case err != nil:
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("Router did not take a WhatsApp group notice; WhatsApp will deliver it again")
+			return false
+		}
+	}
+	return true
+}
+
+type memberNotice struct {
+	what   string // left, removed, joined, self, deleted
+	sender bridge.Sender
+	body   string
+}
+
+// memberNotices lists what a group notification tells the conversation.
+// The account's own joining is not news; its leaving is.
+func (c *Connector) memberNotices(l *login, evt *events.GroupInfo) []memberNotice {
+	self := c.pseudo.Phone(userE164(l.jid))
+	self.DisplayName = "You (from WhatsApp)"
+	isSelf := func(jid types.JID) bool {
+		return !l.jid.IsEmpty() && jid.User == l.jid.User && jid.Server == l.jid.Server
+	}
+	var by types.JID
+	if evt.Sender != nil {
+		by = evt.Sender.ToNonAD()
+	}
+	var out []memberNotice
+	if evt.Delete != nil {
+		out = append(out, memberNotice{"deleted", self, noticeDeleted})
+	}
+	for _, jid := range evt.Leave {
+		jid = jid.ToNonAD()
+		switch {
+		case isSelf(jid):
+			out = append(out, memberNotice{"self", self, noticeSelfLeft})
+		case by.IsEmpty() || by == jid:
+			out = append(out, memberNotice{"left", c.contact(jid, types.EmptyJID, ""), noticeLeft})
+		default:
+			out = append(out, memberNotice{"removed", c.contact(jid, types.EmptyJID, ""), noticeRemoved})
+		}
+	}
+	for _, jid := range evt.Join {
+		if jid = jid.ToNonAD(); !isSelf(jid) {
+			out = append(out, memberNotice{"joined", c.contact(jid, types.EmptyJID, ""), noticeJoined})
+		}
+	}
+	return out
+}
