@@ -3,7 +3,8 @@ package migrations
 import "embed"
 
 // WhatsApp is the schema of the WhatsApp connector (logins of Matrix users
-// and of the relay account, chats, and the reachability cache). Its
+// and of the relay account, chats, the reachability cache, group message
+// senders and contacts' reactions). Its
 // version table is sb_whatsapp_version. whatsmeow's own session store
 // (store/sqlstore) lives in the same database under whatsmeow_version.
 //

@@ -37,9 +37,13 @@
 //
 // Not bridged (see the package's tests for what is): history sync
 // (messages from before the login), polls, view-once media (sent as a
-// notice), contact cards (name only), group membership changes. Removing
-// a reaction crosses only while the bridge remembers the reaction (memory,
-// the latest 4096).
+// notice), contact cards (name only), group membership changes.
+//
+// Message metadata: who sent each contact's group message (WhatsApp needs
+// it to quote or react to the message) and which WhatsApp message each
+// contact's reaction is (to bridge its removal) are kept for
+// retention.metadata, the sender encrypted like chat JIDs, so replies,
+// reactions and removals work across restarts.
 package whatsapp
 
 import (
@@ -159,9 +163,11 @@ type Connector struct {
 
 	metrics    *metrics
 	knownChats sync.Map // bridge.ChatID -> struct{}
-	senders    senderCache
-	reactions  reactionCache
-	// theirReactions maps contacts' reactions for removals (memory only).
+	// senders and theirReactions are the fast path of sb_whatsapp_sender
+	// and sb_whatsapp_contact_reaction (see msgrefs.go).
+	senders   senderCache
+	reactions reactionCache
+	// theirReactions maps contacts' reactions for removals.
 	theirReactions idCache
 
 	mu      sync.Mutex
@@ -590,10 +596,17 @@ func (c *Connector) pruneLoop(ctx context.Context) {
 	periodic.Run(ctx, min(c.reachTTL()/4+time.Second, time.Hour), c.Prune)
 }
 
-// Prune deletes reachability answers older than their lifetime.
+// Prune deletes reachability answers older than their lifetime, and
+// message senders and contacts' reactions older than retention.metadata
+// (kept when it is 0).
 func (c *Connector) Prune(ctx context.Context) {
 	if _, err := c.db.Exec(ctx, pruneReachQuery, c.now().Add(-c.reachTTL()).UnixMilli()); err != nil {
 		c.log.Warn().Err(err).Msg("Failed to prune WhatsApp reachability cache")
+	}
+	if c.metadata > 0 {
+		if err := c.pruneMessageRefs(ctx, c.now().Add(-c.metadata).UnixMilli()); err != nil {
+			c.log.Warn().Err(err).Msg("Failed to prune WhatsApp message metadata")
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -189,6 +190,13 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	log := c.log.With().Str("chat", string(chat)).Str("message_id", evt.Info.ID).Logger()
 	ctx = log.WithContext(ctx)
 	c.senders.put(l.account, evt.Info.ID, src.Sender.ToNonAD())
+	if src.IsGroup && in.Kind == bridge.KindMessage {
+		// What Matrix users can reply or react to. In one-to-one chats
+		// the chat is the sender (see participant).
+		if err = c.storeSender(ctx, chat, evt.Info.ID, src.Sender.ToNonAD()); err != nil {
+			log.Warn().Err(err).Msg("Failed to record WhatsApp message sender")
+		}
+	}
 	leg := bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat}
 
 	if in.ChatTimer != nil {
@@ -213,14 +221,21 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 		Reaction:  in.Reaction,
 		Timer:     in.Timer,
 	}
+	removed := ""
 	if in.Kind == bridge.KindReaction {
 		key := string(chat) + "\x00" + string(sender.ID) + "\x00" + in.Target
 		if in.Reaction != "" {
-			c.theirReactions.put(l.account, key, evt.Info.ID)
-		} else if id, ok := c.theirReactions.get(l.account, key); ok {
+			if err = c.rememberContactReaction(ctx, l.account, chat, key, evt.Info.ID); err != nil {
+				log.Warn().Err(err).Msg("Failed to record WhatsApp reaction; its removal will not cross after a restart")
+			}
+		} else if id, ok, err := c.contactReaction(ctx, l.account, key); err != nil {
+			log.Error().Err(err).Msg("Failed to look up a removed WhatsApp reaction; WhatsApp will deliver it again")
+			return false
+		} else if ok {
 			// WhatsApp removes a reaction by reacting with nothing; the
 			// router deletes the reaction it delivered.
 			out.Kind, out.Target, out.Reaction = bridge.KindDelete, bridge.RemoteID(id), ""
+			removed = key
 		} else {
 			return true // a reaction the bridge no longer remembers
 		}
@@ -237,6 +252,11 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	}
 	if !c.submit(ctx, l, out, src.IsGroup) {
 		return false
+	}
+	if removed != "" {
+		if err = c.forgetContactReaction(ctx, l.account, removed); err != nil {
+			log.Warn().Err(err).Msg("Failed to delete a removed WhatsApp reaction")
+		}
 	}
 	if in.Timer > 0 {
 		// Every message of a chat with a timer carries it (only a
@@ -387,10 +407,11 @@ func (c *Connector) handlePresence(ctx context.Context, l *login, evt *events.Ch
 	})
 }
 
-// senderCache remembers, in memory only, who sent recent messages, which
-// WhatsApp needs to quote, react to or mark them read in groups. Own
-// messages are recognised by their ID (see keys.messageID) and one-to-one
-// chats need no cache.
+// senderCache remembers in memory who sent recent messages, which
+// WhatsApp needs to quote, react to or mark them read in groups; behind
+// it, sb_whatsapp_sender keeps groups' senders (storeSender). Own
+// messages are recognised by their ID (see Connector.ownID) and
+// one-to-one chats need no cache.
 type senderCache struct {
 	mu    sync.Mutex
 	max   int
@@ -425,9 +446,9 @@ func (s *senderCache) get(account, msgID string) (types.JID, bool) {
 	return j, ok
 }
 
-// idCache remembers, in memory only and for the latest entries, which
-// WhatsApp reaction a contact's (chat, sender, target) is, so a removal
-// can delete it.
+// idCache remembers in memory, for the latest entries, which WhatsApp
+// reaction a contact's (chat, sender, target) is, so a removal can delete
+// it; behind it is sb_whatsapp_contact_reaction (contactReaction).
 type idCache struct {
 	mu    sync.Mutex
 	order []string
@@ -448,6 +469,19 @@ func (s *idCache) put(account, key, v string) {
 	for len(s.order) > 4096 {
 		delete(s.m, s.order[0])
 		s.order = s.order[1:]
+	}
+}
+
+func (s *idCache) del(account, key string) {
+	k := account + "\x00" + key
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; !ok {
+		return
+	}
+	delete(s.m, k)
+	if i := slices.Index(s.order, k); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
 	}
 }
 

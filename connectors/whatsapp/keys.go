@@ -19,6 +19,7 @@ type keys struct {
 	chat   []byte // ChatID
 	log    []byte // hashes in log lines
 	msgID  []byte // the bridge's own message IDs (see Connector.ownID)
+	react  []byte // key_hash of contacts' reactions (sb_whatsapp_contact_reaction)
 	aead   *keyring.AEAD
 }
 
@@ -30,6 +31,7 @@ func deriveKeys(secret string) (*keys, error) {
 	k := &keys{}
 	err := keyring.DeriveAll([]byte(secret), map[string]*[]byte{
 		label("lookup"): &k.lookup, label("chat"): &k.chat, label("log"): &k.log, label("message id"): &k.msgID,
+		label("reaction"): &k.react,
 	})
 	if err != nil {
 		return nil, err
@@ -51,6 +53,12 @@ func (k *keys) numberHash(e164 string) string {
 // chatID is the opaque ChatID of a chat JID seen by one account.
 func (k *keys) chatID(account, jid string) string {
 	return "wa_" + strings.ToLower(b32.EncodeToString(mac(k.chat, account, jid)[:15]))
+}
+
+// reactionKey is the stored key of a contact's reaction: a keyed hash of
+// the account and the (chat, sender, target) key the connector uses.
+func (k *keys) reactionKey(account, key string) string {
+	return base64.RawURLEncoding.EncodeToString(mac(k.react, account, key))
 }
 
 // logRef is a short keyed hash to correlate log lines without the JID.

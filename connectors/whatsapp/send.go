@@ -88,28 +88,38 @@ func prefix(row *chatRow, sender bridge.Sender) string {
 
 // participant is the sender of a message WhatsApp needs to reference it:
 // the account itself for its own messages, the contact in one-to-one
-// chats, the cached sender in groups (zero when unknown).
-func (c *Connector) participant(l *login, row *chatRow, msgID string) types.JID {
+// chats, the remembered sender in groups (cached, else stored; zero when
+// unknown).
+func (c *Connector) participant(ctx context.Context, l *login, row *chatRow, msgID string) (types.JID, error) {
 	if c.isOwnID(msgID) {
-		return l.jid.ToNonAD()
+		return l.jid.ToNonAD(), nil
 	}
 	if j, ok := c.senders.get(l.account, msgID); ok {
-		return j
+		return j, nil
 	}
 	if !row.group {
-		return row.jid
+		return row.jid, nil
 	}
-	return types.EmptyJID
+	j, err := c.loadSender(ctx, row.id, msgID)
+	if err != nil || j.IsEmpty() {
+		return types.EmptyJID, err
+	}
+	c.senders.put(l.account, msgID, j)
+	return j, nil
 }
 
-func (c *Connector) outgoing(l *login, row *chatRow, d *bridge.Delivery) outgoing {
+func (c *Connector) outgoing(ctx context.Context, l *login, row *chatRow, d *bridge.Delivery) (outgoing, error) {
 	o := outgoing{Prefix: prefix(row, d.Event.Sender), Expiration: time.Duration(row.timer) * time.Millisecond}
 	if d.ReplyTo != "" {
-		if p := c.participant(l, row, string(d.ReplyTo)); !p.IsEmpty() {
+		p, err := c.participant(ctx, l, row, string(d.ReplyTo))
+		if err != nil {
+			return o, err
+		}
+		if !p.IsEmpty() {
 			o.ReplyTo, o.ReplyParticipant = string(d.ReplyTo), p.String()
 		}
 	}
-	return o
+	return o, nil
 }
 
 func (c *Connector) send(ctx context.Context, l *login, row *chatRow, d *bridge.Delivery, msg *waE2E.Message) (bridge.RemoteID, error) {
@@ -158,7 +168,11 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 		// A media message the router could not forward as media.
 		ct = &bridge.Content{Type: bridge.MsgText, Body: ct.Media.FileName}
 	}
-	return c.send(ctx, l, row, d, buildText(ct, c.outgoing(l, row, d)))
+	o, err := c.outgoing(ctx, l, row, d)
+	if err != nil {
+		return "", err
+	}
+	return c.send(ctx, l, row, d, buildText(ct, o))
 }
 
 // SendMedia implements bridge.MediaSender: the attachment is fetched from
@@ -166,6 +180,10 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 // an image, video, audio, voice note, sticker or document.
 func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	row, l, err := c.target(ctx, d.Chat)
+	if err != nil {
+		return "", err
+	}
+	o, err := c.outgoing(ctx, l, row, d)
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +210,7 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 	if err != nil {
 		return "", classify(fmt.Errorf("whatsapp: upload: %w", err))
 	}
-	return c.send(ctx, l, row, d, buildMedia(&ct, up, c.outgoing(l, row, d)))
+	return c.send(ctx, l, row, d, buildMedia(&ct, up, o))
 }
 
 // SendEdit implements bridge.EditSender. WhatsApp lets an account edit
@@ -215,7 +233,10 @@ func (c *Connector) SendReaction(ctx context.Context, d *bridge.Delivery) (bridg
 	if err != nil {
 		return "", err
 	}
-	sender := c.participant(l, row, string(d.Target))
+	sender, err := c.participant(ctx, l, row, string(d.Target))
+	if err != nil {
+		return "", err
+	}
 	if sender.IsEmpty() {
 		return "", bridge.Permanent(errors.New("whatsapp: the reacted-to message's sender is no longer known"))
 	}
@@ -279,7 +300,10 @@ func (c *Connector) SendReadReceipt(ctx context.Context, d *bridge.Delivery) err
 	if c.isOwnID(string(d.Target)) {
 		return nil // the account's own message: nothing to mark
 	}
-	sender := c.participant(l, row, string(d.Target))
+	sender, err := c.participant(ctx, l, row, string(d.Target))
+	if err != nil {
+		return err
+	}
 	return classify(l.client.MarkRead(ctx, []types.MessageID{types.MessageID(d.Target)}, c.now(), row.jid, sender))
 }
 

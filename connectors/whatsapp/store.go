@@ -64,16 +64,19 @@ func (c *Connector) loadChat(ctx context.Context, chat bridge.ChatID) (*chatRow,
 	return &r, nil
 }
 
-// deleteAccount deletes a login and the chats it had (their encrypted
-// JIDs): after a logout nothing of the account stays but the router's legs,
-// which refuse to send until the account logs in again.
+// deleteAccount deletes a login, the chats it had (their encrypted JIDs)
+// and their message senders and reactions: after a logout nothing of the
+// account stays but the router's legs, which refuse to send until the
+// account logs in again.
 func (c *Connector) deleteAccount(ctx context.Context, account string) error {
 	err := c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		if _, err := c.db.Exec(ctx, deleteLoginQuery, account); err != nil {
-			return err
+		// The chats last: the others find the account's rows through them.
+		for _, q := range []string{deleteLoginQuery, deleteAccountSendersQuery, deleteAccountContactReactionsQuery, deleteChatsQuery} {
+			if _, err := c.db.Exec(ctx, q, account); err != nil {
+				return err
+			}
 		}
-		_, err := c.db.Exec(ctx, deleteChatsQuery, account)
-		return err
+		return nil
 	})
 	c.knownChats.Clear()
 	if err != nil {
