@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -72,6 +73,11 @@ type env struct {
 	logs     *testenv.SyncBuffer
 	pseudo   *identity.Pseudonyms
 
+	cfg    *config.Config
+	log    zerolog.Logger
+	opts   envOpts
+	dbOpts database.Options
+
 	mu      sync.Mutex
 	now     time.Time
 	clients map[string]*fakeClient // account -> logged-in client
@@ -119,18 +125,34 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 	}
 	e.pseudo, err = identity.NewPseudonyms([]byte(secret))
 	require.NoError(t, err)
-	wa, err := New(cfg, db, log, Options{Sessions: e.sessions, Now: e.clock, RetryBase: 5 * time.Millisecond})
+	e.cfg, e.log, e.opts, e.dbOpts = cfg, log, o, dbo
+	t.Cleanup(func() {
+		if e.router != nil {
+			_ = e.router.Stop(context.Background())
+		}
+		_ = db.Close()
+	})
+	e.start()
+	return e
+}
+
+// start makes the WhatsApp connector and a router on e.db and starts
+// them, as the daemon does.
+func (e *env) start() {
+	t := e.t
+	t.Helper()
+	wa, err := New(e.cfg, e.db, e.log, Options{Sessions: e.sessions, Now: e.clock, RetryBase: 5 * time.Millisecond})
 	require.NoError(t, err)
 	wa.SetMatrix(e.matrix)
 	r, err := bridge.New(bridge.Options{
-		DB: db, Secret: []byte(secret), Log: log,
+		DB: e.db, Secret: []byte(secret), Log: e.log,
 		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxAttempts: 3,
 		PollInterval:    50 * time.Millisecond,
 		RetentionPolicy: &bridge.RetentionPolicy{Default: 8760 * time.Hour},
 	})
 	require.NoError(t, err)
 	hooks := Hooks{OnChatTimer: r.SetLegTimer}
-	if !o.noUnrouted {
+	if !e.opts.noUnrouted {
 		// What the daemon does: a portal (here a loopback room) for the
 		// account's user.
 		hooks.OnUnrouted = func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
@@ -142,12 +164,33 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 	require.NoError(t, r.Register(e.mx))
 	require.NoError(t, r.Register(wa))
 	require.NoError(t, r.Start(e.ctx))
-	t.Cleanup(func() {
-		_ = r.Stop(context.Background())
-		_ = db.Close()
-	})
 	e.router, e.wa = r, wa
-	return e
+}
+
+// restart stops the router and the connectors and starts new ones on the
+// same database, as a restarted daemon does: nothing the connector kept
+// in memory survives. The logged-in clients stay (their sessions are
+// stored), with the old connector's handlers gone, and are reconnected;
+// the "matrix" leg is a new loopback.
+func (e *env) restart() {
+	e.t.Helper()
+	require.NoError(e.t, e.router.Stop(e.ctx))
+	e.mu.Lock()
+	clients := make([]*fakeClient, 0, len(e.clients))
+	for _, f := range e.clients {
+		clients = append(clients, f)
+	}
+	e.mu.Unlock()
+	for _, f := range clients {
+		f.mu.Lock()
+		f.handlers, f.connected = nil, false
+		f.mu.Unlock()
+	}
+	e.mx = loopback.New(netMatrix)
+	e.start()
+	for _, f := range clients {
+		require.True(e.t, f.waitFor(5*time.Second, func() bool { return f.connected }), "reconnected after the restart")
+	}
 }
 
 // databases are the two backends the store-touching tests run on
@@ -247,26 +290,25 @@ func requireNoNumbers(t testing.TB, s string, what string) {
 	}
 }
 
-// requireStoredNoNumbers fails if the connector's tables hold a number in
-// clear.
+// requireStoredNoNumbers fails if a number is in clear in any value of
+// the connector's tables or, for SQLite, anywhere in the database's file
+// and write-ahead log.
 func requireStoredNoNumbers(t testing.TB, e *env) {
 	t.Helper()
-	for _, q := range []string{
-		`SELECT account || jid_enc || state FROM sb_whatsapp_login`,
-		`SELECT chat_id || account || jid_enc || contact_hash FROM sb_whatsapp_chat`,
-		`SELECT number_hash FROM sb_whatsapp_reach`,
-	} {
-		rows, err := e.db.Query(e.ctx, q)
-		require.NoError(t, err)
-		var all []string
-		for rows.Next() {
-			var v string
-			require.NoError(t, rows.Scan(&v))
-			all = append(all, v)
+	tables := tablesLike(e.ctx, t, e.db, "sb_whatsapp_%")
+	require.Contains(t, tables, "sb_whatsapp_sender")
+	require.Contains(t, tables, "sb_whatsapp_contact_reaction")
+	requireNoNumbers(t, string(dumpTables(e.ctx, t, e.db, tables)), "the connector's tables")
+	if e.dbOpts.Type != database.TypeSQLite {
+		return
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		raw, err := os.ReadFile(e.dbOpts.URI + suffix)
+		if suffix != "" && os.IsNotExist(err) {
+			continue
 		}
-		require.NoError(t, rows.Err())
-		rows.Close()
-		requireNoNumbers(t, strings.Join(all, "\n"), q)
+		require.NoError(t, err)
+		requireNoNumbers(t, string(raw), "SQLite file"+suffix)
 	}
 }
 

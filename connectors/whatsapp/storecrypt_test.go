@@ -294,13 +294,21 @@ func checkMigration(ctx context.Context, t *testing.T, dev *store.Device) {
 	require.NoError(t, dev.Identities.PutIdentity(ctx, addr(otherDev1), identityKey))
 }
 
-func whatsmeowTables(ctx context.Context, t *testing.T, db *dbutil.Database) []string {
+func whatsmeowTables(ctx context.Context, t testing.TB, db *dbutil.Database) []string {
 	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'whatsmeow%' ORDER BY name`
+	tables := tablesLike(ctx, t, db, "whatsmeow%")
+	require.Contains(t, tables, "whatsmeow_lid_map")
+	return tables
+}
+
+// tablesLike names the database's tables matching a LIKE pattern.
+func tablesLike(ctx context.Context, t testing.TB, db *dbutil.Database, pattern string) []string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type='table' AND name LIKE $1 ORDER BY name`
 	if db.Dialect == dbutil.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema=current_schema() AND table_name LIKE 'whatsmeow%' ORDER BY table_name`
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema=current_schema() AND table_name LIKE $1 ORDER BY table_name`
 	}
-	rows, err := db.Query(ctx, q)
+	rows, err := db.Query(ctx, q, pattern)
 	require.NoError(t, err)
 	var tables []string
 	for rows.Next() {
@@ -309,7 +317,6 @@ func whatsmeowTables(ctx context.Context, t *testing.T, db *dbutil.Database) []s
 		tables = append(tables, name)
 	}
 	require.NoError(t, rows.Err())
-	require.Contains(t, tables, "whatsmeow_lid_map")
 	return tables
 }
 
@@ -317,8 +324,15 @@ func whatsmeowTables(ctx context.Context, t *testing.T, db *dbutil.Database) []s
 // (text and bytea alike).
 func dumpWhatsmeowTables(ctx context.Context, t *testing.T, db *dbutil.Database) []byte {
 	t.Helper()
+	return dumpTables(ctx, t, db, whatsmeowTables(ctx, t, db))
+}
+
+// dumpTables is every value of the tables, as bytes (text and bytea
+// alike).
+func dumpTables(ctx context.Context, t testing.TB, db *dbutil.Database, tables []string) []byte {
+	t.Helper()
 	var dump bytes.Buffer
-	for _, table := range whatsmeowTables(ctx, t, db) {
+	for _, table := range tables {
 		rows, err := db.Query(ctx, "SELECT * FROM "+table)
 		require.NoError(t, err)
 		cols, err := rows.Columns()
@@ -348,7 +362,7 @@ func dumpWhatsmeowTables(ctx context.Context, t *testing.T, db *dbutil.Database)
 	return dump.Bytes()
 }
 
-func requireNoContactDigits(t *testing.T, b []byte, what string) {
+func requireNoContactDigits(t testing.TB, b []byte, what string) {
 	t.Helper()
 	for _, d := range contactDigits {
 		require.False(t, bytes.Contains(b, []byte(d)), "%s holds a contact's number in clear", what)
