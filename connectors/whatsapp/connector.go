@@ -37,7 +37,8 @@
 //
 // Not bridged (see the package's tests for what is): history sync
 // (messages from before the login), polls, view-once media (sent as a
-// notice), contact cards (name only), group membership changes.
+// notice), contact cards (name only). Group membership changes arrive as
+// notices in the conversation (members.go), not as Matrix membership.
 //
 // Message metadata: who sent each contact's group message (WhatsApp needs
 // it to quote or react to the message) and which WhatsApp message each
