@@ -597,17 +597,23 @@ func (c *Connector) pruneLoop(ctx context.Context) {
 	periodic.Run(ctx, min(c.reachTTL()/4+time.Second, time.Hour), c.Prune)
 }
 
-// Prune deletes reachability answers older than their lifetime, and
-// message senders and contacts' reactions older than retention.metadata
-// (kept when it is 0).
+// Prune deletes reachability answers older than their lifetime; message
+// senders, contacts' reactions and sent reactions without an expiry older
+// than retention.metadata (kept when it is 0); and sent reactions a day
+// past their expiry.
 func (c *Connector) Prune(ctx context.Context) {
 	if _, err := c.db.Exec(ctx, pruneReachQuery, c.now().Add(-c.reachTTL()).UnixMilli()); err != nil {
 		c.log.Warn().Err(err).Msg("Failed to prune WhatsApp reachability cache")
 	}
+	metaCutoff := int64(0)
 	if c.metadata > 0 {
-		if err := c.pruneMessageRefs(ctx, c.now().Add(-c.metadata).UnixMilli()); err != nil {
+		metaCutoff = c.now().Add(-c.metadata).UnixMilli()
+		if err := c.pruneMessageRefs(ctx, metaCutoff); err != nil {
 			c.log.Warn().Err(err).Msg("Failed to prune WhatsApp message metadata")
 		}
+	}
+	if err := c.pruneOwnReactions(ctx, metaCutoff); err != nil {
+		c.log.Warn().Err(err).Msg("Failed to prune sent WhatsApp reactions")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/types"
@@ -36,7 +37,88 @@ const (
 	pruneContactReactionsQuery         = `DELETE FROM sb_whatsapp_contact_reaction WHERE created_at < $1`
 	deleteAccountContactReactionsQuery = `
 		DELETE FROM sb_whatsapp_contact_reaction WHERE chat_id IN (SELECT chat_id FROM sb_whatsapp_chat WHERE account=$1)`
+
+	insertOwnReactionQuery = `
+		INSERT INTO sb_whatsapp_own_reaction (chat_id, reaction_id, target_id, sender_enc, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (chat_id, reaction_id) DO NOTHING`
+	ownReactionQuery       = `SELECT target_id, sender_enc FROM sb_whatsapp_own_reaction WHERE chat_id=$1 AND reaction_id=$2`
+	deleteOwnReactionQuery = `DELETE FROM sb_whatsapp_own_reaction WHERE chat_id=$1 AND reaction_id=$2`
+	// $1: retention.metadata cutoff (0: none), $2: expiry cutoff.
+	pruneOwnReactionsQuery = `
+		DELETE FROM sb_whatsapp_own_reaction
+		WHERE (expires_at IS NULL AND created_at < $1) OR expires_at < $2`
+	deleteAccountOwnReactionsQuery = `
+		DELETE FROM sb_whatsapp_own_reaction WHERE chat_id IN (SELECT chat_id FROM sb_whatsapp_chat WHERE account=$1)`
 )
+
+// ownReactionGrace is how long a sent reaction's row outlives its expiry,
+// so that the router's expiry (which retries) still finds it.
+const ownReactionGrace = 24 * time.Hour
+
+// ownReactionAD binds a sealed sender to its own-reaction row.
+func ownReactionAD(chat bridge.ChatID, reactionID string) string {
+	return "own-reaction\x00" + string(chat) + "\x00" + reactionID
+}
+
+// rememberOwnReaction records a reaction the bridge sent (reactionID) to
+// target, sent by sender, in memory and in the database. A failure to
+// store is logged: the reaction went out, only its later removal after a
+// restart is lost.
+func (c *Connector) rememberOwnReaction(ctx context.Context, chat bridge.ChatID, reactionID string, r reactionOf, expires time.Time) {
+	c.reactions.put(reactionID, r)
+	var exp any
+	if !expires.IsZero() {
+		exp = expires.UnixMilli()
+	}
+	enc := c.keys.seal(r.sender.String(), ownReactionAD(chat, reactionID))
+	if _, err := c.db.Exec(ctx, insertOwnReactionQuery, chat, reactionID, r.target, enc, c.now().UnixMilli(), exp); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("chat", string(chat)).Msg("Failed to record a sent WhatsApp reaction")
+	}
+}
+
+// ownReaction returns a reaction the bridge sent in chat, from memory or
+// else the database; ok is false when it is not one.
+func (c *Connector) ownReaction(ctx context.Context, chat bridge.ChatID, reactionID string) (reactionOf, bool, error) {
+	if r, ok := c.reactions.get(reactionID); ok {
+		return r, true, nil
+	}
+	var target, enc string
+	err := c.db.QueryRow(ctx, ownReactionQuery, chat, reactionID).Scan(&target, &enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return reactionOf{}, false, nil
+	} else if err != nil {
+		return reactionOf{}, false, fmt.Errorf("%w: load sent whatsapp reaction: %w", bridge.ErrDatabase, err)
+	}
+	plain, err := c.keys.open(enc, ownReactionAD(chat, reactionID))
+	var sender types.JID
+	if err == nil {
+		sender, err = types.ParseJID(plain)
+	}
+	if err != nil {
+		return reactionOf{}, false, bridge.Permanent(fmt.Errorf("%w: %w", ErrStoredJID, scrubErr(err)))
+	}
+	r := reactionOf{target: target, sender: sender}
+	c.reactions.put(reactionID, r)
+	return r, true, nil
+}
+
+// pruneOwnReactions deletes sent reactions a day past their expiry, and
+// those without one recorded before metaCutoff (unix ms; 0: kept).
+func (c *Connector) pruneOwnReactions(ctx context.Context, metaCutoff int64) error {
+	if _, err := c.db.Exec(ctx, pruneOwnReactionsQuery, metaCutoff, c.now().Add(-ownReactionGrace).UnixMilli()); err != nil {
+		return fmt.Errorf("%w: prune sent whatsapp reactions: %w", bridge.ErrDatabase, err)
+	}
+	return nil
+}
+
+// forgetOwnReaction drops a sent reaction once it is removed.
+func (c *Connector) forgetOwnReaction(ctx context.Context, chat bridge.ChatID, reactionID string) {
+	c.reactions.del(reactionID)
+	if _, err := c.db.Exec(ctx, deleteOwnReactionQuery, chat, reactionID); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("chat", string(chat)).Msg("Failed to delete a removed WhatsApp reaction")
+	}
+}
 
 // senderAD binds a sealed sender to its row.
 func senderAD(chat bridge.ChatID, msgID string) string { return string(chat) + "\x00" + msgID }

@@ -143,3 +143,102 @@ func TestGroupMessageRefsRetention(t *testing.T) {
 		})
 	}
 }
+
+// A reaction the bridge sent for a Matrix user is still known after a
+// restart: removing it on Matrix removes it on WhatsApp (a reaction with
+// nothing, to the same message and sender), and its retention ending
+// does too. Removed reactions are forgotten; nothing stored holds a
+// number.
+func TestSentReactionsSurviveRestart(t *testing.T) {
+	for _, tc := range databases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.opts...)
+			f := e.login(alice, aliceJID)
+			require.True(t, f.dispatch(message(groupJID, contactJID, "GMSG1", text("lunch?"))))
+			sent := e.mx.WaitSent(1, 5*time.Second)
+			require.Len(t, sent, 1)
+			chat := e.chatOf(alice, groupJID)
+			_, mxLeg := e.conversationOf(chat)
+			react := func(id bridge.RemoteID, emoji string) string {
+				t.Helper()
+				n := len(f.sentMessages())
+				require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindReaction, Source: mxLeg, SourceID: id,
+					Sender: bridge.Sender{ID: alice, DisplayName: "Alice"}, Target: sent[0].RemoteID, Reaction: emoji}))
+				out := f.waitSent(n + 1)
+				require.Len(t, out, n+1)
+				require.Equal(t, emoji, out[n].msg.GetReactionMessage().GetText())
+				return string(out[n].id)
+			}
+			react("$react1", "❤️")
+			second := react("$react2", "👍")
+			// Recorded once the send returned (the fake saw it a moment before).
+			require.Eventually(t, func() bool { return e.count("sb_whatsapp_own_reaction") == 2 }, 5*time.Second, 10*time.Millisecond)
+			requireStoredNoNumbers(t, e)
+
+			e.restart()
+			_, cached := e.wa.reactions.get(second)
+			require.False(t, cached, "a new connector remembers nothing in memory")
+			requireRemoval := func(n int) {
+				t.Helper()
+				out := f.waitSent(n)
+				require.Len(t, out, n)
+				rm := out[n-1].msg.GetReactionMessage()
+				require.NotNil(t, rm, "a reaction removal was sent")
+				require.Empty(t, rm.GetText())
+				require.Equal(t, "GMSG1", rm.GetKey().GetID())
+				require.Equal(t, contactJID.String(), rm.GetKey().GetParticipant())
+			}
+			before := len(f.sentMessages())
+			require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindDelete, Source: mxLeg, SourceID: "$redact1",
+				Sender: bridge.Sender{ID: alice}, Target: "$react1"}))
+			requireRemoval(before + 1)
+			require.Eventually(t, func() bool { return e.count("sb_whatsapp_own_reaction") == 1 }, 5*time.Second, 10*time.Millisecond,
+				"a removed reaction is forgotten")
+
+			require.NoError(t, e.wa.ExpireMessage(e.ctx, chat, bridge.RemoteID(second)), "retention ends")
+			requireRemoval(before + 2)
+			require.Zero(t, e.count("sb_whatsapp_own_reaction"))
+			requireNoNumbers(t, e.logs.String(), "logs")
+		})
+	}
+}
+
+// Sent reactions without an expiry go after retention.metadata (kept when
+// it is 0); those with one, a day after it.
+func TestSentReactionsPrune(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		metadata time.Duration
+		want     []string
+	}{
+		{"metadata 2h", 2 * time.Hour, []string{"new-no-expiry", "old-expires-later"}},
+		{"metadata kept", 0, []string{"new-no-expiry", "old-expires-later", "old-no-expiry"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, withMetadata(tc.metadata))
+			e.login(alice, aliceJID)
+			chat := e.chatOf(alice, groupJID)
+			remember := func(id string, expires time.Time) {
+				e.wa.rememberOwnReaction(e.ctx, chat, id, reactionOf{target: "GMSG1", sender: contactJID}, expires)
+			}
+			remember("old-no-expiry", time.Time{})
+			remember("old-expired", e.clock().Add(time.Hour))
+			remember("old-expires-later", e.clock().Add(48*time.Hour))
+			e.advance(26 * time.Hour) // old-expired ended 25h ago
+			remember("new-no-expiry", time.Time{})
+			e.wa.Prune(e.ctx)
+
+			var kept []string
+			rows, err := e.db.Query(e.ctx, `SELECT reaction_id FROM sb_whatsapp_own_reaction ORDER BY reaction_id`)
+			require.NoError(t, err)
+			for rows.Next() {
+				var id string
+				require.NoError(t, rows.Scan(&id))
+				kept = append(kept, id)
+			}
+			require.NoError(t, rows.Err())
+			rows.Close()
+			require.Equal(t, tc.want, kept)
+		})
+	}
+}

@@ -242,7 +242,7 @@ func (c *Connector) SendReaction(ctx context.Context, d *bridge.Delivery) (bridg
 	}
 	remote, err := c.send(ctx, l, row, d, l.client.BuildReaction(row.jid, sender, types.MessageID(d.Target), d.Event.Reaction))
 	if err == nil {
-		c.reactions.put(string(remote), reactionOf{target: string(d.Target), sender: sender})
+		c.rememberOwnReaction(ctx, row.id, string(remote), reactionOf{target: string(d.Target), sender: sender}, d.Expires)
 	}
 	return remote, err
 }
@@ -259,7 +259,11 @@ func (c *Connector) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 
 func (c *Connector) revoke(ctx context.Context, l *login, row *chatRow, target string, d *bridge.Delivery) error {
 	var msg *waE2E.Message
-	if r, ok := c.reactions.get(target); ok {
+	r, reaction, err := c.ownReaction(ctx, row.id, target)
+	if err != nil {
+		return err
+	}
+	if reaction {
 		msg = l.client.BuildReaction(row.jid, r.sender, types.MessageID(r.target), "")
 	} else if c.isOwnID(target) {
 		msg = l.client.BuildRevoke(row.jid, l.jid.ToNonAD(), types.MessageID(target))
@@ -270,8 +274,13 @@ func (c *Connector) revoke(ctx context.Context, l *login, row *chatRow, target s
 	if d != nil {
 		id = c.ownID(row.account, string(row.id), string(d.Message), string(d.ID))
 	}
-	_, err := l.client.SendMessage(ctx, row.jid, msg, whatsmeow.SendRequestExtra{ID: id})
-	return classify(err)
+	if _, err = l.client.SendMessage(ctx, row.jid, msg, whatsmeow.SendRequestExtra{ID: id}); err != nil {
+		return classify(err)
+	}
+	if reaction {
+		c.forgetOwnReaction(ctx, row.id, target)
+	}
+	return nil
 }
 
 // ExpireMessage implements bridge.MessageExpirer: when retention ends, a
@@ -280,7 +289,9 @@ func (c *Connector) revoke(ctx context.Context, l *login, row *chatRow, target s
 // timer (set with SetDisappearingTimer) removes those.
 func (c *Connector) ExpireMessage(ctx context.Context, chat bridge.ChatID, message bridge.RemoteID) error {
 	if !c.isOwnID(string(message)) {
-		if _, ok := c.reactions.get(string(message)); !ok {
+		if _, ok, err := c.ownReaction(ctx, chat, string(message)); err != nil {
+			return err
+		} else if !ok {
 			return nil
 		}
 	}
@@ -414,6 +425,12 @@ func (r *reactionCache) put(id string, v reactionOf) {
 		delete(r.m, r.order[0])
 		r.order = r.order[1:]
 	}
+}
+
+func (r *reactionCache) del(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, id)
 }
 
 func (r *reactionCache) get(id string) (reactionOf, bool) {
