@@ -26,6 +26,22 @@ func (e *env) count(table string) int {
 	return n
 }
 
+// strings returns the one text column a query selects, row by row.
+func (e *env) strings(query string) []string {
+	e.t.Helper()
+	rows, err := e.db.Query(e.ctx, query)
+	require.NoError(e.t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		require.NoError(e.t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	require.NoError(e.t, rows.Err())
+	return out
+}
+
 // After a restart the connector still knows who sent a contact's group
 // message, so a Matrix reply quotes them and a Matrix reaction is built
 // with them as the sender; and a contact's reaction from before the
@@ -107,17 +123,7 @@ func TestGroupMessageRefsRetention(t *testing.T) {
 			e.advance(time.Hour) // OLD is 2h30m old, NEW and RELAY 1h
 			e.wa.Prune(e.ctx)
 
-			var kept []string
-			rows, err := e.db.Query(e.ctx, `SELECT message_id FROM sb_whatsapp_sender ORDER BY message_id`)
-			require.NoError(t, err)
-			for rows.Next() {
-				var id string
-				require.NoError(t, rows.Scan(&id))
-				kept = append(kept, id)
-			}
-			require.NoError(t, rows.Err())
-			rows.Close()
-			require.Equal(t, []string{"NEW", "RELAY"}, kept)
+			require.Equal(t, []string{"NEW", "RELAY"}, e.strings(`SELECT message_id FROM sb_whatsapp_sender ORDER BY message_id`))
 			require.Equal(t, 2, e.count("sb_whatsapp_contact_reaction"))
 
 			// The purged sender is gone for good after a restart; the
@@ -228,17 +234,7 @@ func TestSentReactionsPrune(t *testing.T) {
 			remember("new-no-expiry", time.Time{})
 			e.wa.Prune(e.ctx)
 
-			var kept []string
-			rows, err := e.db.Query(e.ctx, `SELECT reaction_id FROM sb_whatsapp_own_reaction ORDER BY reaction_id`)
-			require.NoError(t, err)
-			for rows.Next() {
-				var id string
-				require.NoError(t, rows.Scan(&id))
-				kept = append(kept, id)
-			}
-			require.NoError(t, rows.Err())
-			rows.Close()
-			require.Equal(t, tc.want, kept)
+			require.Equal(t, tc.want, e.strings(`SELECT reaction_id FROM sb_whatsapp_own_reaction ORDER BY reaction_id`))
 		})
 	}
 }
