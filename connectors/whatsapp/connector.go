@@ -170,6 +170,10 @@ type Connector struct {
 	reactions reactionCache
 	// theirReactions maps contacts' reactions for removals.
 	theirReactions idCache
+	// toldUndeliverable is when each chat was last told its messages
+	// reach nobody (tellUndeliverable).
+	toldMu            sync.Mutex
+	toldUndeliverable map[bridge.ChatID]time.Time
 
 	mu      sync.Mutex
 	mx      Matrix

@@ -61,6 +61,11 @@ var (
 	// asked for a chat that goes through the user's own WhatsApp login,
 	// whose one-to-one chats are theirs alone.
 	ErrGroupNeedsRelay = errors.New("only chats through the relay account get a WhatsApp group of their own; your own WhatsApp login's chat with that number is already in another conversation")
+	// ErrNoRecipient is what Hooks.OnUnrouted returns (wrapped) when a
+	// chat can have no conversation: nobody on the bridge has a chat with
+	// that contact (the relay account's strangers). The message is not
+	// kept, and the contact is told so in a one-to-one chat.
+	ErrNoRecipient = errors.New("nobody on the bridge has a conversation with this WhatsApp contact")
 	// ErrNoTimerPermission means the account may not change a group's
 	// disappearing timer.
 	ErrNoTimerPermission = errors.New("the WhatsApp account may not change this chat's disappearing timer")

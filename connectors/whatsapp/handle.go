@@ -302,9 +302,17 @@ func (c *Connector) submit(ctx context.Context, l *login, out *bridge.Event, gro
 		if group {
 			u.Name = c.groupName(ctx, l, out.Source.Chat)
 		}
-		if _, herr := c.hooks.OnUnrouted(ctx, u); herr != nil {
-			log.Warn().Err(herr).Msg("No conversation for a WhatsApp chat; message dropped")
+		if _, herr := c.hooks.OnUnrouted(ctx, u); errors.Is(herr, ErrNoRecipient) {
+			c.metrics.messages.WithLabelValues("in", "undeliverable").Inc()
+			log.Info().Msg("WhatsApp message nobody on the bridge can receive; not kept")
+			if !group {
+				c.tellUndeliverable(ctx, l, out.Source.Chat)
+			}
 			return true
+		} else if herr != nil {
+			c.metrics.messages.WithLabelValues("in", "retry").Inc()
+			log.Error().Err(herr).Msg("Could not open a conversation for a WhatsApp chat; WhatsApp will deliver the message again")
+			return false
 		}
 		err = c.host.Submit(ctx, out)
 	}

@@ -2,6 +2,8 @@ package whatsapp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +202,59 @@ func TestUnroutedChats(t *testing.T) {
 	require.Equal(t, "You (from WhatsApp)", sent[3].Delivery.Event.Sender.DisplayName)
 	requireNoNumbers(t, string(sent[3].Delivery.Event.Sender.ID), "own sender")
 	_ = types.EmptyJID
+}
+
+// A message nobody on the bridge can receive (a stranger writing to the
+// relay account: OnUnrouted says ErrNoRecipient) is not kept, and the
+// contact gets an automatic reply, at most once an hour, in one-to-one
+// chats only. Any other failure to open a conversation leaves the message
+// unacknowledged, so WhatsApp delivers it again and nothing is lost.
+func TestUnroutedRelayAndRetry(t *testing.T) {
+	e := newEnv(t, withoutUnrouted)
+	relay := e.login(RelayAccount, relayJID)
+	var hookErr error
+	e.wa.SetHooks(Hooks{OnUnrouted: func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
+		if hookErr != nil {
+			return "", hookErr
+		}
+		return e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!new-" + u.Chat + ":example.org"}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
+	}})
+	hookErr = fmt.Errorf("%w: relay", ErrNoRecipient)
+	replies := func() int {
+		n := 0
+		for _, m := range relay.sentMessages() {
+			if m.msg.GetConversation() == undeliverableText {
+				require.Equal(t, contactJID, m.to)
+				n++
+			}
+		}
+		return n
+	}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		chat    types.JID
+		replies int
+	}{
+		{"first message", 0, contactJID, 1},
+		{"again within the hour", 30 * time.Minute, contactJID, 1},
+		{"in a group", 0, groupJID, 1},
+		{"an hour later", 31 * time.Minute, contactJID, 2},
+	} {
+		e.advance(step.advance)
+		require.True(t, relay.dispatch(message(step.chat, contactJID, "S-"+step.name, text("hello?"))), step.name)
+		require.Eventually(t, func() bool { return replies() == step.replies }, 5*time.Second, 10*time.Millisecond, step.name)
+	}
+	require.Empty(t, e.mx.Sent())
+	require.Equal(t, 4.0, value(t, e.wa.metrics.messages.WithLabelValues("in", "undeliverable")))
+
+	// A failure that may pass: not acknowledged, then delivered once.
+	hookErr = errors.New("homeserver unreachable")
+	msg := message(otherJID, otherJID, "RETRY1", text("still there?"))
+	require.False(t, relay.dispatch(msg), "not acknowledged: WhatsApp delivers it again")
+	hookErr = nil
+	require.True(t, relay.dispatch(msg))
+	require.Len(t, e.mx.WaitSent(1, 5*time.Second), 1)
+	require.Equal(t, 2, replies(), "no automatic reply for a failure that may pass")
+	requireNoNumbers(t, e.logs.String(), "logs")
 }

@@ -50,15 +50,16 @@ func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registere
 // whatsAppPortal gives a WhatsApp chat that received a message a portal
 // for the Matrix user whose login received it. The relay account's chats
 // are opened by `start` only: a stranger writing to the relay number has
-// no Matrix user to go to.
+// no Matrix user to go to (whatsapp.ErrNoRecipient: the contact gets an
+// automatic reply, the admins a flag, and nothing is kept).
 func (d *Daemon) whatsAppPortal(ctx context.Context, mx *matrix.Connector, u whatsapp.Unrouted) (bridge.ConversationID, error) {
 	if u.Account == whatsapp.RelayAccount {
 		if d.safety != nil {
 			d.safety.FlagAdmins(ctx, "relay-unrouted:"+string(u.Contact.ID), fmt.Sprintf(
 				"A WhatsApp contact (%s) wrote to the relay account, but no user has a chat with them, so their messages "+
-					"are not delivered (nothing of them is kept). Told once an hour per contact.", u.Contact.DisplayName))
+					"are not delivered (nothing of them is kept; the contact got an automatic reply saying so). Told once an hour per contact.", u.Contact.DisplayName))
 		}
-		return "", errors.New("the relay account only carries chats opened from Matrix")
+		return "", fmt.Errorf("%w: the relay account only carries chats opened from Matrix", whatsapp.ErrNoRecipient)
 	}
 	room, err := mx.CreatePortal(ctx, matrix.PortalOptions{
 		User: id.UserID(u.Account), Network: bridge.NetworkWhatsApp, Contact: u.Contact, Direct: !u.Group, Name: u.Name,
