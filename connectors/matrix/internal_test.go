@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -190,4 +191,28 @@ func TestGroupName(t *testing.T) {
 		require.False(t, ContainsPhoneNumber(got), got)
 		require.LessOrEqual(t, len([]rune(got)), maxGroupNameRunes)
 	}
+}
+
+// FuzzGroupName: whatever the display name and user ID, the name of a
+// chat of its own fits WhatsApp's subject limit, ends with the suffix,
+// is valid UTF-8 and holds nothing that reads as a phone number.
+func FuzzGroupName(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"Bob", "@bob:example.org"}, {"+1 415 555 0142", "@bob:example.org"}, {"Bob 415 555 0142", "@14155550142:example.org"},
+		{"Bartholomew Jones", "@b:example.org"}, {"", ""}, {"0044 20 7183 8750 x", "@=2b44:example.org"}, {"\xff\xfe", "@\xff:x"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, display, user string) {
+		got := groupName(display, id.UserID(user))
+		if n := utf8.RuneCountInString(got); n > maxGroupNameRunes {
+			t.Fatalf("%q has %d runes", got, n)
+		}
+		if !strings.HasSuffix(got, groupSuffix) || !utf8.ValidString(got) {
+			t.Fatalf("%q", got)
+		}
+		if ContainsPhoneNumber(got) {
+			t.Fatalf("%q reads as a phone number", got)
+		}
+	})
 }

@@ -386,7 +386,7 @@ func groupName(display string, user id.UserID) string {
 	localpart, _, _ := user.ParseAndDecode()
 	name := "Matrix user"
 	for _, cand := range []string{display, localpart} {
-		if cand = strings.Join(strings.Fields(cand), " "); cand != "" && !ContainsPhoneNumber(cand) {
+		if cand = strings.Join(strings.Fields(strings.ToValidUTF8(cand, "")), " "); cand != "" && !ContainsPhoneNumber(cand) {
 			name = cand
 			break
 		}
