@@ -7,14 +7,25 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
-// activity is recent per-conversation message metadata, kept in memory for
-// the signal window: how many messages each person sent in each
-// conversation and when, and whether anyone answered. It feeds the
-// unanswered share of the score and the counts in reports. It holds no
-// content; a restart starts it afresh.
+// activity is recent per-conversation message metadata for the signal
+// window: how many messages each person sent in each conversation and
+// when, and whether anyone answered. It feeds the unanswered share of the
+// score and the counts in reports. It holds no content. It lives in
+// memory, and the conversations that changed are written to
+// sb_safety_activity every flushEvery and at Stop, so a restart keeps it.
 type activity struct {
 	mu    sync.Mutex
 	convs map[bridge.ConversationID]*convActivity
+	dirty map[bridge.ConversationID]bool
+}
+
+// activityRow is what a person sent in a conversation, as stored.
+type activityRow struct {
+	conv        bridge.ConversationID
+	person      string
+	count       int
+	unanswered  int
+	first, last time.Time
 }
 
 type convActivity struct {
@@ -30,7 +41,7 @@ type senderActivity struct {
 }
 
 func newActivity() *activity {
-	return &activity{convs: make(map[bridge.ConversationID]*convActivity)}
+	return &activity{convs: make(map[bridge.ConversationID]*convActivity), dirty: make(map[bridge.ConversationID]bool)}
 }
 
 // note records a message from person in conv at t: it answers everyone
@@ -45,6 +56,7 @@ func (a *activity) note(conv bridge.ConversationID, person string, t time.Time) 
 		a.convs[conv] = c
 	}
 	c.last = t
+	a.dirty[conv] = true
 	for p, sa := range c.senders {
 		if p != person {
 			sa.unanswered = 0
@@ -94,6 +106,51 @@ func (a *activity) prune(cutoff time.Time) {
 	for id, c := range a.convs {
 		if c.last.Before(cutoff) {
 			delete(a.convs, id)
+			delete(a.dirty, id)
+		}
+	}
+}
+
+// takeDirty returns every sender's row of the conversations that changed
+// since the last call (a message resets the others' unanswered counts),
+// and marks them clean. On a failed write, markDirty puts them back.
+func (a *activity) takeDirty() []activityRow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var rows []activityRow
+	for id := range a.dirty {
+		if c := a.convs[id]; c != nil {
+			for p, sa := range c.senders {
+				rows = append(rows, activityRow{conv: id, person: p, count: sa.count, unanswered: sa.unanswered, first: sa.first, last: sa.last})
+			}
+		}
+		delete(a.dirty, id)
+	}
+	return rows
+}
+
+// markDirty marks the conversations of rows as changed again.
+func (a *activity) markDirty(rows []activityRow) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range rows {
+		a.dirty[r.conv] = true
+	}
+}
+
+// load puts stored rows back, as at start.
+func (a *activity) load(rows []activityRow) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range rows {
+		c := a.convs[r.conv]
+		if c == nil {
+			c = &convActivity{senders: make(map[string]*senderActivity)}
+			a.convs[r.conv] = c
+		}
+		c.senders[r.person] = &senderActivity{count: r.count, unanswered: r.unanswered, first: r.first, last: r.last}
+		if r.last.After(c.last) {
+			c.last = r.last
 		}
 	}
 }

@@ -155,6 +155,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	recent, err := s.store.activitySince(ctx, s.now().Add(-s.activityKept()))
+	if err != nil {
+		return err
+	}
+	s.act.load(recent)
 	s.mu.Lock()
 	s.blocks = blocks
 	s.cleared = cleared
@@ -164,17 +169,52 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	bgCtx, cancel := context.WithCancel(s.log.WithContext(context.WithoutCancel(ctx)))
 	s.cancel = cancel
-	s.bg.Add(1)
+	s.bg.Add(2)
 	go s.purgeLoop(bgCtx)
+	go func() {
+		defer s.bg.Done()
+		periodic.Run(bgCtx, flushEvery, s.flushActivity)
+	}()
 	return nil
 }
 
-// Stop ends the purge loop.
+// flushEvery is how often changed activity is written to the database.
+const flushEvery = 30 * time.Second
+
+// Stop ends the background loops and writes the activity that changed
+// since the last flush.
 func (s *Service) Stop() {
-	if s.cancel != nil {
-		s.cancel()
+	if s.cancel == nil {
+		return
 	}
+	s.cancel()
 	s.bg.Wait()
+	s.cancel = nil
+	ctx, cancel := context.WithTimeout(s.log.WithContext(context.Background()), 5*time.Second)
+	defer cancel()
+	s.flushActivity(ctx)
+}
+
+// flushActivity writes the activity of conversations that changed since
+// the last flush; on failure they are written at the next one.
+func (s *Service) flushActivity(ctx context.Context) {
+	rows := s.act.takeDirty()
+	if len(rows) == 0 {
+		return
+	}
+	if err := s.store.saveActivity(ctx, rows); err != nil {
+		s.act.markDirty(rows)
+		zerolog.Ctx(ctx).Warn().Err(err).Int("rows", len(rows)).Msg("Failed to save safety activity; will retry")
+	}
+}
+
+// activityKept is how long stored activity is kept: the signal window, or
+// retention.metadata when that is shorter.
+func (s *Service) activityKept() time.Duration {
+	if r := s.opts.MetadataRetention; r > 0 && r < s.window() {
+		return r
+	}
+	return s.window()
 }
 
 func (s *Service) window() time.Duration {
@@ -198,8 +238,8 @@ func (s *Service) purgeLoop(ctx context.Context) {
 }
 
 // Purge deletes signals, decisions and remembered leg contacts older than
-// retention.metadata, and forgets in-memory activity older than the
-// signal window. Blocks and suspensions stay until lifted.
+// retention.metadata, stored activity quiet for longer than activityKept,
+// and forgets in-memory activity older than the signal window. Blocks and suspensions stay until lifted.
 func (s *Service) Purge(ctx context.Context) error {
 	now := s.now()
 	s.act.prune(now.Add(-s.window()))
@@ -218,6 +258,9 @@ func (s *Service) Purge(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	if err := s.store.purgeActivity(ctx, now.Add(-s.activityKept())); err != nil {
+		return err
+	}
 	if s.opts.MetadataRetention <= 0 {
 		return nil
 	}

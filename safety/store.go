@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.mau.fi/util/dbutil"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
 // Signal kinds recorded in sb_safety_signal.
@@ -44,6 +46,12 @@ const (
 	purgeSignalsQuery     = `DELETE FROM sb_safety_signal WHERE at < $1`
 	purgeDecisionsQuery   = `DELETE FROM sb_safety_decision WHERE at < $1`
 	purgeLegContactsQuery = `DELETE FROM sb_safety_leg_contact WHERE seen_at < $1`
+	upsertActivityQuery   = `
+		INSERT INTO sb_safety_activity (conversation_id, person, sent, unanswered, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (conversation_id, person) DO UPDATE
+		SET sent=excluded.sent, unanswered=excluded.unanswered, first_at=excluded.first_at, last_at=excluded.last_at`
+	activitySinceQuery = `SELECT conversation_id, person, sent, unanswered, first_at, last_at FROM sb_safety_activity WHERE last_at >= $1`
+	purgeActivityQuery = `DELETE FROM sb_safety_activity WHERE last_at < $1`
 )
 
 // store is the safety schema's queries.
@@ -243,4 +251,43 @@ func (s *store) purge(ctx context.Context, cutoff time.Time) error {
 		}
 	}
 	return nil
+}
+
+// saveActivity writes activity rows in one transaction.
+func (s *store) saveActivity(ctx context.Context, rows []activityRow) error {
+	return dbErr(s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		for _, r := range rows {
+			if _, err := s.db.Exec(ctx, upsertActivityQuery, string(r.conv), r.person, r.count, r.unanswered, ms(r.first), ms(r.last)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// activitySince returns the stored activity rows last touched at or after
+// since.
+func (s *store) activitySince(ctx context.Context, since time.Time) ([]activityRow, error) {
+	rows, err := s.db.Query(ctx, activitySinceQuery, ms(since))
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []activityRow
+	for rows.Next() {
+		var r activityRow
+		var conv string
+		var first, last int64
+		if err = rows.Scan(&conv, &r.person, &r.count, &r.unanswered, &first, &last); err != nil {
+			return nil, dbErr(err)
+		}
+		r.conv, r.first, r.last = bridge.ConversationID(conv), time.UnixMilli(first), time.UnixMilli(last)
+		out = append(out, r)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// purgeActivity deletes activity rows last touched before cutoff.
+func (s *store) purgeActivity(ctx context.Context, cutoff time.Time) error {
+	return s.exec(ctx, purgeActivityQuery, ms(cutoff))
 }
