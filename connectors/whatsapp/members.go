@@ -79,6 +79,9 @@ type memberNotice struct {
 func (c *Connector) memberNotices(l *login, evt *events.GroupInfo) []memberNotice {
 	self := c.pseudo.Phone(userE164(l.jid))
 	self.DisplayName = "You (from WhatsApp)"
+	if l.account == RelayAccount {
+		self.DisplayName = "WhatsApp relay"
+	}
 	isSelf := func(jid types.JID) bool {
 		return !l.jid.IsEmpty() && jid.User == l.jid.User && jid.Server == l.jid.Server
 	}

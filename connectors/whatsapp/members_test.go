@@ -72,3 +72,17 @@ func TestGroupMemberNotices(t *testing.T) {
 	})
 	requireNoNumbers(t, e.logs.String(), "logs")
 }
+
+// In a relay group the account's own notices are the relay's, not the
+// user's: the user never was in that WhatsApp group.
+func TestRelayGroupSelfNotice(t *testing.T) {
+	e := newEnv(t)
+	relay := e.login(RelayAccount, relayJID)
+	require.True(t, relay.dispatch(message(groupJID, contactJID, "G1", text("hi"))))
+	require.Len(t, e.mx.WaitSent(1, 5*time.Second), 1)
+	require.True(t, relay.dispatch(&events.GroupInfo{JID: groupJID, Timestamp: time.Now(), Sender: &contactJID, Leave: []types.JID{relayJID.ToNonAD()}}))
+	sent := e.mx.WaitSent(2, 5*time.Second)
+	require.Len(t, sent, 2)
+	require.Equal(t, noticeSelfLeft, sent[1].Delivery.Event.Content.Body)
+	require.Equal(t, "WhatsApp relay", sent[1].Delivery.Event.Sender.DisplayName)
+}
