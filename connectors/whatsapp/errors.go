@@ -66,6 +66,10 @@ var (
 	// that contact (the relay account's strangers). The message is not
 	// kept, and the contact is told so in a one-to-one chat.
 	ErrNoRecipient = errors.New("nobody on the bridge has a conversation with this WhatsApp contact")
+	// ErrContactLeftGroup means the contact left the WhatsApp group the
+	// relay made for this conversation, so a message there would reach
+	// nobody; it is refused until they rejoin.
+	ErrContactLeftGroup = errors.New("the contact left this chat's WhatsApp group, so messages sent here would reach nobody; they arrive again once the contact rejoins the group")
 	// ErrNoTimerPermission means the account may not change a group's
 	// disappearing timer.
 	ErrNoTimerPermission = errors.New("the WhatsApp account may not change this chat's disappearing timer")

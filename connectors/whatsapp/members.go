@@ -32,7 +32,8 @@ const (
 // notice, so that WhatsApp delivers the notification again.
 func (c *Connector) handleGroupInfo(ctx context.Context, l *login, evt *events.GroupInfo) bool {
 	chat := bridge.ChatID(c.keys.chatID(l.account, evt.JID.ToNonAD().String()))
-	if _, err := c.loadChat(ctx, chat); err != nil {
+	row, err := c.loadChat(ctx, chat)
+	if err != nil {
 		return true // a group no message has reached yet: nothing to tell
 	}
 	leg := bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat}
@@ -46,6 +47,9 @@ func (c *Connector) handleGroupInfo(ctx context.Context, l *login, evt *events.G
 			d = time.Duration(evt.Ephemeral.DisappearingTimer) * time.Second
 		}
 		c.chatTimer(ctx, leg, d)
+	}
+	if !c.trackContact(ctx, row, evt) {
+		return false
 	}
 	for _, n := range c.memberNotices(l, evt) {
 		out := &bridge.Event{
@@ -64,6 +68,39 @@ func (c *Connector) handleGroupInfo(ctx context.Context, l *login, evt *events.G
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("Router did not take a WhatsApp group notice; WhatsApp will deliver it again")
 			return false
 		}
+	}
+	return true
+}
+
+// trackContact records a relay group's contact (the chat's contact_hash)
+// leaving or rejoining it, so that messages are refused while they are
+// out (ErrContactLeftGroup). Members are matched by phone-number JID; it
+// returns false when the change could not be stored.
+func (c *Connector) trackContact(ctx context.Context, row *chatRow, evt *events.GroupInfo) bool {
+	if !row.group || row.contact == "" {
+		return true
+	}
+	is := func(jids []types.JID) bool {
+		for _, jid := range jids {
+			if e164 := userE164(jid); e164 != "" && c.keys.numberHash(e164) == row.contact {
+				return true
+			}
+		}
+		return false
+	}
+	left := row.contactLeft
+	switch {
+	case is(evt.Join):
+		left = false
+	case is(evt.Leave):
+		left = true
+	}
+	if left == row.contactLeft {
+		return true
+	}
+	if _, err := c.db.Exec(ctx, contactLeftQuery, row.id, left); err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record a relay group's contact leaving or rejoining; WhatsApp will deliver it again")
+		return false
 	}
 	return true
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 )
@@ -166,4 +167,51 @@ func TestGroupSubject(t *testing.T) {
 		require.Equal(t, tc.want, got, tc.in)
 		require.LessOrEqual(t, len([]rune(got)), maxSubjectRunes)
 	}
+}
+
+// While the contact is out of a relay group (it holds them alone), what
+// the user sends there fails with the reason instead of reaching nobody;
+// once they rejoin it goes through again. Other chats with the contact
+// are not affected.
+func TestRelayGroupContactLeft(t *testing.T) {
+	e := newEnv(t)
+	relay := e.login(RelayAccount, relayJID)
+	relay.onWhatsApp[contactNumber] = contactJID
+	convA, convB := bridge.NewConversationID(), bridge.NewConversationID()
+	direct, _, err := e.wa.OpenPhoneChat(e.ctx, alice, contactNumber, convA)
+	require.NoError(t, err)
+	group, _, err := e.wa.OpenPhoneGroup(e.ctx, bob, contactNumber, convB, "Bob (switchboard)")
+	require.NoError(t, err)
+	legA := bridge.Leg{Network: netMatrix, Chat: "!alice-portal:example.org"}
+	legB := bridge.Leg{Network: netMatrix, Chat: "!bob-portal:example.org"}
+	require.NoError(t, e.router.CreateConversationWithID(e.ctx, convA, legA, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: direct}))
+	require.NoError(t, e.router.CreateConversationWithID(e.ctx, convB, legB, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: group}))
+	gJID := types.NewJID("120363000000000101", types.GroupServer)
+	require.Equal(t, e.chatOf(RelayAccount, gJID), group)
+
+	send := func(leg bridge.Leg, id string) {
+		t.Helper()
+		require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: leg, SourceID: bridge.RemoteID(id),
+			Sender: bridge.Sender{ID: bridge.UserID(bob), DisplayName: "Bob"}, Content: &bridge.Content{Type: bridge.MsgText, Body: "hi"}}))
+	}
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	require.True(t, relay.dispatch(&events.GroupInfo{JID: gJID, Timestamp: t0, Sender: &contactJID, Leave: []types.JID{contactJID}}))
+	require.Len(t, e.mx.WaitSent(1, 5*time.Second), 1, "bob is told the contact left")
+
+	send(legB, "$while-out")
+	rep, ok := e.mx.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool {
+		return r.SourceID == "$while-out" && r.State == bridge.StateFailed
+	})
+	require.True(t, ok, "the message fails")
+	require.ErrorIs(t, rep.Err, ErrContactLeftGroup)
+	send(legA, "$direct")
+	out := relay.waitSent(1)
+	require.Len(t, out, 1)
+	require.Equal(t, contactJID, out[0].to, "the one-to-one chat is not affected; nothing went to the group")
+
+	require.True(t, relay.dispatch(&events.GroupInfo{JID: gJID, Timestamp: t0.Add(time.Minute), Sender: &contactJID, Join: []types.JID{contactJID}}))
+	send(legB, "$after-rejoin")
+	out = relay.waitSent(2)
+	require.Len(t, out, 2)
+	require.Equal(t, gJID, out[1].to, "after they rejoin, messages reach the group again")
 }

@@ -70,6 +70,18 @@ func (c *Connector) target(ctx context.Context, chat bridge.ChatID) (*chatRow, *
 	return row, l, nil
 }
 
+// contentTarget is target for what carries content to the contact
+// (messages, media, edits, reactions): refused while a relay group's
+// contact is out of it, since it would reach nobody. Deletes and receipts
+// still go.
+func (c *Connector) contentTarget(ctx context.Context, chat bridge.ChatID) (*chatRow, *login, error) {
+	row, l, err := c.target(ctx, chat)
+	if err == nil && row.contactLeft {
+		return nil, nil, bridge.Permanent(ErrContactLeftGroup)
+	}
+	return row, l, err
+}
+
 // prefix is what goes before a relayed message: the sender's display
 // name, never a number.
 func prefix(row *chatRow, sender bridge.Sender) string {
@@ -159,7 +171,7 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 	if d.Event == nil || d.Event.Content == nil {
 		return "", bridge.Permanent(errors.New("whatsapp: delivery has no content"))
 	}
-	row, l, err := c.target(ctx, d.Chat)
+	row, l, err := c.contentTarget(ctx, d.Chat)
 	if err != nil {
 		return "", err
 	}
@@ -179,7 +191,7 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 // its source connector, encrypted and uploaded by whatsmeow, and sent as
 // an image, video, audio, voice note, sticker or document.
 func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
-	row, l, err := c.target(ctx, d.Chat)
+	row, l, err := c.contentTarget(ctx, d.Chat)
 	if err != nil {
 		return "", err
 	}
@@ -216,7 +228,7 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 // SendEdit implements bridge.EditSender. WhatsApp lets an account edit
 // only its own messages.
 func (c *Connector) SendEdit(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
-	row, l, err := c.target(ctx, d.Chat)
+	row, l, err := c.contentTarget(ctx, d.Chat)
 	if err != nil {
 		return "", err
 	}
@@ -229,7 +241,7 @@ func (c *Connector) SendEdit(ctx context.Context, d *bridge.Delivery) (bridge.Re
 
 // SendReaction implements bridge.ReactionSender.
 func (c *Connector) SendReaction(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
-	row, l, err := c.target(ctx, d.Chat)
+	row, l, err := c.contentTarget(ctx, d.Chat)
 	if err != nil {
 		return "", err
 	}

@@ -20,13 +20,14 @@ const (
 	deleteLoginQuery = `DELETE FROM sb_whatsapp_login WHERE account=$1`
 	deleteChatsQuery = `DELETE FROM sb_whatsapp_chat WHERE account=$1`
 
-	chatQuery       = `SELECT account, jid_enc, is_group, timer_ms FROM sb_whatsapp_chat WHERE chat_id=$1`
+	chatQuery       = `SELECT account, jid_enc, is_group, timer_ms, contact_hash, contact_left FROM sb_whatsapp_chat WHERE chat_id=$1`
 	insertChatQuery = `
 		INSERT INTO sb_whatsapp_chat (chat_id, account, jid_enc, contact_hash, is_group, timer_ms, created_at)
 		VALUES ($1, $2, $3, $4, $5, 0, $6)
 		ON CONFLICT (chat_id) DO UPDATE SET contact_hash=excluded.contact_hash
 		WHERE sb_whatsapp_chat.contact_hash='' AND excluded.contact_hash<>''`
 	chatTimerQuery   = `UPDATE sb_whatsapp_chat SET timer_ms=$2 WHERE chat_id=$1`
+	contactLeftQuery = `UPDATE sb_whatsapp_chat SET contact_left=$2 WHERE chat_id=$1`
 	chatContactQuery = `UPDATE sb_whatsapp_chat SET contact_hash=$2 WHERE chat_id=$1`
 	chatsByContact   = `SELECT chat_id FROM sb_whatsapp_chat WHERE contact_hash=$1 ORDER BY created_at`
 	reachQuery       = `SELECT on_whatsapp FROM sb_whatsapp_reach WHERE number_hash=$1 AND checked_at >= $2`
@@ -43,12 +44,17 @@ type chatRow struct {
 	jid     types.JID
 	group   bool
 	timer   int64 // ms
+	// contact is the keyed hash of the contact's number ("" for chats
+	// not opened with a number, such as groups the user is in).
+	contact string
+	// contactLeft is true while a relay group's contact is out of it.
+	contactLeft bool
 }
 
 func (c *Connector) loadChat(ctx context.Context, chat bridge.ChatID) (*chatRow, error) {
 	r := chatRow{id: chat}
 	var enc string
-	err := c.db.QueryRow(ctx, chatQuery, chat).Scan(&r.account, &enc, &r.group, &r.timer)
+	err := c.db.QueryRow(ctx, chatQuery, chat).Scan(&r.account, &enc, &r.group, &r.timer, &r.contact, &r.contactLeft)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrUnknownChat
 	} else if err != nil {
