@@ -19,6 +19,9 @@ var (
 	ErrUnknownNetwork = errors.New("no connector for network")
 	// ErrInvalidEvent means an event failed validation; nothing was accepted.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrMediaTooLarge means an attachment is larger than the network
+	// receiving it takes (see Delivery.ReadMedia).
+	ErrMediaTooLarge = errors.New("attachment too large")
 	// ErrInvalidAddress means an address is not "network:identifier".
 	ErrInvalidAddress = errors.New("invalid address")
 	// ErrTargetUnknown means an edit, reply, reaction or delete names a message

@@ -172,6 +172,24 @@ func (d *Delivery) OpenMedia(ctx context.Context) (io.ReadCloser, error) {
 	return d.router.openMedia(ctx, d.Event.Source.Network, d.Event.Content.Media)
 }
 
+// ReadMedia reads the delivery's attachment whole. One larger than limit
+// bytes is refused for good (Permanent, wrapping ErrMediaTooLarge).
+func (d *Delivery) ReadMedia(ctx context.Context, limit int) ([]byte, error) {
+	rc, err := d.OpenMedia(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, int64(limit)+1))
+	_ = rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read attachment: %w", err)
+	}
+	if len(data) > limit {
+		return nil, Permanent(fmt.Errorf("%w: more than %d MB", ErrMediaTooLarge, limit>>20))
+	}
+	return data, nil
+}
+
 // DeliveryState is the outcome reported back to a sender's leg.
 type DeliveryState string
 

@@ -455,6 +455,29 @@ func TestMediaAndTyping(t *testing.T) {
 	require.Len(t, sent, 1)
 	require.Equal(t, []byte("PNGDATA"), sent[0].Media)
 
+	// ReadMedia: the whole attachment up to the limit; above it, a
+	// permanent failure reported to the sender.
+	var within []byte
+	h.b.OnSend(func(d *bridge.Delivery) error {
+		data, err := d.ReadMedia(ctx, len("PNGDATA"))
+		if err != nil {
+			return err
+		}
+		within = data
+		_, err = d.ReadMedia(ctx, len("PNGDATA")-1)
+		return err
+	})
+	require.NoError(t, h.a.Receive(ctx, &bridge.Event{
+		Kind: bridge.KindMessage, Source: legA("room"), SourceID: "$big",
+		Content: &bridge.Content{Type: bridge.MsgImage, Body: "cat.png", Media: &bridge.Media{Ref: "mxc://x/y", MimeType: "image/png"}},
+	}))
+	st, ok := h.a.WaitStatus(5*time.Second, func(r bridge.StatusReport) bool { return r.SourceID == "$big" && r.State == bridge.StateFailed })
+	require.True(t, ok)
+	require.ErrorIs(t, st.Err, bridge.ErrMediaTooLarge)
+	require.ErrorIs(t, st.Err, bridge.ErrPermanent)
+	require.Equal(t, []byte("PNGDATA"), within)
+	h.b.OnSend(nil)
+
 	require.NoError(t, h.a.Receive(ctx, &bridge.Event{Kind: bridge.KindTyping, Source: legA("room"), Typing: true}))
 	require.Eventually(t, func() bool { return len(h.b.Typing()) == 1 }, 5*time.Second, 10*time.Millisecond)
 }

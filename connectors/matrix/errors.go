@@ -26,7 +26,7 @@ var (
 	// ErrDatabase wraps failures of the connector's own tables.
 	ErrDatabase = errors.New("matrix: database error")
 	// ErrMediaTooLarge means an attachment exceeds MaxMediaSize.
-	ErrMediaTooLarge = errors.New("matrix: attachment too large")
+	ErrMediaTooLarge = bridge.ErrMediaTooLarge
 )
 
 // classify turns an error from the homeserver into what the router expects:

@@ -276,16 +276,9 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 	}
 	in := d.Event.Content
 	media := in.Media
-	rc, err := d.OpenMedia(ctx)
+	data, err := d.ReadMedia(ctx, MaxMediaSize)
 	if err != nil {
 		return "", err
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, MaxMediaSize+1))
-	_ = rc.Close()
-	if err != nil {
-		return "", fmt.Errorf("read attachment: %w", err)
-	} else if len(data) > MaxMediaSize {
-		return "", bridge.Permanent(ErrMediaTooLarge)
 	}
 	mime := media.MimeType
 	if mime == "" {

@@ -199,17 +199,9 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 	if err != nil {
 		return "", err
 	}
-	rc, err := d.OpenMedia(ctx)
+	data, err := d.ReadMedia(ctx, MaxMediaSize)
 	if err != nil {
 		return "", err
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, MaxMediaSize+1))
-	_ = rc.Close()
-	if err != nil {
-		return "", fmt.Errorf("whatsapp: read attachment: %w", err)
-	}
-	if len(data) > MaxMediaSize {
-		return "", bridge.Permanent(fmt.Errorf("whatsapp: attachment is larger than %d MB", MaxMediaSize>>20))
 	}
 	ct := *d.Event.Content
 	media := *ct.Media
