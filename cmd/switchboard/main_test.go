@@ -54,6 +54,36 @@ func freePort(t *testing.T) string {
 	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
+// withHomeserver writes the daemon's config and registration in dir
+// (`switchboard -g` with env), starts Dendrite with that registration, and
+// returns it with env pointing the daemon at it.
+func withHomeserver(t *testing.T, dir string, env []string, opts dendrite.Options) (*dendrite.Server, []string) {
+	t.Helper()
+	out, err := cmd(dir, env, "-g").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	opts.Registrations = append(opts.Registrations, filepath.Join(dir, "registration.yaml"))
+	hs := dendrite.Start(t, opts)
+	return hs, append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
+}
+
+// startDaemon runs the daemon in dir with env until the test ends, and
+// returns its output, which is printed when the test fails.
+func startDaemon(t *testing.T, dir string, env []string) *bytes.Buffer {
+	t.Helper()
+	c := cmd(dir, env)
+	logs := &bytes.Buffer{}
+	c.Stdout, c.Stderr = logs, logs
+	require.NoError(t, c.Start())
+	t.Cleanup(func() {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		_ = c.Wait()
+		if t.Failed() {
+			t.Logf("switchboard output:\n%s", logs.String())
+		}
+	})
+	return logs
+}
+
 // cmd returns the switchboard command in dir, with a clean SWITCHBOARD_ env.
 // A command that does not exit is killed after two minutes, so a wrong
 // expectation fails instead of hanging the test run.
@@ -257,23 +287,8 @@ func TestNewUserTalksToTheBot(t *testing.T) {
 		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
 		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
 	}
-	out, err := cmd(dir, env, "-g").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	regPath := filepath.Join(dir, "registration.yaml")
-	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{regPath}})
-
-	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
-	c := cmd(dir, env)
-	var logs bytes.Buffer
-	c.Stdout, c.Stderr = &logs, &logs
-	require.NoError(t, c.Start())
-	t.Cleanup(func() {
-		_ = c.Process.Signal(syscall.SIGTERM)
-		_ = c.Wait()
-		if t.Failed() {
-			t.Logf("switchboard output:\n%s", logs.String())
-		}
-	})
+	hs, env := withHomeserver(t, dir, env, dendrite.Options{})
+	startDaemon(t, dir, env)
 
 	userID, token := hs.RegisterUser(t, "alice", "correct horse battery")
 	bot := "@switchboard:" + hs.ServerName

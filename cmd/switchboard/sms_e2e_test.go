@@ -173,10 +173,7 @@ func startSMSDaemon(t *testing.T, logLevel string) *smsDaemon {
 		"SWITCHBOARD_SMS_TWILIO_NUMBERS=" + e2ePool,
 		"SWITCHBOARD_LOGGING_LEVEL=" + logLevel,
 	}
-	out, err := cmd(dir, env, "-g").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{filepath.Join(dir, "registration.yaml")}, LogLevel: "warn"})
-	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
+	hs, env := withHomeserver(t, dir, env, dendrite.Options{LogLevel: "warn"})
 	c := cmd(dir, env)
 	var logs bytes.Buffer
 	c.Stdout, c.Stderr = &logs, &logs

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,21 +36,8 @@ func startBotDM(t *testing.T, extraEnv ...string) *botDM {
 		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
 		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
 	}, extraEnv...)
-	out, err := cmd(dir, env, "-g").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{filepath.Join(dir, "registration.yaml")}})
-	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+hs.ServerName)
-	c := cmd(dir, env)
-	logs := &bytes.Buffer{}
-	c.Stdout, c.Stderr = logs, logs
-	require.NoError(t, c.Start())
-	t.Cleanup(func() {
-		_ = c.Process.Signal(syscall.SIGTERM)
-		_ = c.Wait()
-		if t.Failed() {
-			t.Logf("switchboard output:\n%s", logs.String())
-		}
-	})
+	hs, env := withHomeserver(t, dir, env, dendrite.Options{})
+	logs := startDaemon(t, dir, env)
 	_, token := hs.RegisterUser(t, "alice", "correct horse battery")
 	b := &botDM{t: t, hs: hs, token: token, bot: "@switchboard:" + hs.ServerName, listen: listen, logs: logs}
 	var created struct {
