@@ -83,7 +83,7 @@ func TestMediaRefRoundTrip(t *testing.T) {
 }
 
 func TestDecodeMediaRefRefusesBadRefs(t *testing.T) {
-	_, content := encryptedContent(t, []byte("x"), "mxc://localhost/f")
+	_, content := encryptedContent(t, []byte("attachment bytes"), "mxc://localhost/f")
 	good := encodeMediaRef(content)
 	mutate := func(fn func(*event.EncryptedFileInfo)) string {
 		var ref encryptedMediaRef
