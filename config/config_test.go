@@ -24,8 +24,8 @@ appservice:
   bot_username: sbbot
   bot_displayname: SB Bot
   ghost_prefix: ghost_
-  as_token: as-secret
-  hs_token: hs-secret
+  as_token: as-secret-0123456789abcdef0123456789
+  hs_token: hs-secret-0123456789abcdef0123456789
 database:
   type: postgres
   uri: postgres://sb:pw@db/sb?sslmode=disable
@@ -91,7 +91,7 @@ func TestParseFull(t *testing.T) {
 		Appservice: Appservice{
 			Address: "http://bridge.internal:8080", Listen: "0.0.0.0:8080", ID: "sb-test",
 			BotUsername: "sbbot", BotDisplayname: "SB Bot", GhostPrefix: "ghost_",
-			ASToken: "as-secret", HSToken: "hs-secret",
+			ASToken: "as-secret-0123456789abcdef0123456789", HSToken: "hs-secret-0123456789abcdef0123456789",
 		},
 		Database: Database{
 			Type: "postgres", URI: "postgres://sb:pw@db/sb?sslmode=disable",
@@ -152,7 +152,7 @@ func TestParseDefaults(t *testing.T) {
 	require.NoError(t, err)
 
 	want := Default()
-	want.Appservice.ASToken, want.Appservice.HSToken = "as-secret", "hs-secret"
+	want.Appservice.ASToken, want.Appservice.HSToken = "as-secret-0123456789abcdef0123456789", "hs-secret-0123456789abcdef0123456789"
 	want.Encryption.PickleKey = "pickle-secret"
 	want.Identity.Secret = "identity-secret"
 	require.Equal(t, want, cfg)
@@ -378,10 +378,10 @@ func TestParseAccepted(t *testing.T) {
 }
 
 func TestParseAlias(t *testing.T) {
-	doc := minimalYAML + "delivery:\n  retry_base: &d 2s\n  lease: *d\n"
+	doc := minimalYAML + "delivery:\n  retry_base: &d 10s\n  lease: *d\n"
 	cfg, err := Parse([]byte(doc))
 	require.NoError(t, err)
-	require.Equal(t, 2*time.Second, cfg.Delivery.Lease.Std())
+	require.Equal(t, 10*time.Second, cfg.Delivery.Lease.Std())
 }
 
 func TestParseSeveralErrors(t *testing.T) {
@@ -427,7 +427,7 @@ func TestEnvOverrides(t *testing.T) {
 	file := set(t, smsYAML, "appservice.as_token", "generate", "sms.enabled", "false")
 	cfg, err := ParseEnv([]byte(file), envMap(map[string]string{
 		"SWITCHBOARD_SMS_TWILIO_AUTH_TOKEN": "fromenv0123456789abcdef01234567",
-		"SWITCHBOARD_APPSERVICE_AS_TOKEN":   "as-from-env",
+		"SWITCHBOARD_APPSERVICE_AS_TOKEN":   "as-from-env-0123456789abcdef0123456789",
 		"SWITCHBOARD_DATABASE_URI":          "/var/lib/switchboard/sb.db",
 		"SWITCHBOARD_SMS_ENABLED":           "true",
 		"SWITCHBOARD_SMS_TWILIO_NUMBERS":    "+14155550100, +14155550101",
@@ -439,7 +439,7 @@ func TestEnvOverrides(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "fromenv0123456789abcdef01234567", cfg.SMS.Twilio.AuthToken)
-	require.Equal(t, "as-from-env", cfg.Appservice.ASToken)
+	require.Equal(t, "as-from-env-0123456789abcdef0123456789", cfg.Appservice.ASToken)
 	require.Equal(t, "/var/lib/switchboard/sb.db", cfg.Database.URI)
 	require.True(t, cfg.SMS.Enabled)
 	require.Equal(t, []string{"+14155550100", "+14155550101"}, cfg.SMS.Twilio.Numbers)
@@ -447,7 +447,7 @@ func TestEnvOverrides(t *testing.T) {
 	require.Equal(t, 7*24*time.Hour, cfg.Retention.Metadata.Std())
 	require.Equal(t, 8, cfg.Delivery.Workers)
 	require.False(t, cfg.Encryption.Allow)
-	require.Equal(t, "hs-secret", cfg.Appservice.HSToken, "keys without an override keep the file's value")
+	require.Equal(t, "hs-secret-0123456789abcdef0123456789", cfg.Appservice.HSToken, "keys without an override keep the file's value")
 
 	// The domain from the environment also picks the default permissions.
 	cfg, err = ParseEnv([]byte(minimalYAML), envMap(map[string]string{"SWITCHBOARD_HOMESERVER_DOMAIN": "example.net"}))

@@ -13,8 +13,8 @@ import (
 // which have no default.
 const minimalYAML = `
 appservice:
-  as_token: as-secret
-  hs_token: hs-secret
+  as_token: as-secret-0123456789abcdef0123456789
+  hs_token: hs-secret-0123456789abcdef0123456789
 encryption:
   pickle_key: pickle-secret
 identity:

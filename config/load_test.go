@@ -194,14 +194,14 @@ func TestLoadOrCreateEnvSecretsStayOutOfFile(t *testing.T) {
 	path := writeFile(t, "config.yaml", userConfig)
 	env := envMap(map[string]string{
 		"SWITCHBOARD_IDENTITY_SECRET":     "identity-from-env",
-		"SWITCHBOARD_APPSERVICE_HS_TOKEN": "hs-from-env",
+		"SWITCHBOARD_APPSERVICE_HS_TOKEN": "hs-from-env-0123456789abcdef0123456789",
 	})
 
 	cfg, _, err := LoadOrCreate(path, env)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"appservice.as_token", "encryption.pickle_key"}, cfg.GeneratedKeys())
 	require.Equal(t, "identity-from-env", cfg.Identity.Secret)
-	require.Equal(t, "hs-from-env", cfg.Appservice.HSToken)
+	require.Equal(t, "hs-from-env-0123456789abcdef0123456789", cfg.Appservice.HSToken)
 
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -235,8 +235,8 @@ appservice:
   id: switchboard
   bot_username: operator # the bot's name
   ghost_prefix: sb_
-  as_token: as-secret
-  hs_token: hs-secret
+  as_token: as-secret-0123456789abcdef0123456789
+  hs_token: hs-secret-0123456789abcdef0123456789
 database:
   type: sqlite
   uri: switchboard.db

@@ -26,8 +26,8 @@ func TestRegistration(t *testing.T) {
 
 	require.Equal(t, "switchboard", reg.ID)
 	require.Equal(t, "http://localhost:29340", reg.URL)
-	require.Equal(t, "as-secret", reg.AppToken)
-	require.Equal(t, "hs-secret", reg.ServerToken)
+	require.Equal(t, "as-secret-0123456789abcdef0123456789", reg.AppToken)
+	require.Equal(t, "hs-secret-0123456789abcdef0123456789", reg.ServerToken)
 	require.Equal(t, "switchboard", reg.SenderLocalpart)
 	require.NotNil(t, reg.RateLimited)
 	require.False(t, *reg.RateLimited)

@@ -111,6 +111,14 @@ func (c *Config) validateAppservice(e *errorList) {
 	checkLocalpart(e, "appservice.ghost_prefix", a.GhostPrefix)
 	checkSecret(e, "appservice.as_token", a.ASToken, true)
 	checkSecret(e, "appservice.hs_token", a.HSToken, true)
+	for _, t := range []struct{ key, v string }{{"appservice.as_token", a.ASToken}, {"appservice.hs_token", a.HSToken}} {
+		if t.v != "" && t.v != PlaceholderGenerate && len(t.v) < MinTokenLength {
+			e.add(t.key, fmt.Errorf("%w: at least %d characters (use \"generate\" for a random one)", ErrInvalidValue, MinTokenLength))
+		}
+	}
+	if a.ASToken != "" && a.ASToken != PlaceholderGenerate && a.ASToken == a.HSToken {
+		e.add("appservice.hs_token", fmt.Errorf("%w: must differ from appservice.as_token", ErrInvalidValue))
+	}
 }
 
 func (c *Config) validateDatabase(e *errorList) {
@@ -128,12 +136,8 @@ func (c *Config) validateDatabase(e *errorList) {
 	default:
 		e.add("database.type", fmt.Errorf("%w: %q (use sqlite or postgres)", ErrInvalidValue, db.Type))
 	}
-	if db.MaxOpenConns < 0 {
-		e.add("database.max_open_conns", fmt.Errorf("%w: must not be negative (0 means no limit)", ErrInvalidValue))
-	}
-	if db.MaxIdleConns < 0 {
-		e.add("database.max_idle_conns", fmt.Errorf("%w: must not be negative", ErrInvalidValue))
-	}
+	checkInt(e, "database.max_open_conns", db.MaxOpenConns, 0, maxConns)
+	checkInt(e, "database.max_idle_conns", db.MaxIdleConns, 0, maxConns)
 }
 
 func (c *Config) validateSMS(e *errorList) {
@@ -206,10 +210,23 @@ func (c *Config) validateWhatsApp(e *errorList) {
 }
 
 func (c *Config) validateRetention(e *errorList) {
+	checkRetention(e, "retention.default", c.Retention.Default)
+	checkRetention(e, "retention.metadata", c.Retention.Metadata)
 	for _, k := range sortedKeys(c.Retention.Networks) {
+		key := joinKey("retention.networks", k)
 		if !slices.Contains(allowedNetworks, k) {
-			e.add(joinKey("retention.networks", k), fmt.Errorf("%w: networks are matrix, whatsapp and sms", ErrUnknownKey))
+			e.add(key, fmt.Errorf("%w: networks are matrix, whatsapp and sms", ErrUnknownKey))
+			continue
 		}
+		checkRetention(e, key, c.Retention.Networks[k])
+	}
+}
+
+// checkRetention accepts 0 (keep) or a period between a minute and
+// maxRetention.
+func checkRetention(e *errorList, key string, d Duration) {
+	if d != 0 {
+		checkDuration(e, key, d, time.Minute, maxRetention)
 	}
 }
 
@@ -230,6 +247,8 @@ func (c *Config) validateSafety(e *errorList) {
 	} {
 		if k.v < 0 {
 			e.add(k.key, fmt.Errorf("%w: must not be negative (0 means no limit)", ErrInvalidValue))
+		} else {
+			checkInt(e, k.key, k.v, 0, maxRate)
 		}
 	}
 	if r := s.AdminRoom; r != "" && (!strings.HasPrefix(r, "!") || len(r) < 2 || strings.ContainsAny(r, " \t\n")) {
@@ -237,6 +256,8 @@ func (c *Config) validateSafety(e *errorList) {
 	}
 	if s.SMSSegmentInterval < 0 {
 		e.add("safety.sms_segment_interval", fmt.Errorf("%w: must not be negative (0 means no pacing)", ErrInvalidValue))
+	} else {
+		checkDuration(e, "safety.sms_segment_interval", s.SMSSegmentInterval, 0, maxSegmentInterval)
 	}
 	for _, n := range sortedKeys(s.SMSNumberIntervals) {
 		key := joinKey("safety.sms_number_intervals", n)
@@ -245,6 +266,8 @@ func (c *Config) validateSafety(e *errorList) {
 		}
 		if s.SMSNumberIntervals[n] < 0 {
 			e.add(key, fmt.Errorf("%w: must not be negative (0 means no pacing)", ErrInvalidValue))
+		} else {
+			checkDuration(e, key, s.SMSNumberIntervals[n], 0, maxSegmentInterval)
 		}
 	}
 	for i, p := range s.HighCostPrefixes {
@@ -254,29 +277,58 @@ func (c *Config) validateSafety(e *errorList) {
 	}
 	if s.SuspendScore > 0 && s.SignalWindow <= 0 {
 		e.add("safety.signal_window", fmt.Errorf("%w: must be greater than zero when safety.suspend_score is set", ErrInvalidValue))
+	} else if s.SignalWindow != 0 {
+		checkDuration(e, "safety.signal_window", s.SignalWindow, time.Minute, maxSignalWindow)
 	}
 }
 
 func (c *Config) validateDelivery(e *errorList) {
 	d := &c.Delivery
-	positive := []struct {
-		key string
-		ok  bool
-	}{
-		{"delivery.workers", d.Workers > 0},
-		{"delivery.max_attempts", d.MaxAttempts > 0},
-		{"delivery.retry_base", d.RetryBase > 0},
-		{"delivery.retry_max", d.RetryMax > 0},
-		{"delivery.lease", d.Lease > 0},
-		{"delivery.poll_interval", d.PollInterval > 0},
-	}
-	for _, p := range positive {
-		if !p.ok {
-			e.add(p.key, fmt.Errorf("%w: must be greater than zero", ErrInvalidValue))
-		}
-	}
+	checkInt(e, "delivery.workers", d.Workers, 1, maxWorkers)
+	checkInt(e, "delivery.max_attempts", d.MaxAttempts, 1, maxAttempts)
+	checkDuration(e, "delivery.retry_base", d.RetryBase, minRetry, maxRetryBase)
+	checkDuration(e, "delivery.retry_max", d.RetryMax, minRetry, maxRetryMax)
+	checkDuration(e, "delivery.lease", d.Lease, minLease, maxLease)
+	checkDuration(e, "delivery.poll_interval", d.PollInterval, minPollInterval, maxPollInterval)
 	if d.RetryBase > 0 && d.RetryMax > 0 && d.RetryMax < d.RetryBase {
 		e.add("delivery.retry_max", fmt.Errorf("%w: must not be shorter than delivery.retry_base", ErrInvalidValue))
+	}
+}
+
+// Bounds of numeric keys. Values outside them are refused with the key
+// named: a typo like workers: 100000000 would otherwise exhaust memory, and
+// poll_interval: 1ns would spin on the database.
+const (
+	// MinTokenLength is the shortest as_token or hs_token accepted.
+	MinTokenLength = 32
+
+	maxConns           = 1000
+	maxRate            = 1_000_000
+	maxWorkers         = 256
+	maxAttempts        = 1000
+	minRetry           = 10 * time.Millisecond
+	maxRetryBase       = time.Hour
+	maxRetryMax        = 24 * time.Hour
+	minLease           = 5 * time.Second
+	maxLease           = time.Hour
+	minPollInterval    = 100 * time.Millisecond
+	maxPollInterval    = 5 * time.Minute
+	maxSegmentInterval = 10 * time.Minute
+	maxSignalWindow    = 365 * day
+	maxRetention       = 100 * 365 * day
+)
+
+// checkInt refuses v outside [lo, hi].
+func checkInt(e *errorList, key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		e.add(key, fmt.Errorf("%w: %d is outside %d..%d", ErrInvalidValue, v, lo, hi))
+	}
+}
+
+// checkDuration refuses d outside [lo, hi].
+func checkDuration(e *errorList, key string, d Duration, lo, hi time.Duration) {
+	if d.Std() < lo || d.Std() > hi {
+		e.add(key, fmt.Errorf("%w: %s is outside %s..%s", ErrInvalidValue, d, Duration(lo), Duration(hi)))
 	}
 }
 
@@ -357,4 +409,24 @@ func alphanumeric(s string) bool {
 		}
 	}
 	return true
+}
+
+// Warning is a setting that loads but is probably not what the admin
+// meant; the daemon logs each at start.
+type Warning struct {
+	// Key is the dotted path of the setting.
+	Key     string
+	Message string
+}
+
+// Warnings returns the settings of a valid config that deserve a warning:
+// "*": admin makes every Matrix user on every server an admin of the
+// bridge.
+func (c *Config) Warnings() []Warning {
+	var ws []Warning
+	if c.Permissions["*"] == PermAdmin {
+		ws = append(ws, Warning{Key: joinKey("permissions", "*"),
+			Message: "every Matrix user on every server is a bridge admin; give admin to your own user IDs instead"})
+	}
+	return ws
 }

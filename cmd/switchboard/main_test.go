@@ -211,8 +211,8 @@ func merge(dst, src map[string]any) {
 
 // secrets fills the example's generate placeholders, as the daemon would.
 func secrets(doc map[string]any) {
-	doc["appservice"].(map[string]any)["as_token"] = "astoken"
-	doc["appservice"].(map[string]any)["hs_token"] = "hstoken"
+	doc["appservice"].(map[string]any)["as_token"] = "astoken-0123456789abcdef0123456789abcdef"
+	doc["appservice"].(map[string]any)["hs_token"] = "hstoken-0123456789abcdef0123456789abcdef"
 	doc["encryption"].(map[string]any)["pickle_key"] = "picklekey"
 	doc["identity"].(map[string]any)["secret"] = "identity-secret-identity-secret"
 }

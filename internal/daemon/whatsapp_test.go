@@ -33,7 +33,7 @@ func (r *recordingCommands) AddWhoami(fn matrix.WhoamiFunc) { r.whoami = append(
 // With whatsapp.enabled: false, the WhatsApp commands still answer: that
 // WhatsApp is not configured on this bridge.
 func TestWhatsAppCommandsWhenDisabled(t *testing.T) {
-	cfg, err := config.Parse([]byte("identity: {secret: 0123456789abcdef0123}\nappservice: {as_token: a, hs_token: h}\nencryption: {pickle_key: p}\n"))
+	cfg, err := config.Parse([]byte("identity: {secret: 0123456789abcdef0123}\nappservice: {as_token: as-0123456789abcdef0123456789abcdef, hs_token: hs-0123456789abcdef0123456789abcdef}\nencryption: {pickle_key: p}\n"))
 	require.NoError(t, err)
 	require.False(t, cfg.WhatsApp.Enabled)
 	var rec recordingCommands
