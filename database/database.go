@@ -3,9 +3,11 @@ package database
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -46,6 +48,9 @@ func Open(ctx context.Context, opts Options, log zerolog.Logger) (*dbutil.Databa
 		}
 		if maxOpen == 0 {
 			maxOpen = 8
+		}
+		if err := createPrivate(SQLitePath(opts.URI)); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 		}
 	case TypePostgres:
 		driver, dsn = "pgx", opts.URI
@@ -102,6 +107,52 @@ func checkpointLoop(raw *sql.DB, log zerolog.Logger) {
 			log.Warn().Err(err).Msg("WAL checkpoint failed")
 		}
 	}
+}
+
+// FileMode is the mode of a new SQLite database file. SQLite gives its -wal
+// and -shm files the mode of the database file, so they are private too:
+// the database holds Olm and WhatsApp session keys.
+const FileMode fs.FileMode = 0o600
+
+// createPrivate creates the SQLite database file at path with FileMode if
+// it does not exist yet. An existing file keeps its mode (the daemon warns
+// when others can read it).
+func createPrivate(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// The umask may have left it stricter; never looser than FileMode.
+	if err = f.Chmod(FileMode); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// SQLitePath returns the file a SQLite database.uri (a path or a file:
+// URI) names, or "" for an in-memory database.
+func SQLitePath(uri string) string {
+	rest, isURI := strings.CutPrefix(uri, "file:")
+	file, query, _ := strings.Cut(rest, "?")
+	if !isURI {
+		file, query = uri, ""
+	}
+	if file == "" || file == ":memory:" || strings.Contains(query, "mode=memory") {
+		return ""
+	}
+	if isURI {
+		if p, err := url.PathUnescape(file); err == nil {
+			file = p
+		}
+	}
+	return file
 }
 
 // sqliteDSN turns a path into a modernc.org/sqlite DSN with the pragmas
