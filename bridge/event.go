@@ -52,6 +52,11 @@ func (t MsgType) IsMedia() bool {
 type Sender struct {
 	ID          UserID `json:"id"`
 	DisplayName string `json:"name,omitempty"`
+	// Guest is true when the sender is not the person the source leg
+	// belongs to (someone else in a Matrix portal): destinations that send
+	// a leg owner's messages without a name (one-to-one chats) put the
+	// display name before a guest's message.
+	Guest bool `json:"guest,omitempty"`
 }
 
 // Content is the normalized body of a message or edit.

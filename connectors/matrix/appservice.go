@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -100,6 +99,15 @@ func (c *Connector) getRoom(w http.ResponseWriter, _ *http.Request) {
 // to the router, which stores them durably) before it is acknowledged, so a
 // crash in between makes the homeserver send it again. A txnId already
 // handled is acknowledged without handling it again, across restarts.
+//
+// The answer is an error only for a passing cause of the bridge's own
+// (database unavailable, encryption not started, a handler out of time),
+// never for what an event is: a malformed, invalid, unknown or unreadable
+// event is logged (IDs only) and skipped, so no single event can make the
+// homeserver retry one transaction forever while every later event waits
+// behind it. An event that still fails after maxEventAttempts is set
+// aside and the admins are told. Handlers run under the request's context
+// (an abandoned attempt stops) and a per-event budget.
 func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 	txnID := r.PathValue("txnID")
 	if !c.isRunning() || c.host == nil {
@@ -115,30 +123,46 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := c.log.With().Str("txn_id", txnID).Logger()
-	ctx, cancel := context.WithTimeout(c.mctx(log.WithContext(c.bgCtx)), transactionTimeout)
+	ctx, cancel := context.WithTimeout(c.mctx(log.WithContext(r.Context())), transactionTimeout)
 	defer cancel()
 	seen, err := c.txnSeen(ctx, txnID)
 	if err != nil {
 		log.Error().Err(err).Msg("Failed to check transaction")
-		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Database error")
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Database unavailable")
 		return
 	} else if seen {
 		log.Debug().Msg("Ignoring replayed transaction")
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	}
-	var txn appservice.Transaction
+	// Events are parsed one by one: one that does not parse is skipped,
+	// not a reason to refuse the transaction (and so everything after it).
+	var txn struct {
+		Events []json.RawMessage `json:"events"`
+	}
 	if err = json.Unmarshal(body, &txn); err != nil {
+		log.Warn().Err(err).Msg("Malformed transaction")
 		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "Failed to parse transaction")
 		return
 	}
+	if err = c.readyForEvents(); err != nil {
+		// Nothing has run: the homeserver sends the whole transaction
+		// again once the bridge is ready.
+		log.Warn().Err(err).Msg("Not ready for events yet; asking the homeserver to retry")
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Bridge is starting")
+		return
+	}
 	log.Debug().Int("events", len(txn.Events)).Msg("Handling transaction")
-	for _, evt := range txn.Events {
-		if err = c.handleEvent(ctx, evt); err != nil {
+	for i, raw := range txn.Events {
+		evt := parseEvent(raw)
+		if evt == nil {
+			log.Warn().Int("index", i).Msg("Skipping an event that is not a Matrix event")
+			continue
+		}
+		if err = c.processEvent(ctx, evt); err != nil {
 			// Events handled so far are deduplicated when the homeserver
 			// sends the transaction again.
-			log.Error().Err(err).Stringer("event_id", evt.ID).Msg("Failed to handle event; asking the homeserver to retry")
-			writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Failed to handle event")
+			writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Temporarily unable to handle event")
 			return
 		}
 	}
@@ -146,6 +170,19 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		log.Error().Err(err).Msg("Failed to record transaction")
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// parseEvent parses one event of a transaction; it returns nil for null,
+// malformed JSON, or an event without the fields every event has.
+func parseEvent(raw json.RawMessage) *event.Event {
+	var evt *event.Event
+	if err := json.Unmarshal(raw, &evt); err != nil || evt == nil {
+		return nil
+	}
+	if evt.ID == "" || evt.RoomID == "" || evt.Sender == "" || evt.Type.Type == "" {
+		return nil
+	}
+	return evt
 }
 
 // prepareEvent classifies an event from a transaction and parses its

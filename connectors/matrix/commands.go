@@ -198,16 +198,17 @@ func (c *Connector) permissionLevel(user id.UserID) string {
 	return c.cfg.PermissionLevel(string(user))
 }
 
-// runCommandOnce answers a command event unless an earlier transaction
-// already did.
+// runCommandOnce answers a command event once: the event is claimed before
+// the command runs, so concurrent or repeated transactions carrying it do
+// not run it again, and a reply that fails to send is not retried.
 func (c *Connector) runCommandOnce(ctx context.Context, evt *event.Event, text string) error {
-	done, err := c.eventHandled(ctx, evt.ID)
-	if err != nil || done {
+	won, err := c.claim(ctx, string(evt.ID))
+	if err != nil || !won {
 		return err
 	}
 	reply := c.runCommand(ctx, evt, text)
 	c.sendNotice(ctx, evt.RoomID, evt.ID, reply)
-	return c.markEvent(ctx, evt.ID)
+	return nil
 }
 
 // runCommand returns the answer to a command. It never returns "".

@@ -17,6 +17,9 @@ const (
 	eventSeenQuery    = `SELECT 1 FROM sb_matrix_event WHERE event_id=$1`
 	eventInsertQuery  = `INSERT INTO sb_matrix_event (event_id, handled_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`
 	eventPruneQuery   = `DELETE FROM sb_matrix_event WHERE handled_at < $1`
+	setAsideQuery     = `INSERT INTO sb_matrix_setaside (event_id, room_id, reason, set_at) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING`
+	setAsideSeenQuery = `SELECT 1 FROM sb_matrix_setaside WHERE event_id=$1`
+	setAsidePrune     = `DELETE FROM sb_matrix_setaside WHERE set_at < $1`
 	ghostGetQuery     = `SELECT displayname FROM sb_matrix_ghost WHERE user_id=$1`
 	ghostUpsertQuery  = `INSERT INTO sb_matrix_ghost (user_id, displayname, registered_at) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET displayname=excluded.displayname`
 	portalInsertQuery = `INSERT INTO sb_matrix_portal (room_id, owner, is_direct, encrypted, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id) DO NOTHING`
@@ -68,11 +71,50 @@ func (c *Connector) markEvent(ctx context.Context, evtID id.EventID) error {
 	return c.exec(ctx, eventInsertQuery, evtID, ms(time.Now()))
 }
 
+// claim records that the side effects keyed by key (an event ID, or an
+// event ID with a suffix naming one of several effects) are being carried
+// out, and reports whether this caller won: the insert-if-absent makes two
+// concurrent transactions carrying one event act once. A claim is never
+// released, so an effect that fails half-way is not repeated (at most once).
+func (c *Connector) claim(ctx context.Context, key string) (bool, error) {
+	res, err := c.db.Exec(ctx, eventInsertQuery, key, ms(time.Now()))
+	if err != nil {
+		return false, fmt.Errorf("%w: claim event: %w", ErrDatabase, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%w: claim event: %w", ErrDatabase, err)
+	}
+	return n == 1, nil
+}
+
+// setAside records an event that kept failing, and reports whether it was
+// not set aside before.
+func (c *Connector) setAside(ctx context.Context, evtID id.EventID, room id.RoomID, reason string) (bool, error) {
+	res, err := c.db.Exec(ctx, setAsideQuery, evtID, room, reason, ms(time.Now()))
+	if err != nil {
+		return false, fmt.Errorf("%w: set event aside: %w", ErrDatabase, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%w: set event aside: %w", ErrDatabase, err)
+	}
+	return n == 1, nil
+}
+
+// isSetAside reports whether an event was set aside.
+func (c *Connector) isSetAside(ctx context.Context, evtID id.EventID) (bool, error) {
+	return c.exists(ctx, setAsideSeenQuery, evtID)
+}
+
 // prune drops handled-transaction and handled-event rows old enough that
 // the homeserver no longer retries them.
 func (c *Connector) prune(ctx context.Context) error {
 	before := ms(time.Now().Add(-handledRowsMaxAge))
 	if err := c.exec(ctx, txnPruneQuery, before); err != nil {
+		return err
+	}
+	if err := c.exec(ctx, setAsidePrune, before); err != nil {
 		return err
 	}
 	return c.exec(ctx, eventPruneQuery, before)

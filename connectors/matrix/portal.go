@@ -57,8 +57,11 @@ func (c *Connector) CreatePortal(ctx context.Context, opts PortalOptions) (bridg
 		Name:       name,
 		Invite:     []id.UserID{opts.User, ghost.UserID},
 		IsDirect:   opts.Direct,
+		// Only the owner (and the bot and its ghosts) may invite: anyone
+		// else in the room would speak through the owner's bridged chat.
 		PowerLevelOverride: &event.PowerLevelsEventContent{
-			Users: map[id.UserID]int{c.bot: 100, ghost.UserID: 50, opts.User: 50},
+			Users:     map[id.UserID]int{c.bot: 100, ghost.UserID: 50, opts.User: 50},
+			InvitePtr: ptrInt(50),
 		},
 	}
 	encrypted := c.cfg.Encryption.Default && c.crypto != nil
@@ -89,6 +92,8 @@ func (c *Connector) CreatePortal(ctx context.Context, opts PortalOptions) (bridg
 	log.Info().Msg("Created portal room")
 	return bridge.ChatID(room), nil
 }
+
+func ptrInt(v int) *int { return &v }
 
 // sendNotice sends a notice from the bot, as a reply when replyTo is set.
 // Failures are logged: a notice is itself the last resort.

@@ -194,12 +194,44 @@ func (c *Connector) handleTimerState(ctx context.Context, evt *event.Event) erro
 	if content.Type != event.DisappearingTypeNone {
 		timer = content.Timer.Duration
 	}
+	if !validTimer(content.Type, timer) {
+		zerolog.Ctx(ctx).Debug().Str("timer_type", string(content.Type)).Msg("Invalid disappearing timer state; ignored")
+		c.tellInvalidTimer(ctx, evt)
+		return nil
+	}
 	afterRead := content.Type == event.DisappearingTypeAfterRead
 	err := fn(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(evt.RoomID)}, timer, afterRead)
-	if errors.Is(err, bridge.ErrUnknownLeg) {
+	switch {
+	case errors.Is(err, bridge.ErrUnknownLeg):
 		return nil // not a portal
+	case errors.Is(err, bridge.ErrInvalidEvent):
+		c.tellInvalidTimer(ctx, evt)
+		return nil
 	}
 	return err
+}
+
+// validTimer reports whether a room's disappearing timer can be applied.
+func validTimer(typ event.DisappearingType, timer time.Duration) bool {
+	switch typ {
+	case event.DisappearingTypeNone:
+		return true
+	case event.DisappearingTypeAfterRead, event.DisappearingTypeAfterSend:
+		return timer >= 0
+	}
+	return false
+}
+
+// tellInvalidTimer tells a portal, once, that a timer set there was not
+// applied. Rooms that are no portal are not answered.
+func (c *Connector) tellInvalidTimer(ctx context.Context, evt *event.Event) {
+	if p, err := c.getPortal(ctx, evt.RoomID); err != nil || p == nil {
+		return
+	}
+	if won, err := c.claim(ctx, string(evt.ID)+"/timer"); err != nil || !won {
+		return
+	}
+	c.sendNotice(ctx, evt.RoomID, "", "⚠️ That disappearing timer is invalid and was not applied; the conversation keeps its previous timer.")
 }
 
 // NewRouterLegTimer returns the LegTimerFunc that records an after-send
