@@ -53,6 +53,19 @@ import (
 // longer recognised as a duplicate; keep MetadataRetention above any
 // network's redelivery window. Undelivered queue rows are left to the
 // delivery workers, which finish or give up within MaxAttempts.
+//
+// Dedupe outlives expiry. The router recognises a redelivered source event
+// (a webhook retried, a transaction sent again) by its sb_message row, which
+// expiry deletes with the message. So each copy the purge deletes leaves,
+// in the same transaction, a keyed hash of its (network, chat, remote ID)
+// in sb_seen (HMAC-SHA256 under a key derived from the bridge secret: no
+// content, no raw ID), which accept checks before anything else. A hash is
+// kept for the redelivery horizon after the expiry: MetadataRetention, or
+// seenHorizonDefault (7 days) when metadata is kept; so every accepted
+// event is recognised for at least MetadataRetention, whether its message
+// expired or not. forget_at is rounded up to the hour, so the table does
+// not tell exactly when a message expired; hashes past it are purged
+// about every horizon/24 (at most hourly) and by ExpireNow.
 
 // SQL of the expiry scheduler.
 const (
@@ -85,7 +98,28 @@ const (
 	expiryAttempts = 5
 	// deleteKeyRows bounds the rows of one DELETE ... IN (VALUES ...).
 	deleteKeyRows = 300
+	// seenHorizonDefault is how long a seen hash outlives its expired
+	// message when MetadataRetention is 0 (metadata kept).
+	seenHorizonDefault = 7 * 24 * time.Hour
 )
+
+// seenHorizon is how long the hash of an expired copy is kept (see above).
+func (r *Router) seenHorizon() time.Duration {
+	if keep := r.opts.MetadataRetention; keep > 0 {
+		return keep
+	}
+	return seenHorizonDefault
+}
+
+// seenForgetAt is when hashes written now are forgotten: the horizon,
+// rounded up to the hour.
+func (r *Router) seenForgetAt(now time.Time) time.Time {
+	t := now.Add(r.seenHorizon())
+	if rounded := t.Truncate(time.Hour); rounded.Before(t) {
+		return rounded.Add(time.Hour)
+	}
+	return t
+}
 
 // expiredCopy is one copy of a message on one leg whose deadline passed.
 type expiredCopy struct {
@@ -192,7 +226,7 @@ func (e *expirer) run() {
 		case <-e.done:
 		}
 	}()
-	var nextMetadata time.Time
+	var nextMetadata, nextSeen time.Time
 	for first := true; ; first = false {
 		if _, err := e.sweep(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error().Err(err).Msg("Expiry sweep failed")
@@ -205,6 +239,12 @@ func (e *expirer) run() {
 				e.log.Error().Err(err).Msg("Metadata purge failed")
 			}
 			nextMetadata = e.r.now().Add(min(max(keep/24, time.Second), time.Hour))
+		}
+		if !e.r.now().Before(nextSeen) {
+			if _, err := e.purgeSeen(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error().Err(err).Msg("Purge of seen event hashes failed")
+			}
+			nextSeen = e.r.now().Add(min(max(e.r.seenHorizon()/24, time.Second), time.Hour))
 		}
 		wait := e.r.opts.PollInterval
 		next, err := e.nextDeadline(ctx)
@@ -388,9 +428,11 @@ func (e *expirer) outcome(c expiredCopy, err error) (again bool) {
 	return false
 }
 
-// purge deletes the rows of done copies and pushes back the deadline of
-// the ones to retry, in one transaction.
+// purge deletes the rows of done copies, leaving their keyed hashes in
+// sb_seen, and pushes back the deadline of the ones to retry, in one
+// transaction.
 func (e *expirer) purge(ctx context.Context, done, retry []expiredCopy) error {
+	forgetAt := ms(e.r.seenForgetAt(e.r.now()))
 	err := e.r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		tables := []string{"sb_message"}
 		var one int
@@ -406,6 +448,10 @@ func (e *expirer) purge(ctx context.Context, done, retry []expiredCopy) error {
 				if _, err := e.r.db.Exec(ctx, query, args...); err != nil {
 					return err
 				}
+			}
+			query, args := insertSeenQuery(e.r.seal, chunk, forgetAt)
+			if _, err := e.r.db.Exec(ctx, query, args...); err != nil {
+				return err
 			}
 		}
 		for _, c := range retry {
@@ -447,6 +493,37 @@ func deleteCopiesQuery(dialect dbutil.Dialect, table string, copies []expiredCop
 	return b.String(), args
 }
 
+// insertSeenQuery records the keyed hashes of expired copies until
+// forgetAt (a later forgetAt wins over an earlier one).
+func insertSeenQuery(s *sealer, copies []expiredCopy, forgetAt int64) (string, []any) {
+	var b strings.Builder
+	b.WriteString("INSERT INTO sb_seen (hash, forget_at) VALUES ")
+	args := make([]any, 1, 1+len(copies))
+	args[0] = forgetAt
+	for i, c := range copies {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "($%d, $1)", i+2)
+		args = append(args, s.seenHash(c.leg, c.remote))
+	}
+	b.WriteString(" ON CONFLICT (hash) DO UPDATE SET forget_at=excluded.forget_at WHERE sb_seen.forget_at < excluded.forget_at")
+	return b.String(), args
+}
+
+// purgeSeen forgets seen hashes past their horizon.
+func (e *expirer) purgeSeen(ctx context.Context) (int64, error) {
+	res, err := e.r.db.Exec(ctx, purgeSeenQuery, ms(e.r.now()))
+	if err != nil {
+		return 0, fmt.Errorf("%w: purge seen event hashes: %w", ErrDatabase, err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		e.log.Debug().Int64("rows", n).Msg("Forgot seen event hashes past the redelivery horizon")
+	}
+	return n, nil
+}
+
 // purgeMetadata deletes mapping rows without a deadline created before
 // cutoff, batch by batch.
 func (e *expirer) purgeMetadata(ctx context.Context, cutoff time.Time) (int64, error) {
@@ -473,9 +550,10 @@ func (e *expirer) purgeMetadata(ctx context.Context, cutoff time.Time) (int64, e
 	return total, nil
 }
 
-// ExpireNow runs one expiry sweep (and, if MetadataRetention is set, one
-// metadata purge) at once and returns how many message copies it removed.
-// The scheduler does this by itself; tools and tests call it directly.
+// ExpireNow runs one expiry sweep, one purge of seen hashes past the
+// redelivery horizon (and, if MetadataRetention is set, one metadata purge)
+// at once and returns how many message copies it removed. The scheduler
+// does this by itself; tools and tests call it directly.
 func (r *Router) ExpireNow(ctx context.Context) (int, error) {
 	e := r.expiry
 	if e == nil {
@@ -483,6 +561,9 @@ func (r *Router) ExpireNow(ctx context.Context) (int, error) {
 	}
 	n, err := e.sweep(ctx)
 	if err != nil {
+		return n, err
+	}
+	if _, err = e.purgeSeen(ctx); err != nil {
 		return n, err
 	}
 	if keep := r.opts.MetadataRetention; keep > 0 {

@@ -136,6 +136,9 @@ func TestExpirySweepUsesIndexes(t *testing.T) {
 			n, err := r.ExpireNow(context.Background())
 			require.NoError(t, err)
 			require.Equal(t, 50, n)
+			var seen int
+			require.NoError(t, db.QueryRow(context.Background(), "SELECT COUNT(*) FROM sb_seen").Scan(&seen))
+			require.Equal(t, 50, seen, "each expired copy leaves a seen hash")
 			old, err := r.expiry.purgeMetadata(context.Background(), time.Now().Add(-time.Hour))
 			require.NoError(t, err)
 			require.EqualValues(t, 50, old)

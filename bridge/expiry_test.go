@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,4 +276,92 @@ func TestReceiptsAndDeletesAreMetadata(t *testing.T) {
 	for _, s := range h.b.Sent() {
 		require.NotEqual(t, bridge.RemoteID("rr-1"), s.Delivery.Target)
 	}
+}
+
+// TestDedupeOutlivesExpiry: a source event redelivered after its message
+// expired (its sb_message rows are gone) is still a duplicate — also when
+// the admitter would refuse it now — until the redelivery horizon
+// (MetadataRetention, 7 days when that is 0) has passed; then it is
+// forgotten.
+func TestDedupeOutlivesExpiry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dbo database.Options) {
+		clock := newFakeClock()
+		var refuse atomic.Bool
+		admit := bridge.AdmitFunc(func(context.Context, *bridge.Admission) error {
+			if refuse.Load() {
+				return &bridge.RefusedError{Reason: "suspended"}
+			}
+			return nil
+		})
+		h := startHarness(t, dbo, withOptions(func(o *bridge.Options) {
+			o.Now = clock.Now
+			o.Admitter = admit
+		}))
+		h.conversation(legA("room"), legB("chat"))
+		ctx := context.Background()
+		messages := func() []string {
+			var out []string
+			for _, s := range h.b.Sent() {
+				if s.Kind == bridge.KindMessage {
+					out = append(out, s.Delivery.Event.Content.Body)
+				}
+			}
+			return out
+		}
+		event := func(id string) *bridge.Event {
+			evt := text("room", id, "body of "+id)
+			evt.Timer = time.Minute
+			return evt
+		}
+		for _, id := range []string{"$plain", "$refused-now"} {
+			require.NoError(t, h.a.Receive(ctx, event(id)))
+		}
+		sent := h.b.WaitSent(2, 5*time.Second)
+		waitQueueEmpty(t, h.router)
+
+		clock.Advance(2 * time.Minute)
+		_, err := h.router.ExpireNow(ctx)
+		require.NoError(t, err)
+		for _, s := range sent {
+			m, q := rowsOf(t, h, s.Delivery.Message)
+			require.Zero(t, m+q, "the expired message's rows are gone")
+		}
+
+		for _, tc := range []struct {
+			name, id string
+			refused  bool
+		}{
+			{"redelivered", "$plain", false},
+			{"redelivered while the sender is refused", "$refused-now", true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				refuse.Store(tc.refused)
+				defer refuse.Store(false)
+				require.NoError(t, h.a.Receive(ctx, event(tc.id)), "a duplicate, not a refusal")
+			})
+		}
+		waitQueueEmpty(t, h.router)
+		time.Sleep(200 * time.Millisecond)
+		require.Equal(t, []string{"body of $plain", "body of $refused-now"}, messages(), "nothing delivered twice")
+		require.Equal(t, float64(2), metricValue(h, "switchboard_messages_total", map[string]string{"network": "loopa", "direction": "in", "result": "duplicate"}))
+
+		// Within the horizon, still a duplicate.
+		clock.Advance(6 * 24 * time.Hour)
+		_, err = h.router.ExpireNow(ctx)
+		require.NoError(t, err)
+		require.NoError(t, h.a.Receive(ctx, event("$plain")))
+		waitQueueEmpty(t, h.router)
+		require.Len(t, messages(), 2)
+
+		// After it, forgotten: no row is left, and the event is new again.
+		clock.Advance(2 * 24 * time.Hour)
+		_, err = h.router.ExpireNow(ctx)
+		require.NoError(t, err)
+		var seen int
+		require.NoError(t, h.db.QueryRow(ctx, `SELECT COUNT(*) FROM sb_seen`).Scan(&seen))
+		require.Zero(t, seen, "seen hashes are purged after the horizon")
+		require.NoError(t, h.a.Receive(ctx, event("$plain")))
+		h.b.WaitSent(3, 5*time.Second) // two messages, their deletes, and this one
+		require.Eventually(t, func() bool { return len(messages()) == 3 }, 5*time.Second, 10*time.Millisecond)
+	})
 }

@@ -403,7 +403,7 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 		if err != nil && errors.Is(err, ErrRefused) {
 			// A redelivery of an event accepted earlier (a webhook or
 			// transaction retried) is a duplicate, not a refusal.
-			if known, lerr := r.messageID(ctx, evt.Source, evt.SourceID); lerr == nil && known != "" {
+			if known, lerr := r.knownSource(ctx, evt.Source, evt.SourceID); lerr == nil && known {
 				r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "duplicate").Inc()
 				return nil
 			}
@@ -452,6 +452,14 @@ func (r *Router) accept(ctx context.Context, op *acceptOp) error {
 	r.disp.unreserve(op.reserved)
 	op.duplicate, op.ignored, op.err, op.items, op.leased, op.foreign, op.reserved = false, false, nil, nil, nil, nil, nil
 	evt := op.evt
+	// A source event whose message expired has no mapping row left; its
+	// keyed hash says it was seen (expiry.go).
+	if seen, err := r.seenBefore(ctx, evt.Source, evt.SourceID); err != nil {
+		return err
+	} else if seen {
+		op.duplicate = true
+		return nil
+	}
 	rows, err := r.stmts.query(ctx, r.stmts.siblings, evt.Source.Network, evt.Source.Chat)
 	if err != nil {
 		return err

@@ -6,19 +6,27 @@ import (
 	"github.com/switchboard-bridge/switchboard/internal/keyring"
 )
 
-// sealer encrypts queue payloads with AES-256-GCM so that no message body is
-// ever written to the database in plaintext.
+// sealer holds the router's keys, derived from the bridge secret with
+// HKDF-SHA256: it encrypts queue payloads with AES-256-GCM so that no
+// message body is ever written to the database in plaintext, and hashes
+// the source IDs of expired messages (sb_seen) so that no raw ID outlives
+// its message.
 type sealer struct {
-	aead *keyring.AEAD
+	aead    *keyring.AEAD
+	seenKey []byte
 }
 
-// newSealer derives the queue key from the bridge secret with HKDF-SHA256.
+// newSealer derives the queue and seen-hash keys from the bridge secret.
 func newSealer(secret []byte) (*sealer, error) {
 	aead, err := keyring.DeriveAEAD(secret, "switchboard queue payload v1")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSeal, err)
 	}
-	return &sealer{aead: aead}, nil
+	seenKey, err := keyring.Derive(secret, "switchboard seen source id v1")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSeal, err)
+	}
+	return &sealer{aead: aead, seenKey: seenKey}, nil
 }
 
 // seal returns nonce||ciphertext, authenticated together with ad.
@@ -32,4 +40,11 @@ func (s *sealer) open(sealed, ad []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrSeal, err)
 	}
 	return pt, nil
+}
+
+// seenHash is the sb_seen key of a message copy: a keyed hash of where it
+// lives and its remote ID, which cannot be reversed or matched without
+// the secret.
+func (s *sealer) seenHash(leg Leg, remote RemoteID) []byte {
+	return keyring.MAC(s.seenKey, string(leg.Network), string(leg.Chat), string(remote))
 }

@@ -13,8 +13,8 @@ import (
 // path, so SQLite and PostgreSQL do not parse them again for every message.
 // Statements join the transaction carried in ctx (dbutil's DoTxn), if any.
 type stmtCache struct {
-	db                                  *dbutil.Database
-	siblings, insMessage, insQueue, del *sql.Stmt
+	db                                        *dbutil.Database
+	siblings, insMessage, insQueue, del, seen *sql.Stmt
 }
 
 var positionalParam = regexp.MustCompile(`\$(\d+)`)
@@ -29,6 +29,7 @@ func prepareStmts(ctx context.Context, db *dbutil.Database) (*stmtCache, error) 
 		{&c.insMessage, insertMessageQuery},
 		{&c.insQueue, insertQueueQuery},
 		{&c.del, deleteQueueQuery},
+		{&c.seen, seenQuery},
 	} {
 		q := s.query
 		if db.Dialect == dbutil.SQLite {
@@ -45,7 +46,7 @@ func prepareStmts(ctx context.Context, db *dbutil.Database) (*stmtCache, error) 
 }
 
 func (c *stmtCache) close() {
-	for _, s := range []*sql.Stmt{c.siblings, c.insMessage, c.insQueue, c.del} {
+	for _, s := range []*sql.Stmt{c.siblings, c.insMessage, c.insQueue, c.del, c.seen} {
 		if s != nil {
 			_ = s.Close()
 		}

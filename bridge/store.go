@@ -61,6 +61,11 @@ const (
 		WHERE l.lease_until < $1 OR l.lease_owner = $2`
 	queueDepthQuery = `SELECT COUNT(*) FROM sb_queue`
 	queuedQuery     = `SELECT 1 FROM sb_queue WHERE seq=$1`
+
+	// Keyed hashes of expired copies, kept for the redelivery horizon (see
+	// expiry.go). The insert is built per batch by insertSeenQuery.
+	seenQuery      = `SELECT 1 FROM sb_seen WHERE hash=$1`
+	purgeSeenQuery = `DELETE FROM sb_seen WHERE forget_at <= $1`
 )
 
 func ms(t time.Time) int64 {
@@ -141,4 +146,27 @@ func lookupRemoteID(ctx context.Context, db *dbutil.Database, msg MessageID, leg
 		return "", fmt.Errorf("%w: look up remote message: %w", ErrDatabase, err)
 	}
 	return id, nil
+}
+
+// seenBefore says whether a copy with this remote ID on this leg expired
+// within the redelivery horizon (a keyed hash in sb_seen). It joins the
+// transaction in ctx, if any.
+func (r *Router) seenBefore(ctx context.Context, leg Leg, remote RemoteID) (bool, error) {
+	var one int
+	err := r.stmts.queryRow(ctx, r.stmts.seen, r.seal.seenHash(leg, remote)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("%w: look up seen event: %w", ErrDatabase, err)
+	}
+	return true, nil
+}
+
+// knownSource says whether a source event was accepted before: its
+// mapping row exists, or it expired within the redelivery horizon.
+func (r *Router) knownSource(ctx context.Context, leg Leg, remote RemoteID) (bool, error) {
+	if known, err := r.messageID(ctx, leg, remote); err != nil || known != "" {
+		return known != "", err
+	}
+	return r.seenBefore(ctx, leg, remote)
 }
