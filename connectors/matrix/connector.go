@@ -69,8 +69,8 @@ type Connector struct {
 	host     bridge.Host
 	hsToken  []byte
 	crypto   cryptor
-
-	cryptoStarted bool
+	// cs is the state of end-to-end encryption in this process (crypto.go).
+	cs cryptoState
 
 	mu      sync.RWMutex
 	running bool
@@ -261,12 +261,9 @@ func (c *Connector) connect(ctx context.Context) error {
 			}
 		}
 	}
-	if c.crypto != nil && !c.cryptoStarted {
-		if err = c.crypto.start(ctx); err != nil {
-			c.setHealth(bridge.HealthDegraded, "end-to-end encryption unavailable: "+err.Error())
-			return fmt.Errorf("start encryption: %w", err)
-		}
-		c.cryptoStarted = true
+	if err = c.startCrypto(ctx); err != nil {
+		c.setHealth(bridge.HealthDegraded, "end-to-end encryption unavailable: "+RedactPhoneNumbers(err.Error()))
+		return err
 	}
 	c.setHealth(bridge.HealthOK, "")
 	c.log.Info().Str("bot", c.bot.String()).Bool("encryption", c.crypto != nil).Msg("Connected to the homeserver")
@@ -289,10 +286,7 @@ func (c *Connector) Stop(context.Context) error {
 		c.bgCancel()
 	}
 	c.bg.Wait()
-	if c.crypto != nil && c.cryptoStarted {
-		c.crypto.stop()
-		c.cryptoStarted = false
-	}
+	c.stopCrypto()
 	return nil
 }
 
@@ -314,7 +308,7 @@ func (c *Connector) setHealth(state bridge.HealthState, msg string) {
 func (c *Connector) Health(context.Context) bridge.Health {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.health
+	return c.cryptoHealth(c.health)
 }
 
 // roomID checks that a chat ID is a room ID.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,21 +20,27 @@ import (
 
 var _ crypto.StateStore = stateStore{}
 
-// sessionWait is how long decryption waits for a room key that has not
-// arrived through the sync loop yet.
-const sessionWait = 10 * time.Second
-
+// olmCryptor is the cryptor of a build with the goolm tag. Its machine
+// exists only between start and stop; the methods load it atomically and
+// fail with ErrEncryptionNotReady when it does not.
 type olmCryptor struct {
-	c     *Connector
-	cli   *mautrix.Client
-	store *crypto.SQLCryptoStore
-	mach  *crypto.OlmMachine
-	log   zerolog.Logger
+	c   *Connector
+	log zerolog.Logger
 
+	run       atomic.Pointer[olmRun]
 	roomLocks sync.Map // id.RoomID -> *sync.Mutex
-	cancel    context.CancelFunc
-	done      chan struct{}
 }
+
+// olmRun is one started machine with its sync loop.
+type olmRun struct {
+	cli    *mautrix.Client
+	mach   *crypto.OlmMachine
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// EncryptionCompiled reports whether this binary has end-to-end encryption.
+func EncryptionCompiled() bool { return true }
 
 func newCryptor(c *Connector) (cryptor, error) {
 	if !c.cfg.Encryption.Allow {
@@ -46,7 +53,10 @@ func newCryptor(c *Connector) (cryptor, error) {
 	return &olmCryptor{c: c, log: c.log.With().Str("component", "crypto").Logger().Hook(requestLogFilter{})}, nil
 }
 
-func (o *olmCryptor) start(ctx context.Context) error {
+func (o *olmCryptor) start(ctx context.Context, onSession func(id.RoomID, id.SessionID)) error {
+	if o.run.Load() != nil {
+		return nil
+	}
 	c := o.c
 	cli, err := mautrix.NewClient(c.cfg.Homeserver.Address, c.bot, c.cfg.Appservice.ASToken)
 	if err != nil {
@@ -54,13 +64,12 @@ func (o *olmCryptor) start(ctx context.Context) error {
 	}
 	cli.Log = o.log
 	cli.StateStore = c.as.StateStore
-	o.cli = cli
-	o.store = crypto.NewSQLCryptoStore(c.rawDB, dbutil.ZeroLogger(o.log.With().Str("db_section", "crypto").Logger()),
+	store := crypto.NewSQLCryptoStore(c.rawDB, dbutil.ZeroLogger(o.log.With().Str("db_section", "crypto").Logger()),
 		"", "", []byte(c.cfg.Encryption.PickleKey))
-	if err = o.store.DB.Upgrade(ctx); err != nil {
+	if err = store.DB.Upgrade(ctx); err != nil {
 		return fmt.Errorf("%w: crypto store: %w", ErrDatabase, err)
 	}
-	deviceID, err := o.store.FindDeviceID(ctx)
+	deviceID, err := store.FindDeviceID(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: find device: %w", ErrDatabase, err)
 	}
@@ -75,20 +84,25 @@ func (o *olmCryptor) start(ctx context.Context) error {
 	if err != nil {
 		return classify("log in bot device", err)
 	}
-	o.store.DeviceID = cli.DeviceID
-	cli.Store = o.store
-	o.mach = crypto.NewOlmMachine(cli, &o.log, o.store, c.as.StateStore.(crypto.StateStore))
-	if err = o.mach.Load(ctx); err != nil {
+	store.DeviceID = cli.DeviceID
+	cli.Store = store
+	mach := crypto.NewOlmMachine(cli, &o.log, store, c.as.StateStore.(crypto.StateStore))
+	if err = mach.Load(ctx); err != nil {
 		return fmt.Errorf("load olm account: %w", err)
 	}
-	if !o.mach.GetAccount().Shared {
-		if err = o.mach.ShareKeys(ctx, -1); err != nil {
+	if !mach.GetAccount().Shared {
+		if err = mach.ShareKeys(ctx, -1); err != nil {
 			return classify("upload device keys", err)
 		}
 	}
+	if onSession != nil {
+		mach.SessionReceived = func(_ context.Context, room id.RoomID, session id.SessionID, _ uint32) {
+			onSession(room, session)
+		}
+	}
 	syncer := mautrix.NewDefaultSyncer()
-	syncer.OnSync(o.mach.ProcessSyncResponse)
-	syncer.OnEventType(event.StateMember, o.mach.HandleMemberEvent)
+	syncer.OnSync(mach.ProcessSyncResponse)
+	syncer.OnEventType(event.StateMember, mach.HandleMemberEvent)
 	syncer.OnEvent(cli.StateStoreSyncHandler)
 	syncer.OnEventType(event.EphemeralEventTyping, c.handleTyping)
 	syncer.OnEventType(event.EphemeralEventReceipt, c.handleReceipt)
@@ -96,17 +110,18 @@ func (o *olmCryptor) start(ctx context.Context) error {
 	syncer.ParseErrorHandler = func(*event.Event, error) bool { return false }
 	cli.Syncer = syncer
 	bg, cancel := context.WithCancel(c.log.WithContext(context.Background()))
-	o.cancel, o.done = cancel, make(chan struct{})
-	go o.syncLoop(c.mctx(bg))
+	run := &olmRun{cli: cli, mach: mach, cancel: cancel, done: make(chan struct{})}
+	go o.syncLoop(c.mctx(bg), run)
+	o.run.Store(run)
 	o.log.Info().Stringer("device_id", cli.DeviceID).Msg("End-to-end encryption ready")
 	return nil
 }
 
-func (o *olmCryptor) syncLoop(ctx context.Context) {
-	defer close(o.done)
+func (o *olmCryptor) syncLoop(ctx context.Context, run *olmRun) {
+	defer close(run.done)
 	wait := time.Second
 	for {
-		err := o.cli.SyncWithContext(ctx)
+		err := run.cli.SyncWithContext(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -121,24 +136,59 @@ func (o *olmCryptor) syncLoop(ctx context.Context) {
 }
 
 func (o *olmCryptor) stop() {
-	if o.cancel != nil {
-		o.cancel()
-		<-o.done
+	if run := o.run.Swap(nil); run != nil {
+		run.cancel()
+		<-run.done
 	}
 }
 
-func (o *olmCryptor) decrypt(ctx context.Context, evt *event.Event) (*event.Event, error) {
-	decrypted, err := o.mach.DecryptMegolmEvent(ctx, evt)
-	if errors.Is(err, crypto.ErrNoSessionFound) {
-		content := evt.Content.AsEncrypted()
-		if o.mach.WaitForSession(ctx, evt.RoomID, content.SenderKey, content.SessionID, sessionWait) {
-			decrypted, err = o.mach.DecryptMegolmEvent(ctx, evt)
-		}
+// machine returns the running machine, or ErrEncryptionNotReady.
+func (o *olmCryptor) machine() (*crypto.OlmMachine, error) {
+	run := o.run.Load()
+	if run == nil {
+		return nil, ErrEncryptionNotReady
 	}
+	return run.mach, nil
+}
+
+func (o *olmCryptor) decrypt(ctx context.Context, evt *event.Event) (*event.Event, error) {
+	mach, err := o.machine()
 	if err != nil {
 		return nil, err
 	}
+	decrypted, err := mach.DecryptMegolmEvent(ctx, evt)
+	if errors.Is(err, crypto.ErrNoSessionFound) {
+		return nil, fmt.Errorf("%w: %w", errNoSession, err)
+	} else if err != nil {
+		return nil, err
+	}
 	return decrypted, nil
+}
+
+func (o *olmCryptor) hasSession(ctx context.Context, room id.RoomID, session id.SessionID) (bool, error) {
+	mach, err := o.machine()
+	if err != nil {
+		return false, err
+	}
+	sess, err := mach.CryptoStore.GetGroupSession(ctx, room, session)
+	if errors.Is(err, crypto.ErrGroupSessionWithheld) {
+		return true, nil
+	} else if err != nil {
+		return false, fmt.Errorf("%w: group session: %w", ErrDatabase, err)
+	}
+	return sess != nil, nil
+}
+
+func (o *olmCryptor) requestKey(ctx context.Context, room id.RoomID, senderKey id.SenderKey, session id.SessionID, user id.UserID, device id.DeviceID) error {
+	mach, err := o.machine()
+	if err != nil {
+		return err
+	}
+	if device == "" {
+		device = "*"
+	}
+	err = mach.SendRoomKeyRequest(ctx, room, senderKey, session, "", map[id.UserID][]id.DeviceID{user: {device}})
+	return classify("room key request", err)
 }
 
 func (o *olmCryptor) roomLock(room id.RoomID) *sync.Mutex {
@@ -147,10 +197,14 @@ func (o *olmCryptor) roomLock(room id.RoomID) *sync.Mutex {
 }
 
 func (o *olmCryptor) encrypt(ctx context.Context, room id.RoomID, typ event.Type, content any) (*event.EncryptedEventContent, error) {
+	mach, err := o.machine()
+	if err != nil {
+		return nil, err
+	}
 	lock := o.roomLock(room)
 	lock.Lock()
 	defer lock.Unlock()
-	encrypted, err := o.mach.EncryptMegolmEvent(ctx, room, typ, content)
+	encrypted, err := mach.EncryptMegolmEvent(ctx, room, typ, content)
 	if err == nil {
 		return encrypted, nil
 	}
@@ -169,8 +223,8 @@ func (o *olmCryptor) encrypt(ctx context.Context, room id.RoomID, typ event.Type
 			users = append(users, id.UserID(evt.GetStateKey()))
 		}
 	}
-	if err = o.mach.ShareGroupSession(ctx, room, users); err != nil {
+	if err = mach.ShareGroupSession(ctx, room, users); err != nil {
 		return nil, fmt.Errorf("share room key: %w", err)
 	}
-	return o.mach.EncryptMegolmEvent(ctx, room, typ, content)
+	return mach.EncryptMegolmEvent(ctx, room, typ, content)
 }

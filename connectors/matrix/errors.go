@@ -27,6 +27,10 @@ var (
 	ErrDatabase = errors.New("matrix: database error")
 	// ErrMediaTooLarge means an attachment exceeds MaxMediaSize.
 	ErrMediaTooLarge = bridge.ErrMediaTooLarge
+	// ErrEncryptionNotReady means end-to-end encryption is on and this
+	// process owns the bot device, but its Olm machine has not started yet
+	// (login or key upload pending). It is transient: try again later.
+	ErrEncryptionNotReady = errors.New("matrix: end-to-end encryption is not started yet")
 )
 
 // classify turns an error from the homeserver into what the router expects:

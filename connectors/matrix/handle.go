@@ -255,31 +255,6 @@ func (c *Connector) handleRedaction(ctx context.Context, evt *event.Event) error
 	return err
 }
 
-// handleEncrypted decrypts an event and handles what it holds. An event
-// the bridge cannot decrypt is reported to its sender in the room, never
-// dropped silently.
-func (c *Connector) handleEncrypted(ctx context.Context, evt *event.Event) error {
-	c.mu.Lock()
-	c.crypted[evt.RoomID] = true
-	c.mu.Unlock()
-	reason := "this bridge was built without end-to-end encryption"
-	if c.crypto != nil {
-		decrypted, err := c.crypto.decrypt(ctx, evt)
-		if err == nil {
-			decrypted.Mautrix.WasEncrypted = true
-			return c.handleEvent(ctx, decrypted)
-		}
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to decrypt event")
-		reason = "the bridge did not receive the key for it"
-	}
-	done, err := c.eventHandled(ctx, evt.ID)
-	if err != nil || done {
-		return err
-	}
-	c.sendNotice(ctx, evt.RoomID, evt.ID, "⚠️ Your encrypted message was not delivered: "+reason+".")
-	return c.markEvent(ctx, evt.ID)
-}
-
 // handleMember tracks display names and answers invites to the bot.
 func (c *Connector) handleMember(ctx context.Context, evt *event.Event) error {
 	content := evt.Content.AsMember()

@@ -72,6 +72,9 @@ func testConfig(t testing.TB) *config.Config {
 	cfg.Appservice.HSToken = randomToken(t)
 	cfg.Identity.Secret = randomToken(t)
 	cfg.Encryption.PickleKey = randomToken(t)
+	// No homeserver yet: encryption could never start, and transactions
+	// wait for it (503). startWithDendrite turns it back on.
+	cfg.Encryption.Allow = false
 	cfg.Permissions = map[string]string{"*": config.PermRelay, "localhost": config.PermUser, "@admin:localhost": config.PermAdmin}
 	return cfg
 }
@@ -169,6 +172,7 @@ func startWithDendrite(t testing.TB, configure ...func(*config.Config)) *env {
 func startWithDendriteAnd(t testing.TB, extra []bridge.Connector, configure ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := testConfig(t)
+	cfg.Encryption.Allow = true
 	for _, fn := range configure {
 		fn(cfg)
 	}
