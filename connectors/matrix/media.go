@@ -92,6 +92,41 @@ func decryptMedia(file *attachment.EncryptedFile, ciphertext io.Reader) (io.Read
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
+// limitedBody is the body of an unencrypted media download, refused (never
+// truncated) past a limit: once more than limit bytes arrive, Read fails
+// with a permanent ErrMediaTooLarge, so a reader that streams the
+// attachment (rather than ReadMedia, which has its own limit) cannot be fed
+// more. The homeserver's Content-Length is checked before, for an early
+// refusal; this covers a response without one. The size declared in the
+// event (info.size, bridge.Media.Size) is never used for either.
+type limitedBody struct {
+	rc io.ReadCloser
+	// left is how many more bytes may be read; below zero, the limit was
+	// crossed.
+	left int64
+}
+
+func newLimitedBody(rc io.ReadCloser, limit int64) *limitedBody {
+	return &limitedBody{rc: rc, left: limit}
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, bridge.Permanent(ErrMediaTooLarge)
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), bridge.Permanent(ErrMediaTooLarge)
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
 // encryptMedia encrypts data in place for an encrypted room and returns
 // the content.file for it, to be completed with the upload's URL.
 func encryptMedia(data []byte) *event.EncryptedFileInfo {

@@ -190,3 +190,47 @@ func (c *Connector) ContentForTest(raw []byte) *bridge.Content {
 	}
 	return toContent(&content)
 }
+
+// TestLimitedBody: an unencrypted download is returned whole up to the
+// limit and refused (a permanent ErrMediaTooLarge, never a silent
+// truncation) past it, whatever size the event declared.
+func TestLimitedBody(t *testing.T) {
+	const limit = 10
+	for _, tc := range []struct {
+		name    string
+		size    int
+		tooBig  bool
+		bufSize int
+	}{
+		{"empty", 0, false, 4},
+		{"under the limit", 7, false, 3},
+		{"at the limit", limit, false, 64},
+		{"one byte over", limit + 1, true, 64},
+		{"one byte over, small reads", limit + 1, true, 1},
+		{"far over", 10 * limit, true, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte("x"), tc.size)
+			body := newLimitedBody(io.NopCloser(bytes.NewReader(data)), limit)
+			got := []byte{}
+			buf := make([]byte, tc.bufSize)
+			var err error
+			for err == nil {
+				var n int
+				n, err = body.Read(buf)
+				got = append(got, buf[:n]...)
+			}
+			require.NoError(t, body.Close())
+			if tc.tooBig {
+				require.ErrorIs(t, err, ErrMediaTooLarge)
+				require.ErrorIs(t, err, bridge.ErrPermanent)
+				require.Len(t, got, limit, "never more than the limit")
+				_, err = body.Read(buf)
+				require.ErrorIs(t, err, ErrMediaTooLarge, "and it stays refused")
+				return
+			}
+			require.ErrorIs(t, err, io.EOF)
+			require.Equal(t, data, got)
+		})
+	}
+}

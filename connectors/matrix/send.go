@@ -401,5 +401,5 @@ func (c *Connector) DownloadMedia(ctx context.Context, media *bridge.Media) (io.
 		defer resp.Body.Close()
 		return decryptMedia(file, resp.Body)
 	}
-	return resp.Body, nil
+	return newLimitedBody(resp.Body, MaxMediaSize), nil
 }
