@@ -94,6 +94,12 @@ type Hooks struct {
 	// message is then delivered there. Without it, or if it fails, the
 	// message is dropped (and logged without the number).
 	OnUnrouted func(ctx context.Context, chat bridge.ChatID, pool string) (bridge.ConversationID, error)
+	// OnStranger is called when a message reaches nobody (no
+	// conversation, and OnUnrouted did not open one): contact is the
+	// sender's pseudonym, pool the number they wrote to. The message is
+	// not kept; the contact gets an automatic reply at most hourly. Tell
+	// the admins (without content).
+	OnStranger func(ctx context.Context, contact bridge.Sender, pool string)
 	// IsGroup tells whether a conversation has more than one participant
 	// besides the SMS contact; messages to the contact are then prefixed
 	// with the sender's display name. Nil: never prefixed.
@@ -143,6 +149,15 @@ type Connector struct {
 	highCost []string
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
+	// spool keeps inbound webhooks while the database is unavailable
+	// (nil without SetSpool).
+	spoolPath string
+	spool     *spool
+	spoolKick chan struct{}
+	// told is when each stranger (contact hash and pool hash) last got
+	// the automatic reply.
+	toldMu sync.Mutex
+	told   map[string]time.Time
 
 	mu     sync.Mutex
 	health bridge.Health
@@ -204,6 +219,7 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		pool:      make(map[string]string, len(s.Twilio.Numbers)),
 		metrics:   newMetrics(),
 		health:    bridge.Health{State: bridge.HealthStarting},
+		spoolKick: make(chan struct{}, 1),
 	}
 	for i, n := range s.Twilio.Numbers {
 		e164, _, err := NormalizeNumber(n)
@@ -262,11 +278,23 @@ func (c *Connector) Start(ctx context.Context) error {
 		return err
 	}
 	c.db = db
+	if c.spoolPath != "" {
+		if c.spool, err = openSpool(c.spoolPath, c.keys.spool, c.log); err != nil {
+			return err
+		}
+		if n := c.spool.n.Load(); n > 0 {
+			c.log.Info().Int64("waiting", n).Msg("Inbound SMS kept in the spool will be handled now")
+		}
+	}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	if c.metadata > 0 {
 		c.bg.Add(1)
 		go c.pruneLoop(bgCtx)
+	}
+	if c.spool != nil {
+		c.bg.Add(1)
+		go c.spoolLoop(bgCtx)
 	}
 	c.setHealth(bridge.HealthOK, "")
 	return nil
@@ -279,15 +307,21 @@ func (c *Connector) Stop(context.Context) error {
 	}
 	c.bg.Wait()
 	c.media.clear()
+	c.spool.close()
 	c.setHealth(bridge.HealthDown, "stopped")
 	return nil
 }
 
-// Health implements bridge.HealthReporter.
+// Health implements bridge.HealthReporter. Inbound SMS waiting in the
+// spool make it degraded.
 func (c *Connector) Health(context.Context) bridge.Health {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.health
+	h, sp := c.health, c.spool
+	c.mu.Unlock()
+	if h.State == bridge.HealthOK && sp != nil && sp.pending() {
+		h = bridge.Health{State: bridge.HealthDegraded, Message: "inbound SMS are kept in the spool until the database accepts them"}
+	}
+	return h
 }
 
 func (c *Connector) setHealth(state bridge.HealthState, msg string) {

@@ -1,6 +1,10 @@
 package sms
 
-import "time"
+import (
+	"context"
+	"net/url"
+	"time"
+)
 
 // ExpireMediaTokens makes every outstanding MMS media token expired, as if
 // mediaTTL had passed.
@@ -17,4 +21,22 @@ func MediaTokenCount(c *Connector) int {
 	c.media.mu.Lock()
 	defer c.media.mu.Unlock()
 	return len(c.media.entries)
+}
+
+// SetNow replaces the connector's clock.
+func SetNow(c *Connector, now func() time.Time) { c.now = now }
+
+// OptedOut tells whether a number (E.164) is opted out.
+func OptedOut(ctx context.Context, c *Connector, number string) (bool, error) {
+	return c.optedOut(ctx, c.keys.contactHash(number))
+}
+
+// ProcessIncomingAt handles an inbound webhook's fields as if it had been
+// received at received (a webhook kept in the spool), returning the reply.
+func ProcessIncomingAt(ctx context.Context, c *Connector, form url.Values, received time.Time) (string, error) {
+	f, err := ParseWebhookForm([]byte(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	return c.processIncoming(ctx, f, received)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"github.com/twilio/twilio-go/client"
+	"go.mau.fi/util/dbutil"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
@@ -165,6 +166,9 @@ type env struct {
 	// postgres runs the env on a fresh PostgreSQL database (pgtest).
 	postgres bool
 	reg      *prometheus.Registry
+	db       *dbutil.Database
+	// spoolPath, when set before start, is given to SetSpool.
+	spoolPath string
 
 	mu       sync.Mutex
 	statuses []statusCall
@@ -229,6 +233,9 @@ func (e *env) start(apiURL string, opts ...envOpt) *env {
 	c, err := sms.New(cfg, db, log)
 	require.NoError(t, err)
 	require.NoError(t, c.RegisterMetrics(e.reg))
+	if e.spoolPath != "" {
+		c.SetSpool(e.spoolPath)
+	}
 	c.SetHooks(sms.Hooks{
 		OnStatus: func(_ context.Context, conv bridge.ConversationID, msg bridge.MessageID, state, code string) {
 			e.mu.Lock()
@@ -255,7 +262,7 @@ func (e *env) start(apiURL string, opts ...envOpt) *env {
 		_ = r.Stop(context.Background())
 		_ = db.Close()
 	})
-	e.router, e.sms = r, c
+	e.router, e.sms, e.db = r, c, db
 	e.mux = http.NewServeMux()
 	for pattern, h := range c.Routes() {
 		e.mux.Handle(pattern, h)

@@ -22,6 +22,7 @@ type keys struct {
 	people *identity.Pseudonyms
 	log    []byte // hashes in log lines
 	aead   *keyring.AEAD
+	spool  *keyring.AEAD // the spool of inbound webhooks
 }
 
 func deriveKeys(secret string) (*keys, error) {
@@ -40,6 +41,9 @@ func deriveKeys(secret string) (*keys, error) {
 		return nil, err
 	}
 	if k.aead, err = keyring.DeriveAEAD([]byte(secret), label("number encryption")); err != nil {
+		return nil, err
+	}
+	if k.spool, err = keyring.DeriveAEAD([]byte(secret), label("spool encryption")); err != nil {
 		return nil, err
 	}
 	return k, nil

@@ -235,3 +235,39 @@ func TestCanaryNoMediaAtRest(t *testing.T) {
 		assert.NotContains(t, logs, secret, "logs hold %q", secret)
 	}
 }
+
+// TestSendMediaDeclaredSizeNotTrusted: the size an attachment declares
+// (info.size on Matrix) neither sets Content-Length nor bounds the read:
+// Twilio gets the real bytes with their real length, and an attachment
+// really over 5 MB is refused, whatever it declared.
+func TestSendMediaDeclaredSizeNotTrusted(t *testing.T) {
+	e := newEnv(t)
+	_, mxLeg, _ := e.conversation(contactA, "!room1")
+	small := bytes.Repeat([]byte("0123456789"), 100) // 1000 bytes
+	for i, tc := range []struct {
+		name     string
+		declared int64
+		data     []byte
+		wantCode int
+	}{
+		{"declared smaller than real", 10, small, http.StatusOK},
+		{"declared larger than real", 4000, small, http.StatusOK},
+		{"declared small, really over 5 MB", 1000, make([]byte, sms.MaxMMSSize+1), http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "$m" + strconv.Itoa(i)
+			e.sendMediaFromMatrix(mxLeg, id, "", &bridge.Media{Ref: "ref" + strconv.Itoa(i), MimeType: "image/jpeg", Size: tc.declared}, tc.data)
+			reqs := e.twilio.waitRequests(t, i+1)
+			waitDelivered(t, e, id)
+			rec := e.get(http.MethodGet, mediaPath(t, reqs[i].Get("MediaUrl")))
+			require.Equal(t, tc.wantCode, rec.Code)
+			if tc.wantCode != http.StatusOK {
+				assert.Contains(t, rec.Body.String(), "too large")
+				return
+			}
+			assert.Equal(t, strconv.Itoa(len(tc.data)), rec.Header().Get("Content-Length"), "the real length")
+			assert.True(t, bytes.Equal(tc.data, rec.Body.Bytes()), "not truncated: got %d bytes", rec.Body.Len())
+		})
+	}
+	assert.Equal(t, 1.0, counter(t, e, "sb_sms_media_fetches_total", "result", "too_large"))
+}

@@ -31,9 +31,6 @@ const (
 	upsertOptOutQuery = `
 		INSERT INTO sb_sms_optout (contact_hash, opted_out, keyword, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (contact_hash) DO UPDATE SET opted_out=excluded.opted_out, keyword=excluded.keyword, updated_at=excluded.updated_at`
-	recordKeywordQuery = `
-		INSERT INTO sb_sms_optout (contact_hash, opted_out, keyword, updated_at) VALUES ($1, false, $2, $3)
-		ON CONFLICT (contact_hash) DO UPDATE SET keyword=excluded.keyword, updated_at=excluded.updated_at`
 	insertSentQuery = `
 		INSERT INTO sb_sms_sent (message_sid, delivery_id, part, chat_id, conversation_id, message_id, status, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (message_sid) DO NOTHING`

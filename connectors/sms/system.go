@@ -15,6 +15,15 @@ var _ identity.CodeSender = (*Connector)(nil)
 // first pool number, outside any conversation: it is not queued, stored or
 // logged. allowed_countries and opt-outs apply as to any SMS.
 func (c *Connector) SendCode(ctx context.Context, number, text string) error {
+	if len(c.poolOrder) == 0 {
+		return ErrEmptyPool
+	}
+	return c.sendSystem(ctx, number, c.pool[c.poolOrder[0]], text)
+}
+
+// sendSystem sends a one-off text from a pool number, outside any
+// conversation, unqueued and unstored.
+func (c *Connector) sendSystem(ctx context.Context, number, from, text string) error {
 	to, region, err := NormalizeNumber(number)
 	if err != nil {
 		return err
@@ -30,11 +39,8 @@ func (c *Connector) SendCode(ctx context.Context, number, text string) error {
 		c.metrics.messages.WithLabelValues("out", "refused").Inc()
 		return ErrOptedOut
 	}
-	if len(c.poolOrder) == 0 {
-		return ErrEmptyPool
-	}
 	params := &openapi.CreateMessageParams{}
-	params.SetTo(to).SetFrom(c.pool[c.poolOrder[0]]).SetBody(text)
+	params.SetTo(to).SetFrom(from).SetBody(text)
 	resp, err := c.twilio.Api.CreateMessage(params)
 	if err != nil {
 		c.metrics.messages.WithLabelValues("out", "error").Inc()

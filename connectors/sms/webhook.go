@@ -212,59 +212,100 @@ func (c *Connector) handleIncoming(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithoutCancel(r.Context())
+	received := c.now()
+	log := c.log.With().Str("message_sid", form.MessageSID).Logger()
+	if c.spool != nil && c.spool.pending() {
+		// Earlier webhooks wait in the spool: this one goes behind them,
+		// so the conversation gets them in the order they came.
+		c.keep(w, form, received, log)
+		return
+	}
+	reply, err := c.processIncoming(ctx, form, received)
+	if err != nil {
+		if c.spool == nil {
+			log.Error().Err(err).Msg("Failed to accept inbound SMS")
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		log.Warn().Err(err).Msg("Could not accept inbound SMS now; keeping it in the spool until the database is back")
+		c.keep(w, form, received, log)
+		return
+	}
+	if reply == "" {
+		writeTwiML(w)
+	} else {
+		writeTwiMLMessage(w, reply)
+	}
+}
+
+// processIncoming handles an inbound message received at received: the
+// keyword it carries, its routing, and its submission to the router. It
+// returns the text of a reply to the contact ("" for none) or an error
+// for a cause that may pass (the database), after which the whole webhook
+// may be handled again: every step is idempotent (keywords are claimed by
+// MessageSid, the router deduplicates events by MessageSid).
+func (c *Connector) processIncoming(ctx context.Context, form *WebhookForm, received time.Time) (string, error) {
 	from, _, err := NormalizeNumber(form.From)
 	if err != nil {
 		c.log.Warn().Str("message_sid", form.MessageSID).Msg("Dropped inbound SMS from an invalid sender number (short code or alphanumeric?)")
-		writeTwiML(w)
-		return
+		return "", nil
 	}
 	to, _, err := NormalizeNumber(form.To)
 	poolHash := c.keys.poolHash(to)
 	if _, ours := c.pool[poolHash]; err != nil || !ours {
 		c.log.Warn().Str("message_sid", form.MessageSID).Msg("Dropped inbound SMS sent to a number not in sms.twilio.numbers")
-		writeTwiML(w)
-		return
+		return "", nil
 	}
 	contactHash := c.keys.contactHash(from)
 	log := c.log.With().Str("message_sid", form.MessageSID).Str("contact", c.keys.logRef(from)).Logger()
 	keyword := Keyword(form.Body)
-	if keyword != "" && len(form.Media) == 0 {
-		var kerr error
-		switch keyword {
-		case "STOP":
-			kerr = c.setOptOut(ctx, contactHash, true, keyword)
-		case "START":
-			kerr = c.setOptOut(ctx, contactHash, false, keyword)
+	if len(form.Media) > 0 {
+		keyword = ""
+	}
+	var kw *keywordState
+	if keyword != "" {
+		// Keywords act after the MessageSid dedupe, the newest winning.
+		if kw, err = c.applyKeyword(ctx, form.MessageSID, contactHash, keyword, received); err != nil {
+			return "", err
+		}
+		switch {
+		case kw.done:
+			log.Info().Str("keyword", keyword).Msg("Ignored an SMS keyword already handled (redelivered or replayed)")
+			return "", nil
+		case kw.seen:
+			log.Info().Str("keyword", keyword).Msg("SMS keyword already recorded; telling the conversations")
+		case !kw.applied:
+			log.Info().Str("keyword", keyword).Msg("Ignored an SMS keyword older than the one in force")
 		default:
-			_, kerr = c.db.Exec(ctx, recordKeywordQuery, contactHash, keyword, c.now().UnixMilli())
+			log.Info().Str("keyword", keyword).Msg("Recorded SMS keyword")
 		}
-		if kerr != nil {
-			log.Error().Err(kerr).Msg("Failed to record SMS keyword")
-			http.Error(w, "try again", http.StatusServiceUnavailable)
-			return
+		if !kw.applied {
+			// A stale STOP or START tells nobody anything true.
+			c.keywordDone(ctx, kw)
+			return "", nil
 		}
-		log.Info().Str("keyword", keyword).Msg("Recorded SMS keyword")
 	}
 	chat, err := c.route(ctx, from, contactHash, poolHash)
 	if err != nil {
-		log.Error().Err(err).Msg("Failed to route inbound SMS")
-		http.Error(w, "try again", http.StatusServiceUnavailable)
-		return
+		return "", err
 	}
 	if chat == "" {
-		log.Warn().Msg("Dropped inbound SMS: no conversation uses this pool number with the contact")
 		c.metrics.messages.WithLabelValues("in", "unrouted").Inc()
-		writeTwiML(w)
-		return
+		if kw != nil {
+			// Twilio answers keywords itself; nobody else is to be told.
+			log.Info().Msg("SMS keyword from a contact no conversation uses this pool number with")
+			c.keywordDone(ctx, kw)
+			return "", nil
+		}
+		log.Warn().Msg("Inbound SMS reaches nobody: no conversation uses this pool number with the contact; not kept")
+		return c.stranger(ctx, from, contactHash, poolHash), nil
 	}
 	events := c.inboundEvents(form, from, chat, keyword)
 	if keyword == "STOP" || keyword == "START" {
 		// An opt-out covers every conversation with the contact: tell them all.
 		chats, err := c.contactChats(ctx, contactHash)
 		if err != nil {
-			log.Error().Err(err).Msg("Failed to list the contact's SMS chats")
-			http.Error(w, "try again", http.StatusServiceUnavailable)
-			return
+			return "", err
 		}
 		for _, other := range chats {
 			if other != chat {
@@ -286,20 +327,25 @@ func (c *Connector) handleIncoming(w http.ResponseWriter, r *http.Request) {
 				log.Info().Str("reason", refused.Reason).Bool("repeat", refused.Repeat).Msg("Inbound SMS refused")
 				c.metrics.messages.WithLabelValues("in", "refused").Inc()
 				if refused.Repeat {
-					writeTwiML(w)
-				} else {
-					writeTwiMLMessage(w, "Not delivered: "+refused.Reason+".")
+					return "", nil
 				}
-				return
+				return "Not delivered: " + refused.Reason + ".", nil
 			}
-			log.Error().Err(err).Msg("Failed to accept inbound SMS")
-			http.Error(w, "try again", http.StatusServiceUnavailable)
-			return
+			if errors.Is(err, bridge.ErrInvalidEvent) {
+				// Handling it again cannot help.
+				log.Error().Err(err).Msg("Dropped inbound SMS the router refused as invalid")
+				c.metrics.messages.WithLabelValues("in", "invalid").Inc()
+				return "", nil
+			}
+			return "", fmt.Errorf("accept inbound sms: %w", err)
 		}
+	}
+	if kw != nil {
+		c.keywordDone(ctx, kw)
 	}
 	c.metrics.messages.WithLabelValues("in", "accepted").Inc()
 	log.Debug().Str("chat", string(chat)).Int("media", len(form.Media)).Msg("Accepted inbound SMS")
-	writeTwiML(w)
+	return "", nil
 }
 
 // contactChats lists the chats of a contact that belong to a conversation.
