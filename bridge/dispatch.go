@@ -69,6 +69,12 @@ func (d *dispatcher) start(workers int) {
 
 // stop lets workers finish their current delivery and exit.
 func (d *dispatcher) stop() {
+	d.halt()
+	d.wg.Wait()
+}
+
+// halt tells workers to start no further delivery; it does not wait.
+func (d *dispatcher) halt() {
 	d.mu.Lock()
 	d.done = true
 	for _, l := range d.lanes {
@@ -78,7 +84,6 @@ func (d *dispatcher) stop() {
 	}
 	d.cond.Broadcast()
 	d.mu.Unlock()
-	d.wg.Wait()
 }
 
 // claim runs inside an accept transaction after a row with seq was queued
@@ -326,7 +331,14 @@ func (r *Router) deliver(it *item) (finished bool) {
 		r.finish(ctx, it, "", nil, Permanent(fmt.Errorf("%w: unreadable queue payload", ErrSeal)))
 		return true
 	}
-	remote, err := r.send(ctx, it, &q)
+	remote, err := r.sendAbortable(ctx, it, &q)
+	if err != nil && r.sendCtx.Err() != nil {
+		// Stop cancelled it: not an attempt, not reported; the row stays
+		// queued as it was for the next start.
+		it.attempts--
+		log.Info().Err(err).Msg("Delivery interrupted by shutdown; it stays queued")
+		return false
+	}
 	if err != nil && errors.Is(err, ErrPaced) {
 		r.pace(ctx, it, err)
 		return false
@@ -353,6 +365,31 @@ func (r *Router) deliver(it *item) (finished bool) {
 		r.report(ctx, it, q.Event, StateRetrying, err)
 	}
 	return false
+}
+
+// sendAbortable runs send under the router's send context (cancelled by
+// Stop), and stops waiting for a connector call that ignores the
+// cancellation once Stop abandons it.
+func (r *Router) sendAbortable(ctx context.Context, it *item, q *queuedEvent) (RemoteID, error) {
+	sctx, cancel := context.WithCancel(r.sendCtx)
+	defer cancel()
+	sctx = zerolog.Ctx(ctx).WithContext(sctx)
+	type result struct {
+		remote RemoteID
+		err    error
+	}
+	done := make(chan result, 1)
+	snapshot := *it // an abandoned call must not race with the worker
+	go func() {
+		remote, err := r.send(sctx, &snapshot, q)
+		done <- result{remote, err}
+	}()
+	select {
+	case res := <-done:
+		return res.remote, res.err
+	case <-r.abandoned:
+		return "", fmt.Errorf("%w: abandoned at shutdown", context.Canceled)
+	}
 }
 
 // pace reschedules a delivery the connector held back (ErrPaced): it does

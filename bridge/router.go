@@ -40,6 +40,12 @@ type Options struct {
 	Lease, PollInterval time.Duration
 	// SendTimeout bounds one connector call (default 2m).
 	SendTimeout time.Duration
+	// StopGrace is how long Stop lets in-flight deliveries finish before
+	// it cancels their context (default 2s; at once when Stop's own
+	// context ends). A cancelled delivery is not counted as an attempt
+	// and stays queued for the next start. A connector call that ignores
+	// the cancellation is abandoned a moment later.
+	StopGrace time.Duration
 
 	// RetentionPolicy gives messages their deadlines from the server and
 	// network defaults, conversation settings and chat timers (see
@@ -86,6 +92,13 @@ type Router struct {
 	stopOnce sync.Once
 	stopped  chan struct{}
 	bg       sync.WaitGroup
+
+	// sendCtx is the parent of every connector send; Stop cancels it
+	// (abortSends) after StopGrace, and closes abandoned a moment later.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+	abortOnce  sync.Once
+	abandoned  chan struct{}
 }
 
 // New creates a router. It does no I/O.
@@ -118,6 +131,9 @@ func New(opts Options) (*Router, error) {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = 2 * time.Minute
 	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = 2 * time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -132,7 +148,9 @@ func New(opts Options) (*Router, error) {
 		connectors: make(map[NetworkID]Connector),
 		stopped:    make(chan struct{}),
 		admitter:   opts.Admitter,
+		abandoned:  make(chan struct{}),
 	}
+	r.sendCtx, r.cancelSend = context.WithCancel(context.Background())
 	return r, nil
 }
 
@@ -217,11 +235,15 @@ func (r *Router) Start(ctx context.Context) error {
 }
 
 // Stop stops the connectors (newest first), lets in-flight deliveries
-// finish, and flushes pending writes. Undelivered messages stay queued for
-// the next start.
+// finish for StopGrace (or until ctx ends) and then cancels them, and
+// flushes pending writes. Undelivered messages, cancelled ones included,
+// stay queued for the next start.
 func (r *Router) Stop(ctx context.Context) error {
 	var errs []error
 	r.stopOnce.Do(func() {
+		grace := time.AfterFunc(r.opts.StopGrace, r.abortSends)
+		defer grace.Stop()
+		defer context.AfterFunc(ctx, r.abortSends)()
 		r.stopExpiry()
 		for i := len(r.started) - 1; i >= 0; i-- {
 			c := r.started[i]
@@ -247,6 +269,23 @@ func (r *Router) Stop(ctx context.Context) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// abandonWait is how long a connector call may ignore its cancelled
+// context before the router stops waiting for it.
+const abandonWait = time.Second
+
+// abortSends ends deliveries: no new one starts, in-flight ones have their
+// context cancelled, and calls still running abandonWait later are
+// abandoned (see deliver).
+func (r *Router) abortSends() {
+	r.abortOnce.Do(func() {
+		if r.disp != nil {
+			r.disp.halt()
+		}
+		r.cancelSend()
+		time.AfterFunc(abandonWait, func() { close(r.abandoned) })
+	})
 }
 
 // CreateConversation creates a conversation joining the given legs.
