@@ -177,8 +177,11 @@ func (d *Delivery) OpenMedia(ctx context.Context) (io.ReadCloser, error) {
 	return d.router.openMedia(ctx, d.Event.Source.Network, d.Event.Content.Media)
 }
 
-// ReadMedia reads the delivery's attachment whole. One larger than limit
-// bytes is refused for good (Permanent, wrapping ErrMediaTooLarge).
+// ReadMedia reads the delivery's attachment whole. It counts the real
+// bytes, reading at most limit+1 of them; the size the source declared
+// (Media.Size, a Matrix event's info.size) is trusted neither as the
+// length nor for the limit. One larger than limit bytes is refused for
+// good (Permanent, wrapping ErrMediaTooLarge), never truncated.
 func (d *Delivery) ReadMedia(ctx context.Context, limit int) ([]byte, error) {
 	rc, err := d.OpenMedia(ctx)
 	if err != nil {
@@ -190,6 +193,9 @@ func (d *Delivery) ReadMedia(ctx context.Context, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("read attachment: %w", err)
 	}
 	if len(data) > limit {
+		if limit < 1<<20 {
+			return nil, Permanent(fmt.Errorf("%w: more than %d bytes", ErrMediaTooLarge, limit))
+		}
 		return nil, Permanent(fmt.Errorf("%w: more than %d MB", ErrMediaTooLarge, limit>>20))
 	}
 	return data, nil
