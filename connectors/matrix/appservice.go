@@ -186,8 +186,9 @@ func parseEvent(raw json.RawMessage) *event.Event {
 }
 
 // prepareEvent classifies an event from a transaction and parses its
-// content, like mautrix's own appservice does.
-func prepareEvent(ctx context.Context, evt *event.Event) {
+// content, like mautrix's own appservice does. It returns an error when
+// the content of a known type does not parse: such an event is not used.
+func prepareEvent(ctx context.Context, evt *event.Event) error {
 	evt.Mautrix.ReceivedAt = time.Now()
 	if evt.StateKey != nil {
 		evt.Mautrix.EventSource = event.SourceTimeline
@@ -199,5 +200,7 @@ func prepareEvent(ctx context.Context, evt *event.Event) {
 	err := evt.Content.ParseRaw(evt.Type)
 	if err != nil && !errors.Is(err, event.ErrUnsupportedContentType) && !errors.Is(err, event.ErrContentAlreadyParsed) {
 		zerolog.Ctx(ctx).Debug().Err(err).Stringer("event_id", evt.ID).Str("event_type", evt.Type.Type).Msg("Failed to parse event content")
+		return err
 	}
+	return nil
 }

@@ -87,6 +87,10 @@ type Connector struct {
 	crypted   map[id.RoomID]bool
 	typers    map[typerKey]id.UserID
 	typing    map[id.RoomID]map[id.UserID]bool
+	// adminNotify tells admins about set-aside events (SetAdminNotifier).
+	adminNotify AdminNotifier
+	// failed counts transient failures per event (see processEvent).
+	failed failures
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

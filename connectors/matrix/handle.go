@@ -21,7 +21,7 @@ import (
 // database is unavailable); events the bridge cannot use are logged and
 // skipped.
 func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
-	prepareEvent(ctx, evt)
+	perr := prepareEvent(ctx, evt)
 	log := zerolog.Ctx(ctx).With().
 		Stringer("event_id", evt.ID).
 		Stringer("room_id", evt.RoomID).
@@ -29,6 +29,11 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 		Logger()
 	ctx = log.WithContext(ctx)
 	log.Trace().Msg("Handling event")
+	if perr != nil {
+		// Content of a known type that does not parse: nothing to use.
+		log.Debug().Msg("Malformed event content; skipped")
+		return nil
+	}
 	if evt.StateKey != nil {
 		mautrix.UpdateStateStore(ctx, c.as.StateStore, evt)
 	}
@@ -64,8 +69,15 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 // conversation's leg, or that refer to messages the bridge never saw, are
 // not errors for the homeserver.
 func (c *Connector) submit(ctx context.Context, evt *bridge.Event) (unknownLeg bool, err error) {
-	err = c.host.Submit(ctx, evt)
 	log := zerolog.Ctx(ctx)
+	allowed, err := c.admitSender(ctx, evt)
+	if err != nil {
+		return false, err
+	} else if !allowed {
+		log.Debug().Str("kind", string(evt.Kind)).Msg("Sender may not use the bridge; not bridged")
+		return false, nil
+	}
+	err = c.host.Submit(ctx, evt)
 	log.Trace().AnErr("result", err).Str("kind", string(evt.Kind)).Msg("Submitted event")
 	switch {
 	case err == nil:
@@ -85,10 +97,14 @@ func (c *Connector) submit(ctx context.Context, evt *bridge.Event) (unknownLeg b
 	return false, err
 }
 
-// tellRefused tells the sender of a refused event why it was not bridged.
+// tellRefused tells the sender of a refused event why it was not bridged,
+// once per event.
 func (c *Connector) tellRefused(ctx context.Context, evt *bridge.Event, err error) {
 	room, rerr := roomID(evt.Source.Chat)
 	if rerr != nil {
+		return
+	}
+	if won, cerr := c.claim(ctx, string(evt.SourceID)+"/refused"); cerr != nil || !won {
 		return
 	}
 	reason := "the bridge refused it"
@@ -126,6 +142,10 @@ func (c *Connector) handleMessage(ctx context.Context, evt *event.Event) error {
 	content := evt.Content.AsMessage()
 	if evt.Type == event.EventSticker {
 		content.MsgType = event.MessageType(event.EventSticker.Type)
+	} else if content.MsgType == "" {
+		// Every m.room.message has a msgtype; without one there is nothing to bridge.
+		zerolog.Ctx(ctx).Debug().Msg("Message without msgtype; skipped")
+		return nil
 	}
 	if rel := content.RelatesTo; rel != nil && rel.GetReplaceID() != "" {
 		if content.NewContent == nil {
@@ -281,19 +301,19 @@ func (c *Connector) handleMember(ctx context.Context, evt *event.Event) error {
 
 func (c *Connector) handleBotInvite(ctx context.Context, evt *event.Event, content *event.MemberEventContent) error {
 	log := zerolog.Ctx(ctx)
-	done, err := c.eventHandled(ctx, evt.ID)
-	if err != nil || done {
+	won, err := c.claim(ctx, string(evt.ID))
+	if err != nil || !won {
 		return err
 	}
 	bot := c.as.BotIntent()
-	if c.permissionLevel(evt.Sender) == "" {
+	if rank(c.permissionLevel(evt.Sender)) < levelRelay {
 		log.Debug().Msg("Rejecting invite from a user without permission")
 		_, _ = bot.LeaveRoom(ctx, evt.RoomID)
-		return c.markEvent(ctx, evt.ID)
+		return nil
 	}
 	if _, err = bot.JoinRoomByID(ctx, evt.RoomID); err != nil {
 		log.Warn().Err(err).Msg("Failed to join room after invite")
-		return c.markEvent(ctx, evt.ID)
+		return nil
 	}
 	if content.IsDirect {
 		if err = c.saveManagementRoom(ctx, evt.RoomID, evt.Sender); err != nil {
@@ -301,7 +321,7 @@ func (c *Connector) handleBotInvite(ctx context.Context, evt *event.Event, conte
 		}
 		c.sendNotice(ctx, evt.RoomID, "", "Hello! I am the switchboard bridge bot. Send `help` to see what I can do.")
 	}
-	return c.markEvent(ctx, evt.ID)
+	return nil
 }
 
 // isDMWithBot reports whether a room has exactly two joined members: the

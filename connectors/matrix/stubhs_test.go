@@ -37,6 +37,8 @@ func newStubHomeserver(t testing.TB, bot string) *stubHomeserver {
 			_, _ = w.Write([]byte(`{"versions":["v1.1","v1.11"]}`))
 		case strings.HasSuffix(path, "/account/whoami"):
 			_ = json.NewEncoder(w).Encode(map[string]string{"user_id": bot})
+		case strings.HasSuffix(path, "/createRoom"):
+			_ = json.NewEncoder(w).Encode(map[string]string{"room_id": stubPortal})
 		case strings.Contains(path, "/join"):
 			_ = json.NewEncoder(w).Encode(map[string]string{"room_id": "!joined:localhost"})
 		case strings.Contains(path, "/send/"):
