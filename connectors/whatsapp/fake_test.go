@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -211,6 +212,15 @@ func (f *fakeClient) Download(_ context.Context, msg whatsmeow.DownloadableMessa
 	data, ok := f.media[msg.GetDirectPath()]
 	if !ok {
 		return nil, whatsmeow.ErrMediaDownloadFailedWith404
+	}
+	// As whatsmeow does (ReturnDownloadWarnings): the data comes back with
+	// a warning when its length is not the one the message declared (an
+	// absent FileLength declares 0), or else when its SHA-256 differs.
+	if sized, ok := msg.(interface{ GetFileLength() uint64 }); ok && uint64(len(data)) != sized.GetFileLength() {
+		return data, fmt.Errorf("%w: expected %d, got %d", whatsmeow.ErrFileLengthMismatch, sized.GetFileLength(), len(data))
+	}
+	if sum := msg.GetFileSHA256(); len(sum) == sha256.Size && sha256.Sum256(data) != [sha256.Size]byte(sum) {
+		return data, whatsmeow.ErrInvalidMediaSHA256
 	}
 	return data, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -82,10 +83,11 @@ func (c *Connector) contentTarget(ctx context.Context, chat bridge.ChatID) (*cha
 	return row, l, err
 }
 
-// prefix is what goes before a relayed message: the sender's display
-// name, never a number.
+// prefix is what goes before a relayed message, or a message from a guest
+// (someone other than the portal's owner) sent through the owner's own
+// login: the sender's display name, never a number.
 func prefix(row *chatRow, sender bridge.Sender) string {
-	if row.account != RelayAccount {
+	if row.account != RelayAccount && !sender.Guest {
 		return ""
 	}
 	name := strings.TrimSpace(sender.DisplayName)
@@ -347,6 +349,21 @@ func (c *Connector) DownloadMedia(ctx context.Context, media *bridge.Media) (io.
 		return nil, bridge.Permanent(ErrNotLoggedIn)
 	}
 	data, err := l.client.Download(ctx, ref.downloadable())
+	if errors.Is(err, whatsmeow.ErrFileLengthMismatch) && data != nil {
+		// The length the sender's client declared (FileLength; absent
+		// declares 0) is not trusted: the real one counts, and the
+		// destination's ReadMedia applies its limit to it. whatsmeow
+		// authenticated the download (MAC, encrypted SHA-256) but skips
+		// the plaintext SHA-256 after a length warning, so check it here.
+		err = nil
+		if len(ref.SHA256) == sha256.Size && sha256.Sum256(data) != [sha256.Size]byte(ref.SHA256) {
+			err = whatsmeow.ErrInvalidMediaSHA256
+		}
+	}
+	if errors.Is(err, whatsmeow.ErrInvalidMediaSHA256) {
+		clear(data)
+		return nil, bridge.Permanent(fmt.Errorf("whatsapp: the attachment does not match its hash: %w", err))
+	}
 	if err != nil {
 		if errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith404) || errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith410) {
 			return nil, bridge.Permanent(fmt.Errorf("whatsapp: the attachment expired on WhatsApp's servers: %w", err))
