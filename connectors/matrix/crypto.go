@@ -73,10 +73,11 @@ type cryptoState struct {
 	noticeMu sync.Mutex
 	noticed  map[id.RoomID]time.Time // rooms told "too many pending" lately
 
-	// Timings; zero means the default. Tests set them before Start.
+	// Timings; zero means the default. Tests set them before Start
+	// (keyDeadline at any time).
 	leaseDuration time.Duration
 	scanInterval  time.Duration
-	keyDeadline   time.Duration
+	keyDeadline   atomic.Int64
 }
 
 // EncryptionAvailable reports whether this build can bridge encrypted rooms
@@ -234,7 +235,7 @@ func (c *Connector) scanInterval() time.Duration {
 }
 
 func (c *Connector) keyDeadline() time.Duration {
-	if d := c.cs.keyDeadline; d > 0 {
+	if d := time.Duration(c.cs.keyDeadline.Load()); d > 0 {
 		return d
 	}
 	return defaultKeyDeadline
