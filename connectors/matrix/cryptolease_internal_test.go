@@ -194,4 +194,3 @@ func TestReadyForEvents(t *testing.T) {
 }
 
 var _ cryptor = (*fakeCryptor)(nil)
-
