@@ -236,6 +236,12 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 	return first, nil
 }
 
+// named reports whether a delivery goes out with its sender's name: in a
+// group, and from a guest (not the leg's owner) in a one-to-one chat.
+func (c *Connector) named(ctx context.Context, d *bridge.Delivery) bool {
+	return d.Event.Sender.Guest || (c.hooks.IsGroup != nil && c.hooks.IsGroup(ctx, d.Conversation))
+}
+
 // bodyFor is the text that goes out: the body (for media the caption and
 // file name), prefixed with the sender's display name in a group.
 func (c *Connector) bodyFor(ctx context.Context, d *bridge.Delivery) string {
@@ -247,7 +253,7 @@ func (c *Connector) bodyFor(ctx context.Context, d *bridge.Delivery) string {
 	if d.Event.Kind == bridge.KindMessage && ct.Type == bridge.MsgEmote && d.Event.Sender.DisplayName != "" {
 		return "* " + d.Event.Sender.DisplayName + " " + body
 	}
-	if name := d.Event.Sender.DisplayName; name != "" && c.hooks.IsGroup != nil && c.hooks.IsGroup(ctx, d.Conversation) {
+	if name := d.Event.Sender.DisplayName; name != "" && c.named(ctx, d) {
 		return name + ": " + body
 	}
 	return body
@@ -257,7 +263,7 @@ func (c *Connector) bodyFor(ctx context.Context, d *bridge.Delivery) string {
 // sender's display name in a group (the name alone without a caption).
 func (c *Connector) captionFor(ctx context.Context, d *bridge.Delivery) string {
 	caption := d.Event.Content.Body
-	if name := d.Event.Sender.DisplayName; name != "" && c.hooks.IsGroup != nil && c.hooks.IsGroup(ctx, d.Conversation) {
+	if name := d.Event.Sender.DisplayName; name != "" && c.named(ctx, d) {
 		if caption == "" {
 			return name + ":"
 		}

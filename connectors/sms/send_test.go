@@ -208,3 +208,20 @@ func TestCountryRemovedAfterChatCreated(t *testing.T) {
 	require.ErrorIs(t, err, sms.ErrCountryNotAllowed)
 	assert.Empty(t, e.twilio.Requests())
 }
+
+// TestSendGuestPrefix: in a one-to-one chat, a message from someone other
+// than the portal's owner (a guest) carries their name, so the contact
+// does not take it for the owner's.
+func TestSendGuestPrefix(t *testing.T) {
+	e := newEnv(t)
+	_, mxLeg, _ := e.conversation(contactA, "!room1")
+	require.NoError(t, e.mx.Receive(context.Background(), &bridge.Event{
+		Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$guest",
+		Sender:  bridge.Sender{ID: "@carol:example.org", DisplayName: "Carol", Guest: true},
+		Content: &bridge.Content{Type: bridge.MsgText, Body: "not alice"},
+	}))
+	e.sendFromMatrix(mxLeg, "$owner", "alice here")
+	reqs := e.twilio.waitRequests(t, 2)
+	assert.Equal(t, "Carol: not alice", reqs[0].Get("Body"))
+	assert.Equal(t, "alice here", reqs[1].Get("Body"), "the owner's own messages are not prefixed")
+}

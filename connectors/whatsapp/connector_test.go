@@ -210,3 +210,21 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return out.Gauge.GetValue()
 }
+
+// TestGuestPrefix: through a user's own login, their own messages go out
+// as they are, and a guest's (someone else in the portal) with the guest's
+// name, so the contact does not take it for the user's.
+func TestGuestPrefix(t *testing.T) {
+	e := newEnv(t)
+	f := e.login(alice, aliceJID)
+	require.True(t, f.dispatch(message(contactJID, contactJID, "G1", text("hi"))))
+	e.mx.WaitSent(1, 5*time.Second)
+	_, mxLeg := e.conversationOf(e.chatOf(alice, contactJID))
+	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$guest",
+		Sender: bridge.Sender{ID: "@carol:example.org", DisplayName: "Carol", Guest: true}, Content: &bridge.Content{Type: bridge.MsgText, Body: "not alice"}}))
+	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$own",
+		Sender: bridge.Sender{ID: alice, DisplayName: "Alice"}, Content: &bridge.Content{Type: bridge.MsgText, Body: "alice here"}}))
+	out := f.waitSent(2)
+	require.Equal(t, "Carol: not alice", out[0].msg.GetConversation())
+	require.Equal(t, "alice here", out[1].msg.GetConversation())
+}
