@@ -76,6 +76,8 @@ func (d *Daemon) registerSafety(ctx context.Context, mx *matrix.Connector, reg p
 	}
 	d.safety = svc
 	d.router.SetAdmitter(svc)
+	// Matrix events set aside after repeated failures reach the admins.
+	mx.SetAdminNotifier(svc.FlagAdmins)
 	mx.SetNewChatGate(func(ctx context.Context, user id.UserID, network bridge.NetworkID) error {
 		return svc.NewChatGate(ctx, string(user), network)
 	})
