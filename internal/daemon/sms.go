@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 )
@@ -48,7 +51,19 @@ func (d *Daemon) registerSMS(mx *matrix.Connector, reg prometheus.Registerer) er
 			legs, err := d.router.Legs(ctx, conv)
 			return err == nil && len(legs) > 2
 		},
+		OnStranger: func(ctx context.Context, contact bridge.Sender, pool string) {
+			if d.safety == nil {
+				return
+			}
+			d.safety.FlagAdmins(ctx, "sms-unrouted:"+string(contact.ID)+":"+pool, fmt.Sprintf(
+				"An SMS contact (%s) texted the bridge's number %s, but no conversation uses that number with them, so "+
+					"their messages are not delivered (nothing of them is kept; the contact got an automatic reply saying so, "+
+					"at most hourly). Told once an hour per contact and number.", contact.DisplayName, pool))
+		},
 	})
+	if path := smsSpoolPath(d.cfg); path != "" {
+		c.SetSpool(path)
+	}
 	if err = d.router.Register(c); err != nil {
 		return err
 	}
@@ -57,6 +72,21 @@ func (d *Daemon) registerSMS(mx *matrix.Connector, reg prometheus.Registerer) er
 		d.routes[pattern] = h
 	}
 	return nil
+}
+
+// smsSpoolPath is where inbound SMS wait while the database is
+// unavailable: next to the SQLite database, else next to the config file.
+func smsSpoolPath(cfg *config.Config) string {
+	if cfg.Database.Type == config.DatabaseSQLite {
+		file, _, _ := strings.Cut(strings.TrimPrefix(cfg.Database.URI, "file:"), "?")
+		if filepath.IsAbs(file) {
+			return filepath.Join(filepath.Dir(file), "sms-spool")
+		}
+	}
+	if cfg.Path() != "" {
+		return filepath.Join(filepath.Dir(cfg.Path()), "sms-spool")
+	}
+	return ""
 }
 
 // legOn returns a conversation's first leg on a network.
