@@ -13,11 +13,13 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// Bounds of the kept undecryptable events, so a hostile room cannot fill
-// the disk: beyond them, the sender is told at once instead.
+// Bounds of the kept undecryptable events, so a hostile room (or sender)
+// cannot fill the disk or crowd out everyone else: beyond them, the sender
+// is told at once instead.
 const (
-	maxUndecryptedPerRoom = 50
-	maxUndecryptedTotal   = 1000
+	maxUndecryptedPerRoom   = 50
+	maxUndecryptedPerSender = 50
+	maxUndecryptedTotal     = 1000
 	// maxUndecryptedSize bounds one kept event (the homeserver's own limit
 	// for an event is 64 KiB).
 	maxUndecryptedSize = 64 << 10
@@ -27,8 +29,11 @@ const (
 	undecryptedInsertQuery = `
 		INSERT INTO sb_matrix_undecrypted (event_id, room_id, sender, session_id, sender_key, event_json, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`
-	undecryptedRoomQuery    = `SELECT 1 FROM sb_matrix_undecrypted WHERE room_id=$1 LIMIT 1`
-	undecryptedCountQuery   = `SELECT (SELECT COUNT(*) FROM sb_matrix_undecrypted WHERE room_id=$1), (SELECT COUNT(*) FROM sb_matrix_undecrypted)`
+	undecryptedRoomQuery  = `SELECT 1 FROM sb_matrix_undecrypted WHERE room_id=$1 LIMIT 1`
+	undecryptedCountQuery = `
+		SELECT (SELECT COUNT(*) FROM sb_matrix_undecrypted WHERE room_id=$1),
+			(SELECT COUNT(*) FROM sb_matrix_undecrypted WHERE sender=$2),
+			(SELECT COUNT(*) FROM sb_matrix_undecrypted)`
 	undecryptedListQuery    = `SELECT event_id, room_id, sender, session_id, sender_key, received_at, key_requested FROM sb_matrix_undecrypted ORDER BY received_at, event_id LIMIT $1`
 	undecryptedGetQuery     = `SELECT event_json FROM sb_matrix_undecrypted WHERE event_id=$1`
 	undecryptedDeleteQuery  = `DELETE FROM sb_matrix_undecrypted WHERE event_id=$1`
@@ -56,12 +61,12 @@ func (c *Connector) keepUndecrypted(ctx context.Context, evt *event.Event, conte
 		log.Debug().Int("size", len(data)).Msg("Encrypted event too large to keep")
 		return c.tellUndecryptable(ctx, evt, noticeBadEvent)
 	}
-	var inRoom, total int
-	if err = c.db.QueryRow(ctx, undecryptedCountQuery, evt.RoomID).Scan(&inRoom, &total); err != nil {
+	var inRoom, bySender, total int
+	if err = c.db.QueryRow(ctx, undecryptedCountQuery, evt.RoomID, evt.Sender).Scan(&inRoom, &bySender, &total); err != nil {
 		return fmt.Errorf("%w: count kept events: %w", ErrDatabase, err)
 	}
-	if inRoom >= maxUndecryptedPerRoom || total >= maxUndecryptedTotal {
-		log.Warn().Int("in_room", inRoom).Int("total", total).Msg("Too many encrypted events waiting for their keys; not keeping this one")
+	if inRoom >= maxUndecryptedPerRoom || bySender >= maxUndecryptedPerSender || total >= maxUndecryptedTotal {
+		log.Warn().Int("in_room", inRoom).Int("by_sender", bySender).Int("total", total).Msg("Too many encrypted events waiting for their keys; not keeping this one")
 		if !c.tooManyNoticeDue(evt.RoomID) {
 			// Told lately: only remember that this event was refused.
 			_, err = c.claim(ctx, undecryptableKey(evt.ID))
@@ -239,7 +244,9 @@ func (c *Connector) giveUpUndecrypted(ctx context.Context, u undecrypted, notice
 	}
 	if won {
 		log.Info().Dur("waited", time.Since(u.ReceivedAt)).Msg("No room key for an encrypted event; telling the sender")
-		c.sendNotice(ctx, u.RoomID, u.EventID, notice)
+		nctx, cancel := context.WithTimeout(ctx, undecryptedBudget)
+		c.sendNotice(nctx, u.RoomID, u.EventID, notice)
+		cancel()
 	}
 	if err = c.exec(ctx, undecryptedDeleteQuery, u.EventID); err != nil {
 		log.Warn().Err(err).Msg("Failed to drop an undecryptable event")

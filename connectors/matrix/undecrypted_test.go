@@ -248,10 +248,11 @@ func TestUndecryptableEventWaitsForKey(t *testing.T) {
 // TestUndecryptableEventDeadline: an encrypted event whose key never comes
 // is dropped after the deadline and its sender told once, in a reply;
 // beyond the per-room bound, the sender is told at once and nothing more
-// is kept.
+// is kept. The bound holds per sender too.
 func TestUndecryptableEventDeadline(t *testing.T) {
 	e := startWithDendrite(t)
 	alice := e.newUser(t, "alice")
+	bob := e.newUser(t, "bob")
 	bot := e.conn.BotUserID().String()
 	// The bot answers encrypted, as the room holds encrypted events; the
 	// bot can read its own Megolm session back.
@@ -291,12 +292,19 @@ func TestUndecryptableEventDeadline(t *testing.T) {
 	assert.Equal(t, over, replyTo(noticesTo(full, "too many")[0]))
 	assert.Equal(t, matrix.MaxUndecryptedPerRoom, keptCount(t, e, "WHERE room_id=$1", full))
 
-	// The deadline.
+	// The same sender elsewhere: refused too.
+	other := alice.createRoom(t, map[string]any{"invite": []string{bot, bob.id}})
+	waitFor(t, 15*time.Second, "bot joined", func() bool { return alice.membership(t, other, bot) == "join" })
+	alice.send(t, other, "m.room.encrypted", fakeMegolm("elsewhere"))
+	waitFor(t, 10*time.Second, "told at once", func() bool { return len(noticesTo(other, "too many")) == 1 })
+	assert.Equal(t, 0, keptCount(t, e, "WHERE room_id=$1", other))
+
+	// The deadline, for another sender.
 	matrix.SetKeyDeadlineForTest(e.conn, 2*time.Second)
-	room := alice.createRoom(t, map[string]any{"invite": []string{bot}})
-	waitFor(t, 15*time.Second, "bot joined", func() bool { return alice.membership(t, room, bot) == "join" })
+	room := other
+	bob.join(t, room)
 	sentAt := time.Now()
-	evtID := alice.send(t, room, "m.room.encrypted", fakeMegolm("nokey"))
+	evtID := bob.send(t, room, "m.room.encrypted", fakeMegolm("nokey"))
 	waitFor(t, 15*time.Second, "the sender told", func() bool { return len(noticesTo(room, "did not receive the key")) > 0 })
 	assert.GreaterOrEqual(t, time.Since(sentAt), 2*time.Second, "not before the deadline")
 	notices := noticesTo(room, "did not receive the key")
