@@ -36,6 +36,8 @@ type Options struct {
 	LogOutput *os.File
 	// Ready, if set, is called once the HTTP server is listening.
 	Ready func(addr net.Addr)
+	// HTTP bounds the listener; zero fields take DefaultHTTPLimits.
+	HTTP HTTPLimits
 }
 
 // Daemon is one running switchboard.
@@ -79,6 +81,10 @@ func Run(ctx context.Context, opts Options) error {
 	if keys := cfg.GeneratedKeys(); len(keys) > 0 {
 		log.Info().Strs("keys", keys).Msg("Generated secrets and wrote them to the config")
 	}
+	if err = checkBuild(cfg); err != nil {
+		return err
+	}
+	warnConfig(log, cfg)
 	d := &Daemon{cfg: cfg, log: log, version: opts.Version, routes: map[string]http.Handler{}}
 	d.state.setHomeserver(bridge.Health{State: bridge.HealthStarting, Message: "not checked yet"})
 
@@ -90,6 +96,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.db.Close()
+	warnDatabaseFiles(log, cfg)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -126,13 +133,9 @@ func Run(ctx context.Context, opts Options) error {
 		_ = ln.Close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           d.handler(reg),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return log.WithContext(context.Background()) },
-	}
+	srv := newServer(d.handler(reg), opts.HTTP, log.WithContext(context.Background()))
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(limitListener(ln, opts.HTTP)) }()
 	log.Info().Str("listen", ln.Addr().String()).Str("version", opts.Version).Msg("switchboard is running")
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
@@ -156,9 +159,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	stopWatch()
 	log.Info().Msg("Shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	// Requests get part of the budget; the router (which cancels in-flight
+	// sends after its grace) the rest.
+	httpCtx, cancelHTTP := context.WithTimeout(shutdownCtx, shutdownBudget/3)
+	if srv.Shutdown(httpCtx) != nil {
+		_ = srv.Close()
+	}
+	cancelHTTP()
 	if stopErr := d.router.Stop(shutdownCtx); stopErr != nil {
 		log.Warn().Err(stopErr).Msg("Router did not stop cleanly")
 	}
@@ -167,6 +176,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	return err
 }
+
+// shutdownBudget bounds how long Run takes to stop once ctx ends.
+const shutdownBudget = 15 * time.Second
 
 // registerConnectors registers the Matrix connector (switchboard is a
 // Matrix appservice) and the connectors of the enabled networks, and mounts

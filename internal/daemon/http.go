@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,14 +17,17 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
-// HealthReport is the JSON body of GET /health.
+// HealthReport is the JSON body of GET /health for an authenticated
+// caller (see authorized). Others get the same shape with states only: no
+// version, no queue depth, no messages (they can hold internal URLs and
+// error text).
 type HealthReport struct {
 	Status     string                   `json:"status"`
-	Version    string                   `json:"version"`
+	Version    string                   `json:"version,omitempty"`
 	Database   bridge.Health            `json:"database"`
 	Homeserver bridge.Health            `json:"homeserver"`
 	Connectors map[string]bridge.Health `json:"connectors"`
-	QueueDepth int                      `json:"queue_depth"`
+	QueueDepth *int                     `json:"queue_depth,omitempty"`
 }
 
 // healthState holds states that background checks update.
@@ -56,7 +61,7 @@ func (d *Daemon) health(ctx context.Context) HealthReport {
 	if n, err := d.router.QueueDepth(ctx); err != nil {
 		rep.Database = bridge.Health{State: bridge.HealthDown, Message: "database query failed"}
 	} else {
-		rep.QueueDepth = n
+		rep.QueueDepth = &n
 	}
 	for _, c := range d.router.Connectors() {
 		h := bridge.Health{State: bridge.HealthOK}
@@ -78,11 +83,40 @@ func (d *Daemon) health(ctx context.Context) HealthReport {
 	return rep
 }
 
+// public strips what only an authenticated caller may see.
+func (rep HealthReport) public() HealthReport {
+	strip := func(h bridge.Health) bridge.Health { return bridge.Health{State: h.State} }
+	out := HealthReport{Status: rep.Status, Database: strip(rep.Database), Homeserver: strip(rep.Homeserver),
+		Connectors: make(map[string]bridge.Health, len(rep.Connectors))}
+	for name, h := range rep.Connectors {
+		out.Connectors[name] = strip(h)
+	}
+	return out
+}
+
+// authorized reports whether r carries "Authorization: Bearer <token>"
+// with the as_token or the hs_token: whoever holds either may see the
+// details of /health.
+func (d *Daemon) authorized(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return false
+	}
+	as := subtle.ConstantTimeCompare([]byte(token), []byte(d.cfg.Appservice.ASToken))
+	hs := subtle.ConstantTimeCompare([]byte(token), []byte(d.cfg.Appservice.HSToken))
+	return as|hs == 1
+}
+
 func (d *Daemon) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		rep := d.health(r.Context())
+		if !d.authorized(r) {
+			rep = rep.public()
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(d.health(r.Context()))
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(rep)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	for pattern, h := range d.routes {
