@@ -103,9 +103,13 @@ func TestWhatsAppNotConfigured(t *testing.T) {
 // cannot reach WhatsApp's servers from here, fails at once with a clear
 // answer, and whoami shows the WhatsApp lines.
 func TestWhatsAppEnabledWithoutNetwork(t *testing.T) {
-	b := startBotDM(t, "SWITCHBOARD_WHATSAPP_ENABLED=true")
+	asToken := "whatsapp-e2e-as-token-0123456789abcdef" // /health details need it
+	b := startBotDM(t, "SWITCHBOARD_WHATSAPP_ENABLED=true", "SWITCHBOARD_APPSERVICE_AS_TOKEN="+asToken)
 	var health daemon.HealthReport
-	resp, err := http.Get("http://" + b.listen + "/health")
+	req, err := http.NewRequest(http.MethodGet, "http://"+b.listen+"/health", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+asToken)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&health))
 	resp.Body.Close()
