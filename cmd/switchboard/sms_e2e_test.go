@@ -377,3 +377,57 @@ func requireNotInDBFiles(t *testing.T, dir string, needles ...string) {
 }
 
 func idOfAlice(hs *dendrite.Server) string { return "@alice:" + hs.ServerName }
+
+// TestSMSStrangerEndToEnd: someone texting the pool number whom no
+// conversation uses it with gets an automatic reply in the webhook's
+// answer (once in the hour), the admin room a flag with their pseudonym
+// and never their number or words, and nothing reaches a room.
+func TestSMSStrangerEndToEnd(t *testing.T) {
+	const stranger, strangerDigits = "+14155550177", "4155550177"
+	d := startSMSDaemon(t, "debug")
+	modToken, adminRoom := makeAdminRoom(t, d)
+	reconfigure(t, d, map[string]string{"admin_room": `"` + adminRoom + `"`})
+
+	incoming := "http://" + d.listen + "/sms/twilio/incoming"
+	post := func(n int, body string) string {
+		form := url.Values{
+			"AccountSid": {e2eSID}, "MessageSid": {fmt.Sprintf("SM%032x", 0x5700+n)},
+			"From": {stranger}, "To": {e2ePool}, "Body": {body}, "NumMedia": {"0"},
+		}
+		var reply []byte
+		require.Eventually(t, func() bool { // the daemon restarted: wait for its listener
+			req, err := http.NewRequest(http.MethodPost, incoming, strings.NewReader(form.Encode()))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Twilio-Signature", twilioSign(t, incoming, form))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			reply = buf.Bytes()
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", reply)
+			return true
+		}, 20*time.Second, 100*time.Millisecond)
+		return string(reply)
+	}
+	first := post(1, "who is this? canary-stranger-e2e")
+	require.Contains(t, first, "<Message>")
+	require.Contains(t, first, "was not delivered, and it was not kept")
+	require.NotContains(t, post(2, "hello?? canary-stranger-e2e"), "<Message>", "at most once an hour")
+
+	flag := waitNotice(t, d.hs, modToken, adminRoom, d.bot, "no conversation uses that number")
+	require.Regexp(t, `Contact [a-z2-7]{6}`, flag)
+	require.NotContains(t, flag, strangerDigits)
+	require.NotContains(t, flag, "canary-stranger")
+	for _, ev := range messages(t, d.hs, d.token, d.portal) {
+		b, _ := ev.Content["body"].(string)
+		require.NotContains(t, b, "canary-stranger", "nothing reached the portal")
+	}
+	d.stop()
+	require.NotContains(t, d.logs.String(), strangerDigits)
+	require.NotContains(t, d.logs.String(), "canary-stranger")
+	requireNotInDBFiles(t, d.dir, strangerDigits, "canary-stranger")
+}

@@ -279,9 +279,13 @@ func (c *Connector) Start(ctx context.Context) error {
 	}
 	c.db = db
 	if c.spoolPath != "" {
-		if c.spool, err = openSpool(c.spoolPath, c.keys.spool, c.log); err != nil {
+		sp, err := openSpool(c.spoolPath, c.keys.spool, c.log)
+		if err != nil {
 			return err
 		}
+		c.mu.Lock()
+		c.spool = sp
+		c.mu.Unlock()
 		if n := c.spool.n.Load(); n > 0 {
 			c.log.Info().Int64("waiting", n).Msg("Inbound SMS kept in the spool will be handled now")
 		}

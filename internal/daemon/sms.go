@@ -56,9 +56,9 @@ func (d *Daemon) registerSMS(mx *matrix.Connector, reg prometheus.Registerer) er
 				return
 			}
 			d.safety.FlagAdmins(ctx, "sms-unrouted:"+string(contact.ID)+":"+pool, fmt.Sprintf(
-				"An SMS contact (%s) texted the bridge's number %s, but no conversation uses that number with them, so "+
+				"An SMS contact (%s) texted one of the bridge's SMS numbers, but no conversation uses that number with them, so "+
 					"their messages are not delivered (nothing of them is kept; the contact got an automatic reply saying so, "+
-					"at most hourly). Told once an hour per contact and number.", contact.DisplayName, pool))
+					"at most hourly). Told once an hour per contact and number.", contact.DisplayName))
 		},
 	})
 	if path := smsSpoolPath(d.cfg); path != "" {
