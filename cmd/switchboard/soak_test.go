@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -118,6 +119,7 @@ func TestSoak(t *testing.T) {
 		hostile: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
 		start:   time.Now(),
 		outcome: map[string]map[string]int{},
+		sSeen:   map[int]time.Time{},
 	}
 	s.deadline = s.start.Add(dur)
 	// Everything stops by itself: senders at the deadline (a message
@@ -141,6 +143,7 @@ func TestSoak(t *testing.T) {
 	run(5, s.forgedWebhooks)
 	run(6, s.garbage)
 	run(7, s.slowClients)
+	run(8, s.watchPortal)
 	rssDone := make(chan struct{})
 	go func() { defer close(rssDone); sd.sampleRSS(ctx) }()
 
@@ -203,7 +206,7 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak figures (%s of traffic, seed %d):", s.deadline.Sub(s.start).Round(time.Second), seed)
 	t.Logf("  Matrix→SMS: sent %d, delivered %d, lost %d, duplicated %d (kill-window %d, other %d); latency p50 %s p99 %s max %s",
 		m.sent, m.delivered, m.lost, m.duplicated, len(window), len(other), m.p(50), m.p(99), m.p(100))
-	t.Logf("  SMS→Matrix: sent %d (webhook retries until accepted %d, redeliveries of accepted webhooks %d), delivered %d, lost %d, duplicated %d; latency p50 %s p99 %s max %s",
+	t.Logf("  SMS→Matrix: sent %d (webhook retries until accepted %d, redeliveries of accepted webhooks %d), delivered %d, lost %d, duplicated %d; latency (portal polled every 2s) p50 %s p99 %s max %s",
 		sm.sent, s.webhookRetries.Load(), s.replays.Load(), sm.delivered, sm.lost, sm.duplicated, sm.p(50), sm.p(99), sm.p(100))
 	t.Logf("  kill -9: %d (at %s); unexpected exits %d; max RSS %.1f MB",
 		len(sd.kills), sd.killOffsets(s.start), len(sd.unexpected), sd.maxRSS())
@@ -225,7 +228,14 @@ func TestSoak(t *testing.T) {
 	if len(sm.dupIDs) > 0 {
 		t.Logf("  duplicated in Matrix: %v", sm.dupIDs)
 	}
-	t.Logf("  daemon log: %s (%s)", sd.logPath, sd.logSize())
+	t.Logf("  Dendrite: %s", dendriteBackoffs(d.hs.Log()))
+	kept := filepath.Join(os.TempDir(), fmt.Sprintf("switchboard-soak-%s.log", s.start.Format("20060102-150405")))
+	if data, err := os.ReadFile(sd.logPath); err == nil && os.WriteFile(kept, data, 0o600) == nil {
+		t.Logf("  daemon log (debug): %s, %s", kept, sd.logSize())
+	}
+	for _, line := range summarizeLog(sd.logPath) {
+		t.Logf("    %s", line)
+	}
 
 	assert.Empty(t, sd.unexpected, "the daemon exited by itself")
 	assert.Zero(t, s.neverAccepted.Load(), "normal messages never accepted (Matrix send or webhook)")
@@ -235,6 +245,13 @@ func TestSoak(t *testing.T) {
 	assert.Zero(t, sm.duplicated, "SMS→Matrix duplicated")
 	assert.Zero(t, portal.forged, "a forged webhook reached the portal")
 	assert.NotZero(t, m.sent)
+	// Debug logs through every crash and hostile request still carry no
+	// number and no message body.
+	if logData, err := os.ReadFile(sd.logPath); assert.NoError(t, err) {
+		for _, secret := range []string{contactNoPl, "soak-m-", "soak-s-", "soak-forged-"} {
+			assert.NotContains(t, string(logData), secret, "in the daemon's log")
+		}
+	}
 	assert.NotZero(t, sm.sent)
 	if t.Failed() {
 		t.Logf("daemon log tail:\n%s", sd.tail(200))
@@ -486,7 +503,8 @@ type soak struct {
 	mSent           []time.Time // soak-m-<n+1>: when Dendrite accepted it
 	sSent           []time.Time // soak-s-<n+1>: when the webhook was accepted
 	outcome         map[string]map[string]int
-	killPosts       []int // how many posts the fake Twilio had had at each kill
+	killPosts       []int             // how many posts the fake Twilio had had at each kill
+	sSeen           map[int]time.Time // soak-s-<n>: when the test first saw it in the portal
 }
 
 // hsDo is DoJSON without failing the test: it may run in any goroutine.
@@ -998,7 +1016,6 @@ func (s *soak) countMatrixToSMS() tally {
 // portalCount is what alice's portal holds.
 type portalCount struct {
 	copies  map[int]int
-	at      map[int]time.Time
 	forged  int
 	notices []string
 }
@@ -1017,7 +1034,7 @@ func (p portalCount) noticeKinds() map[string]int {
 
 // readPortal reads alice's portal from the newest event back to the first.
 func (s *soak) readPortal() (portalCount, error) {
-	p := portalCount{copies: map[int]int{}, at: map[int]time.Time{}}
+	p := portalCount{copies: map[int]int{}}
 	from := ""
 	for range 100 {
 		var page struct {
@@ -1046,7 +1063,7 @@ func (s *soak) readPortal() (portalCount, error) {
 				if m := soakS.FindStringSubmatch(b); m != nil {
 					n, _ := strconv.Atoi(m[1])
 					p.copies[n]++
-					p.at[n] = time.UnixMilli(ev.OriginTS)
+					s.seen(n)
 				}
 			}
 		}
@@ -1062,7 +1079,10 @@ func (s *soak) countSMSToMatrix(p portalCount) tally {
 	s.mu.Lock()
 	sent := slices.Clone(s.sSent)
 	s.mu.Unlock()
-	return newTally(sent, p.copies, p.at)
+	s.mu.Lock()
+	at := maps.Clone(s.sSeen)
+	s.mu.Unlock()
+	return newTally(sent, p.copies, at)
 }
 
 // classifyDuplicates sorts duplicated SMS into those explained by the
@@ -1117,4 +1137,95 @@ func (s *soak) classifyDuplicates(m tally) (window, other []string) {
 // jitter is a random duration in [0, d).
 func jitter(rng *rand.Rand, d time.Duration) time.Duration {
 	return time.Duration(rng.Int64N(int64(d)))
+}
+
+// seen records when soak-s-<n> was first seen in the portal.
+func (s *soak) seen(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sSeen[n]; !ok {
+		s.sSeen[n] = time.Now()
+	}
+}
+
+// watchPortal reads the newest events of the portal every 2 s, for the
+// SMS→Matrix latency (the events' own timestamps are the SMS's, as the
+// bridge backdates them).
+func (s *soak) watchPortal(ctx context.Context, _ *rand.Rand) {
+	for pause(ctx, 2*time.Second) {
+		var page struct {
+			Chunk []roomEvent `json:"chunk"`
+		}
+		path := "/_matrix/client/v3/rooms/" + url.PathEscape(s.d.portal) + "/messages?dir=b&limit=30"
+		if status, err := s.hsDo(http.MethodGet, path, s.d.token, nil, &page); err != nil || status != http.StatusOK {
+			continue
+		}
+		for _, ev := range page.Chunk {
+			b, _ := ev.Content["body"].(string)
+			if m := soakS.FindStringSubmatch(b); m != nil && ev.Sender != s.d.bot {
+				n, _ := strconv.Atoi(m[1])
+				s.seen(n)
+			}
+		}
+	}
+}
+
+var backoffRE = regexp.MustCompile(`backing off for ([0-9a-z.]+)`)
+
+// dendriteBackoffs counts Dendrite's failed appservice transactions by the
+// backoff that followed.
+func dendriteBackoffs(log string) string {
+	n := 0
+	by := map[string]int{}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "Unable to send transaction to appservice") {
+			n++
+			if m := backoffRE.FindStringSubmatch(line); m != nil {
+				by[m[1]]++
+			}
+		}
+	}
+	return fmt.Sprintf("%d failed appservice transaction attempts, backoffs %v", n, by)
+}
+
+// summarizeLog counts the daemon's log lines by level, and its warnings and
+// errors by message, with the test's own markers.
+func summarizeLog(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	levels := map[string]int{}
+	msgs := map[string]int{}
+	other := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" {
+			continue
+		}
+		var entry struct {
+			Level   string `json:"level"`
+			Message string `json:"message"`
+			Soak    string `json:"soak"`
+		}
+		if json.Unmarshal([]byte(line), &entry) != nil {
+			other++
+			if other <= 5 {
+				msgs["(not JSON) "+line[:min(len(line), 100)]]++
+			}
+			continue
+		}
+		if entry.Soak != "" {
+			continue
+		}
+		levels[entry.Level]++
+		if entry.Level == "warn" || entry.Level == "error" || entry.Level == "fatal" || entry.Level == "panic" {
+			msgs[entry.Level+": "+entry.Message]++
+		}
+	}
+	out := []string{fmt.Sprintf("log lines by level: %v; lines not JSON: %d", levels, other)}
+	keys := slices.Sorted(maps.Keys(msgs))
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%4d× %s", msgs[k], k))
+	}
+	return out
 }
