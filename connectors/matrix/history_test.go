@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 )
 
 // TestRecentContactMessages: for `report with last N` the bot reads a
@@ -23,6 +24,9 @@ func TestRecentContactMessages(t *testing.T) {
 		encrypted bool
 	}{{"plain room", false}, {"encrypted room", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.encrypted && !matrix.EncryptionCompiled() {
+				t.Skip("crypto is not compiled in (build with -tags goolm)")
+			}
 			e := startWithDendrite(t, func(cfg *config.Config) { cfg.Encryption.Default = tc.encrypted })
 			ctx := context.Background()
 			alice := e.newUser(t, "alice")
