@@ -2,7 +2,10 @@ package matrix
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -194,3 +197,51 @@ func TestReadyForEvents(t *testing.T) {
 }
 
 var _ cryptor = (*fakeCryptor)(nil)
+
+// TestHolderDead: a lease holder is judged gone only when it ran on this
+// machine and its process no longer runs (or its PID is now this
+// process's, from an earlier run); never for another machine's holder.
+func TestHolderDead(t *testing.T) {
+	self := "m_" + hostTag() + "_" + strconv.Itoa(os.Getpid()) + "_" + processToken + "_aaaa"
+	gone := deadPID(t)
+	for _, tc := range []struct {
+		name   string
+		holder string
+		dead   bool
+	}{
+		{"another connector of this process", "m_" + hostTag() + "_" + strconv.Itoa(os.Getpid()) + "_" + processToken + "_bbbb", false},
+		{"an earlier run with this PID", "m_" + hostTag() + "_" + strconv.Itoa(os.Getpid()) + "_000000000000_bbbb", true},
+		{"a process of this machine that is gone", "m_" + hostTag() + "_" + strconv.Itoa(gone) + "_000000000000_bbbb", true},
+		{"a process of this machine that runs", "m_" + hostTag() + "_" + strconv.Itoa(os.Getppid()) + "_000000000000_bbbb", false},
+		{"another machine", "m_ffffffff_" + strconv.Itoa(gone) + "_000000000000_bbbb", false},
+		{"an old holder ID", "m_0123456789abcdef01234567", false},
+		{"garbage", "m_x_y_z_w", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.dead, holderDead(tc.holder, self))
+		})
+	}
+}
+
+// deadPID returns the ID of a process that has just ended.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Run())
+	return cmd.Process.Pid
+}
+
+// TestKilledOwnerTakenOverAtOnce: a bridge restarted after kill -9 takes
+// the bot device from its dead predecessor at once instead of waiting for
+// the lease to expire (it could not encrypt meanwhile).
+func TestKilledOwnerTakenOverAtOnce(t *testing.T) {
+	ctx := context.Background()
+	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")}
+	c, fc := leaseConnector(t, dbo, time.Hour)
+	t.Cleanup(func() { kill(c) })
+	dead := "m_" + hostTag() + "_" + strconv.Itoa(deadPID(t)) + "_000000000000_bbbb"
+	require.NoError(t, c.exec(ctx, `INSERT INTO sb_matrix_crypto_lease (name, holder, lease_until) VALUES ($1, $2, $3)`,
+		cryptoLeaseName, dead, ms(time.Now().Add(time.Hour))))
+	require.NoError(t, c.startCrypto(ctx))
+	assert.True(t, fc.isRunning(), "the dead holder's lease is taken over at once")
+}
