@@ -66,15 +66,15 @@ func TestNormalizeRefused(t *testing.T) {
 		want       error
 		says       string
 	}{
-		{"", "", phone.ErrEmpty, "empty"},
+		{"", "", phone.ErrEmpty, "is empty"},
 		{"  \u200e ", "", phone.ErrEmpty, "empty"},
 		{"(202) 555-0143", "", phone.ErrNotInternational, "must start with + and the country code"},
 		{"2025550143", "", phone.ErrNotInternational, "must start with + and the country code"},
 		{"+1 800 FLOWERS", "", phone.ErrLetters, "letters"},
 		{"call +12025550143", "", phone.ErrLetters, "letters"},
 		{"+12025550143 ext 5", "", phone.ErrLetters, "letters"},
-		{"+1 202 555 0143 #", "", phone.ErrCharacters, "not part of a phone number"},
-		{"+1 202 555 0143; +1 202 555 0144", "", phone.ErrCharacters, "not part of a phone number"},
+		{"+1 202 555 0143 #", "", phone.ErrCharacters, "characters that are not part of a phone number"},
+		{"+1 202 555 0143; +1 202 555 0144", "", phone.ErrCharacters, "characters that are not part of a phone number"},
 		{"+1 +202 555 0143", "", phone.ErrPlus, "+ may only come first"},
 		{"12+02", "US", phone.ErrPlus, "+ may only come first"},
 		{"+", "", phone.ErrTooShort, "too short"},
