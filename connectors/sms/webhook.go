@@ -118,8 +118,13 @@ func sanitizeKey(k string) string {
 // response itself and returns nil when the request is refused.
 func (c *Connector) readSigned(w http.ResponseWriter, r *http.Request, path string) *WebhookForm {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
-	if err != nil {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
 		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return nil
+	} else if err != nil {
+		// A body cut off or trickled past the listener's read timeout.
+		http.Error(w, "failed to read request body", http.StatusBadRequest)
 		return nil
 	}
 	sig := r.Header.Get("X-Twilio-Signature")

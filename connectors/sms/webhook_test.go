@@ -2,10 +2,14 @@ package sms_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -352,4 +356,32 @@ func TestPostgres(t *testing.T) {
 	assert.Len(t, e.statuses, 1)
 	e.mu.Unlock()
 	e.sms.Prune(context.Background())
+}
+
+// TestIncomingBodyReadErrors: a body that is too large is answered 413; a
+// body whose reading fails (cut off, or trickled past the listener's read
+// timeout) is a bad request, not "too large". Neither is delivered.
+func TestIncomingBodyReadErrors(t *testing.T) {
+	e := newEnv(t)
+	e.conversation(contactA, "!room1")
+	form := inbound(sid(1), contactA, pool1, "hi")
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want int
+	}{
+		{"too large", strings.NewReader(form.Encode() + "&Pad=" + strings.Repeat("x", 1<<20)), http.StatusRequestEntityTooLarge},
+		{"read fails", io.MultiReader(strings.NewReader(form.Encode()), iotest.ErrReader(errors.New("i/o timeout"))), http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/sms/twilio/incoming", tc.body)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Twilio-Signature", sign("/sms/twilio/incoming", form))
+			rec := httptest.NewRecorder()
+			e.mux.ServeHTTP(rec, req)
+			assert.Equal(t, tc.want, rec.Code)
+		})
+	}
+	time.Sleep(settle)
+	assert.Empty(t, e.mx.Sent())
 }
