@@ -1,7 +1,7 @@
 // Package config reads, validates, generates and upgrades switchboard's
 // YAML configuration file.
 //
-// The file format is the external contract in SPEC.md; the annotated
+// The file format is the external contract in docs/contract.md; the annotated
 // example config embedded in the root package ([switchboard.ExampleConfig])
 // documents every key. Loading is strict: an unknown key, a value of the
 // wrong type, a bad duration, phone number, URL or country code, or a
