@@ -1,6 +1,10 @@
 package identity
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/switchboard-bridge/switchboard/internal/phone"
+)
 
 var (
 	// ErrDatabase wraps database failures.
@@ -30,8 +34,9 @@ var (
 	ErrSMSNotOptedIn = errors.New("only SMS reaches that number, and SMS is not end-to-end encrypted; say `sms on` first if you want SMS chats")
 	// ErrUnreachable means no enabled network reaches a number.
 	ErrUnreachable = errors.New("no enabled network reaches that number: it is not linked to a Matrix account, not on WhatsApp, and SMS is not enabled")
-	// ErrInvalidNumber means a phone number is not a valid E.164 number.
-	ErrInvalidNumber = errors.New("not a valid phone number in international form")
+	// ErrInvalidNumber means a phone number cannot be read; it is
+	// [phone.ErrInvalid], which every phone.Normalize error wraps.
+	ErrInvalidNumber = phone.ErrInvalid
 	// ErrNoCodeNetwork means no enabled network can deliver a verification code.
 	ErrNoCodeNetwork = errors.New("no enabled network can send a code to that number (WhatsApp does not reach it and SMS is not enabled)")
 	// ErrNoSecret means the store was used before SetSecret.

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nyaruka/phonenumbers"
 	"github.com/rs/zerolog"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // CodeSender sends a one-off system text (a verification code) to a phone
@@ -53,50 +53,36 @@ func (s *Service) AddCodeSender(cs CodeSender) { s.senders = append(s.senders, c
 // Verifier returns the service's verifier.
 func (s *Service) Verifier() *Verifier { return s.verify }
 
-// NormalizeNumber returns a phone number written in international form
-// ("+1 415 555 0100") in E.164, or ErrInvalidNumber. It checks the number
-// is possible (country code and length); networks may refuse numbers their
-// carriers do not serve. Errors never contain the input.
-func NormalizeNumber(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if len(s) < 2 || len(s) > 32 || s[0] != '+' {
-		return "", ErrInvalidNumber
-	}
-	num, err := phonenumbers.Parse(s, "")
-	if err != nil || !phonenumbers.IsPossibleNumber(num) {
-		return "", ErrInvalidNumber
-	}
-	e164 := phonenumbers.Format(num, phonenumbers.E164)
-	// Only numbers whose E.164 form parses back to itself: links and
-	// routes are found by a hash of it.
-	again, err := phonenumbers.Parse(e164, "")
-	if err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
-		return "", ErrInvalidNumber
-	}
-	return e164, nil
-}
+// NormalizeNumber is [phone.Normalize] without a region.
+//
+// Deprecated: call phone.Normalize; kept until connectors/matrix/start.go
+// no longer uses it.
+func NormalizeNumber(s string) (string, error) { return phone.Normalize(s, "") }
 
-// Mask shows a number to its owner without its digits: "…0123".
-func Mask(number string) string {
-	if len(number) <= 4 {
-		return "…"
-	}
-	return "…" + number[len(number)-4:]
+// Mask is [phone.Mask].
+//
+// Deprecated: call phone.Mask; kept until connectors/matrix/start.go no
+// longer uses it.
+func Mask(number string) string { return phone.Mask(number) }
+
+// invalidNumber is the answer to a command given a number Normalize refuses.
+func invalidNumber(err error) string {
+	return "That is not a valid phone number (" + err.Error() + "); write it in international form, like +15551234567."
 }
 
 // Link answers `link +N`: it sends a code to the number (WhatsApp if it is
 // reachable there, else SMS).
 func (s *Service) Link(ctx context.Context, owner bridge.Address, raw string) string {
 	log := zerolog.Ctx(ctx)
-	number, err := NormalizeNumber(raw)
+	number, err := phone.Normalize(raw, "")
 	if err != nil {
-		return "That is not a valid phone number; write it in international form, like +15551234567."
+		return invalidNumber(err)
 	}
 	if current, ok, err := s.store.LinkedOwner(ctx, number); err != nil {
 		log.Err(err).Msg("Failed to look up a link")
 		return "Could not check that number right now; please try again."
 	} else if ok && current == owner {
-		return fmt.Sprintf("The number %s is already linked to you.", Mask(number))
+		return fmt.Sprintf("The number %s is already linked to you.", phone.Mask(number))
 	}
 	sender, err := s.codeSender(ctx, owner, number)
 	if err != nil {
@@ -118,7 +104,7 @@ func (s *Service) Link(ctx context.Context, owner bridge.Address, raw string) st
 	}
 	log.Info().Str("network", string(sender.Network())).Msg("Sent a verification code")
 	return fmt.Sprintf("I sent a %d-digit code to %s by %s. Send `verify <code>` within %d minutes to link it; nothing is linked until then.",
-		len(code), Mask(number), sender.Network(), int(CodeLifetime/time.Minute))
+		len(code), phone.Mask(number), sender.Network(), int(CodeLifetime/time.Minute))
 }
 
 func (s *Service) codeSender(ctx context.Context, owner bridge.Address, number string) (CodeSender, error) {
@@ -158,7 +144,7 @@ func (s *Service) Verify(ctx context.Context, owner bridge.Address, code string)
 	case err == nil:
 		zerolog.Ctx(ctx).Info().Msg("Linked a verified number")
 		return fmt.Sprintf("Linked %s to you. People who start a chat with that number now reach you here, "+
-			"on Matrix (or where you `prefer`). Your number stays hidden unless you say `reveal on`; `unlink` undoes this.", Mask(number))
+			"on Matrix (or where you `prefer`). Your number stays hidden unless you say `reveal on`; `unlink` undoes this.", phone.Mask(number))
 	case errors.Is(err, ErrWrongCode), errors.Is(err, ErrCodeExpired), errors.Is(err, ErrTooManyTries), errors.Is(err, ErrNoPendingCode):
 		return "Not linked: " + err.Error() + "."
 	}
@@ -168,20 +154,20 @@ func (s *Service) Verify(ctx context.Context, owner bridge.Address, code string)
 
 // Unlink answers `unlink +N`.
 func (s *Service) Unlink(ctx context.Context, owner bridge.Address, raw string) string {
-	number, err := NormalizeNumber(raw)
+	number, err := phone.Normalize(raw, "")
 	if err != nil {
-		return "That is not a valid phone number; write it in international form, like +15551234567."
+		return invalidNumber(err)
 	}
 	routes, err := s.store.Unlink(ctx, owner, number)
 	if errors.Is(err, ErrNotLinked) {
-		return fmt.Sprintf("%s is not linked to you.", Mask(number))
+		return fmt.Sprintf("%s is not linked to you.", phone.Mask(number))
 	} else if err != nil {
 		zerolog.Ctx(ctx).Err(err).Msg("Failed to unlink")
 		return "Could not unlink right now; please try again."
 	}
 	zerolog.Ctx(ctx).Info().Int("routes", len(routes)).Msg("Unlinked a number")
 	return fmt.Sprintf("Unlinked %s, and removed %d route(s) that went through it. Chats started with that number from now on do not reach you.",
-		Mask(number), len(routes))
+		phone.Mask(number), len(routes))
 }
 
 // Links answers `links`.
@@ -207,7 +193,7 @@ func (s *Service) Summary(ctx context.Context, owner bridge.Address) ([]string, 
 	}
 	lines := []string{"Linked addresses: " + owner.String() + " (this account)"}
 	for _, l := range links {
-		lines = append(lines, fmt.Sprintf("• phone %s, verified %s", Mask(l.Number), l.At.UTC().Format("2006-01-02")))
+		lines = append(lines, fmt.Sprintf("• phone %s, verified %s", phone.Mask(l.Number), l.At.UTC().Format("2006-01-02")))
 	}
 	if len(links) == 0 {
 		lines = append(lines, "• no phone number linked (send `link +N`)")

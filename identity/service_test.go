@@ -193,3 +193,39 @@ func TestRevealedNumber(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, number, got)
 }
+
+// TestLinkWrittenForms: link and unlink read a number however it is
+// written or pasted, and every form names the same number; a malformed
+// one gets an answer naming the problem, without echoing it.
+func TestLinkWrittenForms(t *testing.T) {
+	ctx := context.Background()
+	for _, written := range []string{
+		"+1 (415) 555-0123", "+1.415.555.0123", "001 415 555 0123", "＋１ ４１５ ５５５ ０１２３",
+		"\u202a+1 415-555-0123\u202c", "+1\u00a0415\u00a0555\u00a00123",
+	} {
+		sms := &recordingSender{network: bridge.NetworkSMS}
+		svc, store, _ := newService(t, sms)
+		require.Contains(t, svc.Link(ctx, alice, written), "by sms", "%q", written)
+		require.True(t, strings.HasPrefix(sms.sent[0], number+"|"), "%q reaches %s", written, number)
+		require.Contains(t, svc.Verify(ctx, alice, lastCode(t, sms)), "Linked …0123")
+		_, linked, err := store.LinkedOwner(ctx, number)
+		require.NoError(t, err)
+		require.True(t, linked, "%q", written)
+		require.Contains(t, svc.Unlink(ctx, alice, written), "Unlinked …0123", "%q", written)
+	}
+	sms := &recordingSender{network: bridge.NetworkSMS}
+	svc, _, _ := newService(t, sms)
+	for written, problem := range map[string]string{
+		"(415) 555-0123":          "must start with + and the country code",
+		"+1 415 CALL NOW":         "letters",
+		"+1 415":                  "too short",
+		"+1 415 555 0123 4567 89": "too long",
+	} {
+		answer := svc.Link(ctx, alice, written)
+		require.Contains(t, answer, "not a valid phone number", "%q", written)
+		require.Contains(t, answer, problem, "%q", written)
+		require.NotContains(t, answer, written)
+		require.Contains(t, svc.Unlink(ctx, alice, written), problem, "%q", written)
+	}
+	require.Empty(t, sms.sent)
+}
