@@ -222,7 +222,7 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		spoolKick: make(chan struct{}, 1),
 	}
 	for i, n := range s.Twilio.Numbers {
-		e164, _, err := NormalizeNumber(n)
+		e164, _, err := readNumber(n)
 		if err != nil {
 			return nil, fmt.Errorf("sms.twilio.numbers[%d]: %w", i, err)
 		}
@@ -373,7 +373,7 @@ func (c *Connector) ChatFor(ctx context.Context, contact string, conv bridge.Con
 	if conv == "" {
 		return "", errors.New("sms: ChatFor needs a conversation")
 	}
-	e164, region, err := NormalizeNumber(contact)
+	e164, region, err := readNumber(contact)
 	if err != nil {
 		return "", err
 	}

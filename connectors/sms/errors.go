@@ -8,6 +8,10 @@ import (
 var (
 	// ErrInvalidNumber means a string is not a valid phone number.
 	ErrInvalidNumber = errors.New("not a valid phone number")
+	// ErrUnassignedNumber means a number is possible but lies in no
+	// country's assigned ranges, so sms.allowed_countries cannot allow it:
+	// SMS refuses it (other networks may not). It wraps ErrInvalidNumber.
+	ErrUnassignedNumber = fmt.Errorf("%w: it is in no country's assigned number ranges", ErrInvalidNumber)
 	// ErrCountryNotAllowed means the number's country is not in
 	// sms.allowed_countries (toll-fraud guard); nothing is sent.
 	ErrCountryNotAllowed = errors.New("SMS to this country is not allowed by sms.allowed_countries")

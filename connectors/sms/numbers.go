@@ -5,30 +5,28 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nyaruka/phonenumbers"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
-// NormalizeNumber parses a phone number written in international form
-// ("+1 415 555 0100", "+14155550100", "00…" is not accepted) and returns it
-// in E.164 with its ISO 3166 region. Only numbers libphonenumber considers
-// valid are accepted. Errors never contain the input.
-func NormalizeNumber(s string) (e164, region string, err error) {
-	s = strings.TrimSpace(s)
-	if len(s) < 2 || len(s) > 32 || s[0] != '+' {
-		return "", "", fmt.Errorf("%w: must be in international form starting with +", ErrInvalidNumber)
+// readNumber reads a phone number with [phone.Normalize] (international
+// form; no region is assumed) and returns it in E.164 with its ISO 3166
+// region ("" if it lies in no country's assigned ranges). The error wraps
+// both ErrInvalidNumber and phone.ErrInvalid, and never holds the input.
+func readNumber(s string) (e164, region string, err error) {
+	e164, err = phone.Normalize(s, "")
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrInvalidNumber, err)
 	}
-	num, perr := phonenumbers.Parse(s, "")
-	if perr != nil {
-		return "", "", fmt.Errorf("%w: cannot be parsed", ErrInvalidNumber)
-	}
-	if !phonenumbers.IsValidNumber(num) {
-		return "", "", fmt.Errorf("%w: not an assigned number range", ErrInvalidNumber)
-	}
-	return phonenumbers.Format(num, phonenumbers.E164), phonenumbers.GetRegionCodeForNumber(num), nil
+	return e164, phone.Region(e164), nil
 }
 
-// checkCountry refuses regions not in allowed (upper-case ISO codes).
+// checkCountry refuses regions not in allowed (upper-case ISO codes), and
+// numbers in no country at all (ErrUnassignedNumber): SMS's toll-fraud
+// guard cannot allow what it cannot place.
 func checkCountry(region string, allowed []string) error {
+	if region == "" {
+		return ErrUnassignedNumber
+	}
 	if slices.Contains(allowed, strings.ToUpper(region)) {
 		return nil
 	}

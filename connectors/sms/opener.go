@@ -14,7 +14,7 @@ func (c *Connector) OpenPhoneChat(ctx context.Context, _ string, phone string, c
 	if err != nil {
 		return "", bridge.Sender{}, err
 	}
-	e164, _, err := NormalizeNumber(phone)
+	e164, _, err := readNumber(phone)
 	if err != nil {
 		return "", bridge.Sender{}, err
 	}
@@ -24,7 +24,7 @@ func (c *Connector) OpenPhoneChat(ctx context.Context, _ string, phone string, c
 
 // ChatsReaching lists the SMS chats (in any conversation) that reach phone.
 func (c *Connector) ChatsReaching(ctx context.Context, phone string) ([]bridge.ChatID, error) {
-	e164, _, err := NormalizeNumber(phone)
+	e164, _, err := readNumber(phone)
 	if err != nil {
 		return nil, err
 	}

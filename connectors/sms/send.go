@@ -95,7 +95,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 	if !ok {
 		return "", bridge.Permanent(ErrPoolNumberGone)
 	}
-	_, region, err := NormalizeNumber(to)
+	_, region, err := readNumber(to)
 	if err != nil {
 		return "", bridge.Permanent(err)
 	}

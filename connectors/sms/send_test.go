@@ -197,6 +197,42 @@ func TestChatForRefusals(t *testing.T) {
 	assert.NotContains(t, string(chat), "4155550100")
 }
 
+// TestChatForWrittenForms: a contact written or pasted any usual way
+// reaches the same chat as its E.164 form; the region decides
+// sms.allowed_countries; malformed numbers are ErrInvalidNumber and the
+// error does not echo them. (The cases of the former TestNormalizeNumber.)
+func TestChatForWrittenForms(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	conv, err := e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!r"})
+	require.NoError(t, err)
+	want, err := e.sms.ChatFor(ctx, contactA, conv)
+	require.NoError(t, err)
+	for _, in := range []string{
+		"+14155550100", " +1 (415) 555-0100 ", "+1.415.555.0100", "001 415 555 0100",
+		"＋１ ４１５ ５５５ ０１００", "\u202a+1 415-555-0100\u202c", "+1\u00a0415\u00a0555\u00a00100",
+	} {
+		chat, err := e.sms.ChatFor(ctx, in, conv)
+		require.NoError(t, err, "%q", in)
+		assert.Equal(t, want, chat, "%q", in)
+	}
+	_, err = e.sms.ChatFor(ctx, "+16135550123", conv)
+	require.NoError(t, err, "CA is allowed")
+	var ce *sms.CountryError
+	_, err = e.sms.ChatFor(ctx, "+44 20 7946 0123", conv)
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "GB", ce.Region)
+	for _, in := range []string{"+15551234567", "4155550100", "+1", "", "+1415555010012345", "hello"} {
+		_, err := e.sms.ChatFor(ctx, in, conv)
+		require.ErrorIs(t, err, sms.ErrInvalidNumber, "%q", in)
+		if in != "" {
+			assert.NotContains(t, err.Error(), in)
+		}
+	}
+	_, err = e.sms.ChatFor(ctx, "+15551234567", conv)
+	assert.ErrorIs(t, err, sms.ErrUnassignedNumber, "possible, but in no country's assigned ranges")
+}
+
 func TestCountryRemovedAfterChatCreated(t *testing.T) {
 	// A chat created while its country was allowed is refused once the
 	// admin removes the country: the check runs at every send.

@@ -24,7 +24,7 @@ func (c *Connector) SendCode(ctx context.Context, number, text string) error {
 // sendSystem sends a one-off text from a pool number, outside any
 // conversation, unqueued and unstored.
 func (c *Connector) sendSystem(ctx context.Context, number, from, text string) error {
-	to, region, err := NormalizeNumber(number)
+	to, region, err := readNumber(number)
 	if err != nil {
 		return err
 	}

@@ -135,36 +135,6 @@ func TestClassify(t *testing.T) {
 	})
 }
 
-func TestNormalizeNumber(t *testing.T) {
-	for _, tc := range []struct {
-		in, e164, region string
-		ok               bool
-	}{
-		{"+14155550100", "+14155550100", "US", true},
-		{" +1 (415) 555-0100 ", "+14155550100", "US", true},
-		{"+16135550123", "+16135550123", "CA", true},
-		{"+442079460123", "+442079460123", "GB", true},
-		{"+15551234567", "", "", false}, // 555 area code is not assigned
-		{"4155550100", "", "", false},   // national form is ambiguous
-		{"+1", "", "", false},
-		{"", "", "", false},
-		{"+1415555010012345", "", "", false},
-		{"hello", "", "", false},
-	} {
-		e164, region, err := sms.NormalizeNumber(tc.in)
-		if !tc.ok {
-			require.ErrorIs(t, err, sms.ErrInvalidNumber, tc.in)
-			if tc.in != "" {
-				assert.NotContains(t, err.Error(), strings.TrimSpace(tc.in))
-			}
-			continue
-		}
-		require.NoError(t, err, tc.in)
-		assert.Equal(t, tc.e164, e164)
-		assert.Equal(t, tc.region, region)
-	}
-}
-
 func TestKeyword(t *testing.T) {
 	for in, want := range map[string]string{
 		"STOP": "STOP", " stop ": "STOP", "Stop.": "STOP", "unsubscribe": "STOP", "STOPALL": "STOP",
@@ -174,25 +144,6 @@ func TestKeyword(t *testing.T) {
 	} {
 		assert.Equal(t, want, sms.Keyword(in), in)
 	}
-}
-
-func FuzzNormalizeNumber(f *testing.F) {
-	for _, s := range []string{"+14155550100", "+1 415 555 0100", "+442079460123", "+", "+0", "++1", "+1555", "+٤١٥"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		e164, region, err := sms.NormalizeNumber(s)
-		if err != nil {
-			require.ErrorIs(t, err, sms.ErrInvalidNumber)
-			return
-		}
-		require.True(t, strings.HasPrefix(e164, "+"))
-		require.NotEmpty(t, region)
-		again, region2, err := sms.NormalizeNumber(e164)
-		require.NoError(t, err, "a normalized number normalizes again")
-		require.Equal(t, e164, again)
-		require.Equal(t, region, region2)
-	})
 }
 
 func FuzzParseWebhookForm(f *testing.F) {

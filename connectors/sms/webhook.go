@@ -250,12 +250,12 @@ func (c *Connector) handleIncoming(w http.ResponseWriter, r *http.Request) {
 // may be handled again: every step is idempotent (keywords are claimed by
 // MessageSid, the router deduplicates events by MessageSid).
 func (c *Connector) processIncoming(ctx context.Context, form *WebhookForm, received time.Time) (string, error) {
-	from, _, err := NormalizeNumber(form.From)
+	from, _, err := readNumber(form.From)
 	if err != nil {
 		c.log.Warn().Str("message_sid", form.MessageSID).Msg("Dropped inbound SMS from an invalid sender number (short code or alphanumeric?)")
 		return "", nil
 	}
-	to, _, err := NormalizeNumber(form.To)
+	to, _, err := readNumber(form.To)
 	poolHash := c.keys.poolHash(to)
 	if _, ours := c.pool[poolHash]; err != nil || !ours {
 		c.log.Warn().Str("message_sid", form.MessageSID).Msg("Dropped inbound SMS sent to a number not in sms.twilio.numbers")
