@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // Placeholder values from the example config.
@@ -332,19 +334,22 @@ func checkDuration(e *errorList, key string, d Duration, lo, hi time.Duration) {
 	}
 }
 
-// CheckE164 reports whether s is a valid phone number written in E.164
-// form ("+" and digits only, as libphonenumber formats it). The error
-// wraps [ErrInvalidPhoneNumber].
+// CheckE164 reports whether s is an SMS number written the way the
+// configuration requires: canonical E.164 as [phone.Normalize] returns it
+// ("+" and digits), in a country's assigned ranges (as sms.twilio.numbers
+// must be, and as SMS's toll-fraud guard requires of every number). The
+// error wraps [ErrInvalidPhoneNumber] and phone.ErrInvalid when the number
+// cannot be read.
 func CheckE164(s string) error {
-	if !strings.HasPrefix(s, "+") {
-		return fmt.Errorf("%w: %q must start with + and the country code", ErrInvalidPhoneNumber, s)
+	e164, err := phone.Normalize(s, "")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidPhoneNumber, err)
 	}
-	num, err := phonenumbers.Parse(s, "")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return fmt.Errorf("%w: %q", ErrInvalidPhoneNumber, s)
+	if e164 != s {
+		return fmt.Errorf("%w: %q must be written as %s", ErrInvalidPhoneNumber, s, e164)
 	}
-	if phonenumbers.Format(num, phonenumbers.E164) != s {
-		return fmt.Errorf("%w: %q must be written as %s", ErrInvalidPhoneNumber, s, phonenumbers.Format(num, phonenumbers.E164))
+	if phone.Region(e164) == "" {
+		return fmt.Errorf("%w: %q is in no country's assigned number ranges", ErrInvalidPhoneNumber, s)
 	}
 	return nil
 }
