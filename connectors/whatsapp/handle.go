@@ -15,7 +15,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // handleEvent is a login's whatsmeow event handler. whatsmeow calls it on
@@ -140,7 +140,7 @@ func (c *Connector) contact(jid, alt types.JID, pushName string) bridge.Sender {
 		// is not a phone number but is kept as opaque all the same.
 		s = c.pseudo.Phone("lid:" + jid.ToNonAD().String())
 	}
-	if name := strings.TrimSpace(pushName); name != "" && !matrix.ContainsPhoneNumber(name) {
+	if name := strings.TrimSpace(pushName); name != "" && !phone.Contains(name) {
 		s.DisplayName = name
 	}
 	return s
@@ -282,7 +282,7 @@ func (c *Connector) nameMentions(ct *bridge.Content, mentioned []string) {
 			if n, ok := names[m]; ok {
 				return n
 			}
-			return "@" + matrix.RedactPhoneNumbers(m[1:])
+			return "@" + phone.Redact(m[1:])
 		})
 	}
 	ct.Body = replace(ct.Body)

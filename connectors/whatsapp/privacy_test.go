@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // No phone number reaches what Matrix would show (ghost user IDs, display
@@ -63,7 +64,7 @@ func TestNoNumbersOnMatrixOrInLogs(t *testing.T) {
 		requireNoNumbers(t, string(snd.ID), "sender ID")
 		requireNoNumbers(t, matrix.GhostOpaque(ghostKey, bridge.NetworkWhatsApp, snd.ID), "ghost")
 		requireNoNumbers(t, snd.DisplayName, "ghost display name")
-		require.False(t, matrix.ContainsPhoneNumber(snd.DisplayName), snd.DisplayName)
+		require.False(t, phone.Contains(snd.DisplayName), snd.DisplayName)
 		if s.Delivery.Event.Content != nil {
 			requireNoNumbers(t, s.Delivery.Event.Content.Body, "mention")
 		}
@@ -73,7 +74,7 @@ func TestNoNumbersOnMatrixOrInLogs(t *testing.T) {
 	require.Len(t, rooms, 2)
 	for _, r := range rooms {
 		requireNoNumbers(t, r.Name+r.Contact.DisplayName+string(r.Contact.ID)+string(r.Chat), "portal")
-		require.False(t, matrix.ContainsPhoneNumber(r.Name+" "+r.Contact.DisplayName))
+		require.False(t, phone.Contains(r.Name+" "+r.Contact.DisplayName))
 	}
 	for _, n := range e.matrix.notices {
 		requireNoNumbers(t, n.text, "notice")

@@ -19,7 +19,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // MaxMediaSize is the largest attachment sent to WhatsApp (its limit for
@@ -94,8 +94,8 @@ func prefix(row *chatRow, sender bridge.Sender) string {
 	if name == "" {
 		name = "Someone"
 	}
-	if matrix.ContainsPhoneNumber(name) {
-		name = matrix.RedactPhoneNumbers(name)
+	if phone.Contains(name) {
+		name = phone.Redact(name)
 	}
 	return name + ": "
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/identity"
 )
 
@@ -35,8 +34,8 @@ func (r relayCodes) Reaches(ctx context.Context, _ string, number string) (bool,
 // SendCode sends text to number from the relay account, outside any chat:
 // it is not stored or logged.
 func (r relayCodes) SendCode(ctx context.Context, number, text string) error {
-	if err := config.CheckE164(number); err != nil {
-		return ErrInvalidNumber
+	if err := readNumber(&number); err != nil {
+		return err
 	}
 	l := r.c.loginOf(RelayAccount)
 	if l == nil || !l.usable() {
