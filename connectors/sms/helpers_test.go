@@ -169,6 +169,9 @@ type env struct {
 	db       *dbutil.Database
 	// spoolPath, when set before start, is given to SetSpool.
 	spoolPath string
+	// dbFile, when set before start, is the SQLite file to open instead of
+	// a fresh one (the fixture tests).
+	dbFile string
 
 	mu       sync.Mutex
 	statuses []statusCall
@@ -223,6 +226,9 @@ func (e *env) start(apiURL string, opts ...envOpt) *env {
 	e.dumpLogsOnFailure()
 	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
 	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
+	if e.dbFile != "" {
+		dbo.URI = e.dbFile
+	}
 	if e.postgres {
 		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
 	} else {
