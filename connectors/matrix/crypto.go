@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // ErrEncryptionUnavailable means the binary was built without end-to-end
@@ -174,7 +175,7 @@ func (c *Connector) stopCrypto() {
 }
 
 func (c *Connector) setCryptoErr(err error) {
-	msg := RedactPhoneNumbers(err.Error())
+	msg := phone.Redact(err.Error())
 	c.cs.lastErr.Store(&msg)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // opaqueLength is how many base32 characters of the keyed hash a ghost
@@ -61,66 +62,17 @@ func (c *Connector) IsGhost(userID id.UserID) bool {
 		len(localpart) > len(c.cfg.Appservice.GhostPrefix)
 }
 
-// minPhoneDigits is how many digits in a row (separators allowed) make a
-// string look like it carries a phone number.
-const minPhoneDigits = 7
+// ContainsPhoneNumber is [phone.Contains].
+//
+// Deprecated: call phone.Contains; kept until commands.go, extend.go and
+// start.go no longer use it.
+func ContainsPhoneNumber(s string) bool { return phone.Contains(s) }
 
-// ContainsPhoneNumber reports whether s holds something that may be a
-// phone number: a run of at least seven digits, where spaces, dashes, dots,
-// slashes and parentheses between the digits do not break the run.
-func ContainsPhoneNumber(s string) bool {
-	return len(phoneRuns(s)) > 0
-}
-
-// phoneRuns returns the [start, end) byte ranges of phone-like runs in s.
-func phoneRuns(s string) [][2]int {
-	var runs [][2]int
-	start, last, digits := -1, -1, 0
-	flush := func() {
-		if digits >= minPhoneDigits {
-			runs = append(runs, [2]int{start, last})
-		}
-		start, last, digits = -1, -1, 0
-	}
-	for i, r := range s {
-		switch {
-		case unicode.IsDigit(r):
-			if start < 0 {
-				start = i
-			}
-			digits++
-			last = i + len(string(r))
-		case start >= 0 && strings.ContainsRune(" -./()\u00a0", r):
-		case r == '+' && start < 0:
-		default:
-			flush()
-		}
-	}
-	flush()
-	return runs
-}
-
-// RedactPhoneNumbers replaces every phone-like run in s with "[number]", for
-// text that is shown to users or logged.
-func RedactPhoneNumbers(s string) string {
-	runs := phoneRuns(s)
-	if len(runs) == 0 {
-		return s
-	}
-	var b strings.Builder
-	prev := 0
-	for _, r := range runs {
-		start := r[0]
-		if start > 0 && s[start-1] == '+' {
-			start--
-		}
-		b.WriteString(s[prev:start])
-		b.WriteString("[number]")
-		prev = r[1]
-	}
-	b.WriteString(s[prev:])
-	return b.String()
-}
+// RedactPhoneNumbers is [phone.Redact].
+//
+// Deprecated: call phone.Redact; kept until commands.go, extend.go and
+// start.go no longer use it.
+func RedactPhoneNumbers(s string) string { return phone.Redact(s) }
 
 // maxNameLength bounds display and room names, in runes.
 const maxNameLength = 100
@@ -135,7 +87,7 @@ func SafeDisplayName(name, opaque string) string {
 		}
 		return r
 	}, name))
-	if name == "" || ContainsPhoneNumber(name) {
+	if name == "" || phone.Contains(name) {
 		return "Contact " + opaque[:4]
 	}
 	if runes := []rune(name); len(runes) > maxNameLength {

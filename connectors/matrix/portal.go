@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // PortalOptions describe a portal room to create for a Matrix user.
@@ -129,7 +130,7 @@ func (c *Connector) HandleStatus(ctx context.Context, rep *bridge.StatusReport) 
 	case errors.Is(rep.Err, bridge.ErrNotSupported):
 		reason = fmt.Sprintf("%s does not support this", rep.Destination.Network)
 	default:
-		reason = RedactPhoneNumbers(rep.Err.Error())
+		reason = phone.Redact(rep.Err.Error())
 	}
 	what := map[bridge.Kind]string{
 		bridge.KindMessage:  "message",
@@ -181,5 +182,5 @@ func (c *Connector) IsEncrypted(ctx context.Context, chat bridge.ChatID) (bool, 
 // Notify posts a notice from the bot in one of the connector's rooms (a
 // portal), for things the bridge itself must tell the people there.
 func (c *Connector) Notify(ctx context.Context, chat bridge.ChatID, text string) {
-	c.sendNotice(ctx, id.RoomID(chat), "", RedactPhoneNumbers(text))
+	c.sendNotice(ctx, id.RoomID(chat), "", phone.Redact(text))
 }

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // eventBudget bounds the handling of one event of a transaction, so one
@@ -174,5 +175,5 @@ func (c *Connector) tellAdmins(ctx context.Context, key, text string) {
 	}
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	fn(nctx, key, RedactPhoneNumbers(text))
+	fn(nctx, key, phone.Redact(text))
 }
