@@ -189,7 +189,7 @@ func (r *Router) DB() *dbutil.Database { return r.db }
 // delivery workers, and then starts every connector. If a connector fails to
 // start, the ones already started are stopped and the error returned.
 func (r *Router) Start(ctx context.Context) error {
-	db, err := database.Upgrade(ctx, r.db, "sb_core_version", migrations.Core, "core", r.log)
+	db, err := database.Upgrade(ctx, r.db, migrations.Core, r.log)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
+
+	"github.com/switchboard-bridge/switchboard/migrations"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
 )
 
@@ -181,21 +183,14 @@ func sqliteDSN(path string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// Upgrade runs one owner's migrations from fsys (directory dir) with its own
-// version table.
-func Upgrade(ctx context.Context, db *dbutil.Database, versionTable string, fsys fs.FS, dir string, log zerolog.Logger) (*dbutil.Database, error) {
+// Upgrade runs one owner's migrations (see package migrations) with its
+// own version table.
+func Upgrade(ctx context.Context, db *dbutil.Database, owner migrations.Owner, log zerolog.Logger) (*dbutil.Database, error) {
 	var table dbutil.UpgradeTable
-	full, ok := fsys.(interface {
-		fs.ReadDirFS
-		fs.ReadFileFS
-	})
-	if !ok {
-		return nil, fmt.Errorf("%w: migrations fs for %s cannot list files", ErrMigration, versionTable)
-	}
-	table.RegisterFSPath(full, dir)
-	child := db.Child(versionTable, table, dbutil.ZeroLogger(log.With().Str("db_section", versionTable).Logger()))
+	table.RegisterFSPath(owner.FS, owner.Name)
+	child := db.Child(owner.Table, table, dbutil.ZeroLogger(log.With().Str("db_section", owner.Table).Logger()))
 	if err := child.Upgrade(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMigration, versionTable, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrMigration, owner.Table, err)
 	}
 	return child, nil
 }

@@ -55,7 +55,7 @@ func New(db *dbutil.Database) *Store {
 
 // Upgrade runs the identity migrations (version table sb_identity_version).
 func (s *Store) Upgrade(ctx context.Context, log zerolog.Logger) error {
-	db, err := database.Upgrade(ctx, s.db, "sb_identity_version", migrations.Identity, "identity", log)
+	db, err := database.Upgrade(ctx, s.db, migrations.Identity, log)
 	if err != nil {
 		return err
 	}

@@ -12,4 +12,19 @@ import "embed"
 // delivery queue). Its version table is sb_core_version.
 //
 //go:embed core/*.sql
-var Core embed.FS
+var coreFS embed.FS
+
+// Core is the owner value for database.Upgrade.
+var Core = Owner{Name: "core", Table: "sb_core_version", FS: coreFS}
+
+// Owner is one owner's schema: its name (the directory of its SQL files),
+// its version table and the embedded files. Each owner is one exported
+// value of this package, so the table name and directory are written once.
+type Owner struct {
+	// Name is the owner's directory under migrations/.
+	Name string
+	// Table is the owner's version table.
+	Table string
+	// FS holds Name/*.sql.
+	FS embed.FS
+}

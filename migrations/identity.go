@@ -6,4 +6,7 @@ import "embed"
 // records). Its version table is sb_identity_version.
 //
 //go:embed identity/*.sql
-var Identity embed.FS
+var identityFS embed.FS
+
+// Identity is the owner value for database.Upgrade.
+var Identity = Owner{Name: "identity", Table: "sb_identity_version", FS: identityFS}

@@ -7,4 +7,7 @@ import "embed"
 // sb_matrix_version.
 //
 //go:embed matrix/*.sql
-var Matrix embed.FS
+var matrixFS embed.FS
+
+// Matrix is the owner value for database.Upgrade.
+var Matrix = Owner{Name: "matrix", Table: "sb_matrix_version", FS: matrixFS}

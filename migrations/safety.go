@@ -6,4 +6,7 @@ import "embed"
 // signals, the decision log). Its version table is sb_safety_version.
 //
 //go:embed safety/*.sql
-var Safety embed.FS
+var safetyFS embed.FS
+
+// Safety is the owner value for database.Upgrade.
+var Safety = Owner{Name: "safety", Table: "sb_safety_version", FS: safetyFS}

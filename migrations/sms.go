@@ -8,4 +8,7 @@ import "embed"
 // sb_sms_version.
 //
 //go:embed sms/*.sql
-var SMS embed.FS
+var smsFS embed.FS
+
+// SMS is the owner value for database.Upgrade.
+var SMS = Owner{Name: "sms", Table: "sb_sms_version", FS: smsFS}

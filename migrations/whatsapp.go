@@ -8,4 +8,7 @@ import "embed"
 // (store/sqlstore) lives in the same database under whatsmeow_version.
 //
 //go:embed whatsapp/*.sql
-var WhatsApp embed.FS
+var whatsappFS embed.FS
+
+// WhatsApp is the owner value for database.Upgrade.
+var WhatsApp = Owner{Name: "whatsapp", Table: "sb_whatsapp_version", FS: whatsappFS}

@@ -138,7 +138,7 @@ func New(opts Options) (*Service, error) {
 // Start runs the safety migrations (version table sb_safety_version), loads
 // blocks and suspensions, and starts the purge loop.
 func (s *Service) Start(ctx context.Context) error {
-	db, err := database.Upgrade(ctx, s.store.db, "sb_safety_version", migrations.Safety, "safety", s.log)
+	db, err := database.Upgrade(ctx, s.store.db, migrations.Safety, s.log)
 	if err != nil {
 		return err
 	}

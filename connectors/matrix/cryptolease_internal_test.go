@@ -89,7 +89,7 @@ func leaseConnector(t *testing.T, dbo database.Options, lease time.Duration) (*C
 	c.crypto = fake
 	c.cs.leaseDuration = lease
 	c.cs.scanInterval = time.Hour
-	c.db, err = database.Upgrade(ctx, raw, VersionTable, migrations.Matrix, "matrix", log)
+	c.db, err = database.Upgrade(ctx, raw, migrations.Matrix, log)
 	require.NoError(t, err)
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.mu.Lock()

@@ -273,7 +273,7 @@ func (c *Connector) Init(host bridge.Host) { c.host = host }
 // Start runs the SMS migrations and starts pruning the sent-message map
 // after retention.metadata. It makes no Twilio call.
 func (c *Connector) Start(ctx context.Context) error {
-	db, err := database.Upgrade(ctx, c.db, "sb_sms_version", migrations.SMS, "sms", c.log)
+	db, err := database.Upgrade(ctx, c.db, migrations.SMS, c.log)
 	if err != nil {
 		return err
 	}
