@@ -7,6 +7,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // admitSender decides whether an event from a Matrix room may be bridged.
@@ -29,12 +30,12 @@ func (c *Connector) admitSender(ctx context.Context, evt *bridge.Event) (bool, e
 	if portal != nil && portal.Owner == user {
 		return true, nil
 	}
-	if rank(c.permissionLevel(user)) >= levelRelay {
+	if c.mayUse(user) {
 		if portal != nil {
 			evt.Sender.Guest = true
 			if strings.TrimSpace(evt.Sender.DisplayName) == "" {
 				localpart, _, _ := user.Parse()
-				evt.Sender.DisplayName = RedactPhoneNumbers(localpart)
+				evt.Sender.DisplayName = phone.Redact(localpart)
 			}
 		}
 		return true, nil

@@ -12,7 +12,7 @@
 //
 //	conn, err := matrix.New(cfg, db, log)        // no I/O
 //	router.Register(conn)                          // before router.Start
-//	conn.SetStartHandler(matrix.NewRouterStarter(router, conn))
+//	conn.SetCommands(registry)                     // commands.Registry: start, link, login…
 //	mux.Handle("/_matrix/app/", conn.AppserviceHandler())
 //	router.Start(ctx)                              // runs Start: migrations (sb_matrix_version), homeserver check
 //
@@ -41,14 +41,13 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 	"github.com/switchboard-bridge/switchboard/migrations"
 )
-
-// VersionTable is the connector's migration version table.
-const VersionTable = "sb_matrix_version"
 
 // MaxMediaSize bounds attachments the connector uploads or downloads.
 const MaxMediaSize = 100 << 20
@@ -75,18 +74,14 @@ type Connector struct {
 	mu      sync.RWMutex
 	running bool
 	health  bridge.Health
-	starter StartFunc
 	ident   *identity.Store
-	// retention applies `retention` commands (see SetRetentionHandler).
-	retention RetentionFunc
-	legTimer  LegTimerFunc
-	handlers  map[string]CommandFunc
-	whoami    []WhoamiFunc
-	chatGate  NewChatGate
-	members   map[memberKey]string
-	crypted   map[id.RoomID]bool
-	typers    map[typerKey]id.UserID
-	typing    map[id.RoomID]map[id.UserID]bool
+	// cmds answers bot commands (SetCommands).
+	cmds     *commands.Registry
+	legTimer LegTimerFunc
+	members  map[memberKey]string
+	crypted  map[id.RoomID]bool
+	typers   map[typerKey]id.UserID
+	typing   map[id.RoomID]map[id.UserID]bool
 	// adminNotify tells admins about set-aside events (SetAdminNotifier).
 	adminNotify AdminNotifier
 	// failed counts transient failures per event (see processEvent).
@@ -195,7 +190,7 @@ func (c *Connector) BotUserID() id.UserID { return c.bot }
 // bot exists with its display name. If the homeserver is unreachable, Start
 // still succeeds; the connector reports itself degraded and keeps trying.
 func (c *Connector) Start(ctx context.Context) error {
-	db, err := database.Upgrade(ctx, c.rawDB, VersionTable, migrations.Matrix, "matrix", c.log)
+	db, err := database.Upgrade(ctx, c.rawDB, migrations.Matrix, c.log)
 	if err != nil {
 		return err
 	}
@@ -212,7 +207,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	cancel()
 	if err != nil {
 		c.log.Warn().Err(err).Msg("Homeserver not reachable yet, retrying in the background")
-		c.setHealth(bridge.HealthDegraded, "homeserver unreachable: "+RedactPhoneNumbers(err.Error()))
+		c.setHealth(bridge.HealthDegraded, "homeserver unreachable: "+phone.Redact(err.Error()))
 		c.bg.Add(1)
 		go c.reconnectLoop()
 	}
@@ -234,7 +229,7 @@ func (c *Connector) reconnectLoop() {
 		if err == nil {
 			return
 		}
-		c.setHealth(bridge.HealthDegraded, "homeserver unreachable: "+RedactPhoneNumbers(err.Error()))
+		c.setHealth(bridge.HealthDegraded, "homeserver unreachable: "+phone.Redact(err.Error()))
 		wait = min(wait*2, time.Minute)
 	}
 }
@@ -266,7 +261,7 @@ func (c *Connector) connect(ctx context.Context) error {
 		}
 	}
 	if err = c.startCrypto(ctx); err != nil {
-		c.setHealth(bridge.HealthDegraded, "end-to-end encryption unavailable: "+RedactPhoneNumbers(err.Error()))
+		c.setHealth(bridge.HealthDegraded, "end-to-end encryption unavailable: "+phone.Redact(err.Error()))
 		return err
 	}
 	c.setHealth(bridge.HealthOK, "")

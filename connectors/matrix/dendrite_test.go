@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 const contactPhone = "+15551234567"
@@ -216,7 +218,7 @@ func TestFailedDeliveryNotice(t *testing.T) {
 
 func assertNoPhone(t *testing.T, what, s string) {
 	t.Helper()
-	assert.False(t, matrix.ContainsPhoneNumber(s), "%s %q looks like a phone number", what, s)
+	assert.False(t, phone.Contains(s), "%s %q looks like a phone number", what, s)
 	assert.NotContains(t, s, "5551234567", "%s", what)
 }
 
@@ -325,7 +327,9 @@ func TestTypingAndReceipts(t *testing.T) {
 // time; the number never appears on Matrix.
 func TestStartCommand(t *testing.T) {
 	e := startWithDendrite(t)
-	e.conn.SetStartHandler(matrix.NewRouterStarter(e.router, e.conn))
+	reg := commands.New(commands.Options{})
+	require.NoError(t, reg.Register(matrix.StartCommand(matrix.NewRouterStarter(e.router, e.conn, matrix.StartOptions{}))))
+	e.conn.SetCommands(reg)
 	alice := e.newUser(t, "alice")
 	bot := e.conn.BotUserID().String()
 	dm := alice.createRoom(t, map[string]any{"invite": []string{bot}, "is_direct": true, "preset": "trusted_private_chat"})

@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // handleEvent handles one event of a transaction. It returns an error only
@@ -125,7 +126,7 @@ func (c *Connector) tellRefused(ctx context.Context, evt *bridge.Event, err erro
 	if evt.Kind == bridge.KindMessage {
 		replyTo = id.EventID(evt.SourceID)
 	}
-	c.sendNotice(ctx, room, replyTo, fmt.Sprintf("⚠️ Your %s was not delivered: %s.", what, RedactPhoneNumbers(reason)))
+	c.sendNotice(ctx, room, replyTo, fmt.Sprintf("⚠️ Your %s was not delivered: %s.", what, phone.Redact(reason)))
 }
 
 func (c *Connector) baseEvent(evt *event.Event, kind bridge.Kind) *bridge.Event {
@@ -306,7 +307,7 @@ func (c *Connector) handleBotInvite(ctx context.Context, evt *event.Event, conte
 		return err
 	}
 	bot := c.as.BotIntent()
-	if rank(c.permissionLevel(evt.Sender)) < levelRelay {
+	if !c.mayUse(evt.Sender) {
 		log.Debug().Msg("Rejecting invite from a user without permission")
 		_, _ = bot.LeaveRoom(ctx, evt.RoomID)
 		return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // RetentionRequest is a `retention` command in a portal room.
@@ -29,12 +32,23 @@ type RetentionRequest struct {
 // RetentionFunc applies a `retention` command and returns the answer.
 type RetentionFunc func(ctx context.Context, req RetentionRequest) (string, error)
 
-// SetRetentionHandler installs what `retention …` does. Without one it
-// answers that it is not available yet.
-func (c *Connector) SetRetentionHandler(fn RetentionFunc) {
-	c.mu.Lock()
-	c.retention = fn
-	c.mu.Unlock()
+var retentionPattern = regexp.MustCompile(`^([0-9]+[smhd]|off|default)$`)
+
+// RetentionCommand is `retention …`, registered by the daemon with the
+// router's retention (NewRouterRetention): it sets the disappearing timer
+// of the conversation of the portal it is sent in.
+func RetentionCommand(fn RetentionFunc) commands.Command {
+	return commands.Command{
+		Name: "retention", Usage: "retention 30s|10m|24h|7d|30d|365d|off|default", Help: "set this conversation's disappearing timer",
+		Level: commands.LevelUser, Args: commands.OneMatching(retentionPattern),
+		Run: func(ctx context.Context, req *commands.Request) string {
+			answer, err := fn(ctx, RetentionRequest{User: id.UserID(req.User.ID), Room: id.RoomID(req.Room), Arg: req.Args[0]})
+			if err != nil {
+				return "Could not change retention: " + phone.Redact(err.Error())
+			}
+			return answer
+		},
+	}
 }
 
 // ErrNotAPortal means a command that acts on a conversation was sent outside one.
@@ -110,20 +124,6 @@ func NewRouterRetention(r *bridge.Router) RetentionFunc {
 		}
 		return answer, nil
 	}
-}
-
-func (c *Connector) cmdRetention(ctx context.Context, cc *commandContext) string {
-	c.mu.RLock()
-	fn := c.retention
-	c.mu.RUnlock()
-	if fn == nil {
-		return "retention is not available yet"
-	}
-	answer, err := fn(ctx, RetentionRequest{User: cc.user, Room: cc.evt.RoomID, Arg: cc.args[0]})
-	if err != nil {
-		return "Could not change retention: " + RedactPhoneNumbers(err.Error())
-	}
-	return answer
 }
 
 var _ bridge.MessageExpirer = (*Connector)(nil)

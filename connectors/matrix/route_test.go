@@ -68,7 +68,7 @@ func TestStartRoutingTable(t *testing.T) {
 	require.NoError(t, store.SetSecret([]byte("0123456789abcdef0123456789abcdef")))
 	e.conn.SetIdentity(store)
 	verifier := store.Verifier(store.Vault())
-	start := matrix.NewRouterStarter(e.router, e.conn)
+	start := matrix.NewRouterStarter(e.router, e.conn, matrix.StartOptions{})
 	alice := e.newUser(t, "alice")
 	requester := matrix.UserAddress(idOf(alice))
 
@@ -165,10 +165,10 @@ func (p *takenNet) ChatsReaching(_ context.Context, phone string) ([]bridge.Chat
 }
 
 // groupNet is a takenNet that opens a group of its own for a conversation
-// whose number's chat is taken (matrix.PhoneGroupOpener).
+// whose number's chat is taken (bridge.PhoneGroupOpener).
 type groupNet struct{ *takenNet }
 
-var _ matrix.PhoneGroupOpener = groupNet{}
+var _ bridge.PhoneGroupOpener = groupNet{}
 
 func (p groupNet) OpenPhoneGroup(_ context.Context, _ string, _ string, _ bridge.ConversationID, name string) (bridge.ChatID, bridge.Sender, error) {
 	p.mu.Lock()
@@ -196,7 +196,7 @@ func TestStartSecondUserGetsGroup(t *testing.T) {
 			}
 			e := startWithDendriteAnd(t, []bridge.Connector{conn})
 			ctx := zerolog.New(e.logs).WithContext(context.Background())
-			start := matrix.NewRouterStarter(e.router, e.conn)
+			start := matrix.NewRouterStarter(e.router, e.conn, matrix.StartOptions{})
 			alice, bob := e.newUser(t, "alice"), e.newUser(t, "bob")
 			require.Equal(t, http.StatusOK, bob.do(t, http.MethodPut, "/profile/"+url.PathEscape(bob.id)+"/displayname", map[string]any{"displayname": "Bob Builder"}, nil))
 

@@ -13,52 +13,107 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
-// PhoneChatOpener is a connector that can reach phone numbers (SMS,
-// WhatsApp); `start +N` routes to one of them (see NewRouterStarter).
-type PhoneChatOpener interface {
-	bridge.Connector
-	// OpenPhoneChat returns the chat on the connector's network through
-	// which conversation conv (not created yet; see
-	// Router.CreateConversationWithID) reaches an E.164 number for owner (a
-	// Matrix user ID), and the contact as a Sender whose DisplayName is
-	// never the number.
-	OpenPhoneChat(ctx context.Context, owner string, phone string, conv bridge.ConversationID) (bridge.ChatID, bridge.Sender, error)
+// StartRequest is a user's `start +N` command.
+type StartRequest struct {
+	// User is the Matrix user who asked.
+	User id.UserID
+	// Phone is the number to reach (E.164; other written forms are read
+	// with phone.Normalize). It must never be shown on Matrix or logged.
+	Phone string
 }
 
-// PhoneChatLister is a PhoneChatOpener that can list the chats it already
-// has with a number, so `start` returns to an existing conversation.
-type PhoneChatLister interface {
-	PhoneChatOpener
-	ChatsReaching(ctx context.Context, phone string) ([]bridge.ChatID, error)
+// StartResult is where a started conversation lives.
+type StartResult struct {
+	// Room is the portal room of the user's Matrix leg.
+	Room id.RoomID
+	// Network carries the chat to the number; Encrypted tells whether it
+	// is end-to-end encrypted there, RoomEncrypted whether the Matrix room
+	// is.
+	Network       bridge.NetworkID
+	Encrypted     bool
+	RoomEncrypted bool
+	// Native is true when the number is linked to a Matrix account and the
+	// room is a plain Matrix room with it (no bridging hop).
+	Native bool
+	// Existing is true when the conversation already existed.
+	Existing bool
+	// Undeletable is true when the network cannot delete messages, so
+	// disappearing-message timers cannot remove copies there.
+	Undeletable bool
+	// Group is true when the network carries this conversation in a chat
+	// of its own with the contact (a group; see bridge.PhoneGroupOpener)
+	// because their one-to-one chat is in another user's conversation.
+	Group bool
 }
 
-// PhoneReacher is a PhoneChatOpener that can tell, before opening a chat,
-// whether a number is reachable on its network for owner (WhatsApp:
-// IsOnWhatsApp through the owner's login or the relay account). Routing
-// skips a PhoneReacher that says no.
-type PhoneReacher interface {
-	PhoneChatOpener
-	Reaches(ctx context.Context, owner string, phone string) (bool, error)
+// StartFunc opens (or returns to) a conversation between a Matrix user and
+// a phone number (NewRouterStarter). Its error text is shown to the user
+// after phone numbers are redacted.
+type StartFunc func(ctx context.Context, req StartRequest) (*StartResult, error)
+
+// StartCommand is `start +N`, registered by the daemon with the routing
+// of NewRouterStarter: it opens (or returns to) a conversation with a
+// number, read as people write it (the whole rest of the line).
+func StartCommand(fn StartFunc) commands.Command {
+	return commands.Command{
+		Name: "start", Usage: "start +<phone number>", Help: "open (or return to) a conversation with that number",
+		Level: commands.LevelUser, Args: commands.PhoneArg, Verbatim: true,
+		Run: func(ctx context.Context, req *commands.Request) string {
+			res, err := fn(ctx, StartRequest{User: id.UserID(req.User.ID), Phone: req.Phone})
+			if err != nil {
+				zerolog.Ctx(ctx).Warn().Str("error", phone.Redact(err.Error())).Msg("start command failed")
+				return "Could not start the chat: " + phone.Redact(err.Error())
+			}
+			return startAnswer(res)
+		},
+	}
 }
 
-// PhoneGroupOpener is a PhoneChatOpener that can open a chat of its own
-// for a conversation when the one chat OpenPhoneChat has for a number
-// already belongs to another user's conversation (WhatsApp's relay account:
-// one 1:1 chat per contact, so a second user gets a group with the
-// contact). Rules:
-//   - the starter calls it only after OpenPhoneChat returned a chat that is
-//     in another user's conversation; it returns a chat no conversation
-//     holds yet, which ChatsReaching lists for phone from then on;
-//   - name is the chat's name as the contact sees it; it never holds a
-//     number, and the opener may shorten it to its network's limit;
-//   - on error nothing is recorded (and whatever the network created is
-//     undone), and the error text is shown to the user.
-type PhoneGroupOpener interface {
-	PhoneChatOpener
-	OpenPhoneGroup(ctx context.Context, owner string, phone string, conv bridge.ConversationID, name string) (bridge.ChatID, bridge.Sender, error)
+// startAnswer tells the user where a started chat is and how it is carried.
+func startAnswer(res *StartResult) string {
+	verb := "Started"
+	if res.Existing {
+		verb = "You already have"
+	}
+	var how string
+	switch {
+	case res.Native:
+		how = "It is a Matrix room with the account linked to that number (no SMS or WhatsApp hop)"
+		if res.RoomEncrypted {
+			how += " and is end-to-end encrypted."
+		} else {
+			how += "; the room is not encrypted."
+		}
+	case !res.Encrypted:
+		how = fmt.Sprintf("It is carried by %s and is not end-to-end encrypted.", res.Network)
+	case res.RoomEncrypted:
+		how = fmt.Sprintf("It is carried by %s and is end-to-end encrypted on every hop (the bridge decrypts and re-encrypts between Matrix and %s).", res.Network, res.Network)
+	default:
+		how = fmt.Sprintf("It is carried by %s, end-to-end encrypted there; this Matrix room is not encrypted, so not every hop is end-to-end encrypted.", res.Network)
+	}
+	answer := fmt.Sprintf("%s a chat with that number: %s. %s", verb, res.Room.URI().MatrixToURL(), how)
+	if res.Group {
+		answer += fmt.Sprintf(" On %s it is a group of its own with the contact, named after you, not a one-to-one chat.", res.Network)
+	}
+	if res.Undeletable {
+		answer += fmt.Sprintf(" %s cannot delete messages: when this chat's messages expire they are removed on Matrix "+
+			"and from the bridge, but copies delivered by %s stay on the contact's phone.", res.Network, res.Network)
+	}
+	return answer
+}
+
+// StartOptions are what NewRouterStarter consults besides the router and
+// the connector (whose identity store, SetIdentity, holds links and
+// preferences).
+type StartOptions struct {
+	// Gate decides whether a user may start a new conversation (safety
+	// limits); nil allows every one.
+	Gate NewChatGate
 }
 
 var (
@@ -73,25 +128,25 @@ var (
 	ErrChatTaken = errors.New("that number is already in a conversation of another user")
 )
 
-// NewRouterStarter returns the StartFunc the daemon installs with
-// SetStartHandler. It routes `start +N` (identity.Decide): to the Matrix
+// NewRouterStarter returns the StartFunc behind StartCommand. It routes `start +N` (identity.Decide): to the Matrix
 // account linked to +N, natively (a room with both users, no bridging hop);
 // or to the network the linked person prefers; else to an end-to-end
-// encrypted phone network that reaches +N (PhoneReacher, WhatsApp); else
+// encrypted phone network that reaches +N (bridge.PhoneReacher, WhatsApp); else
 // SMS if the user said `sms on`; else it refuses with the reason. A bridged
 // route creates a portal and joins both legs in a new conversation, or
 // returns the user's existing one.
-func NewRouterStarter(r *bridge.Router, c *Connector) StartFunc {
+func NewRouterStarter(r *bridge.Router, c *Connector, opts StartOptions) StartFunc {
+	s := &starter{c: c, gate: opts.Gate}
 	return func(ctx context.Context, req StartRequest) (*StartResult, error) {
-		number, err := identity.NormalizeNumber(req.Phone)
+		number, err := phone.Normalize(req.Phone, "")
 		if err != nil {
 			return nil, err
 		}
 		req.Phone = number
-		openers := map[bridge.NetworkID]PhoneChatOpener{}
+		openers := map[bridge.NetworkID]bridge.PhoneChatOpener{}
 		var order []bridge.NetworkID
 		for _, conn := range r.Connectors() {
-			if opener, ok := conn.(PhoneChatOpener); ok {
+			if opener, ok := conn.(bridge.PhoneChatOpener); ok {
 				openers[opener.Network()] = opener
 				order = append(order, opener.Network())
 			}
@@ -107,9 +162,9 @@ func NewRouterStarter(r *bridge.Router, c *Connector) StartFunc {
 		case dec.Err != nil:
 			return nil, dec.Err
 		case dec.Native:
-			return c.startNative(ctx, req, owner)
+			return s.startNative(ctx, req, owner)
 		}
-		res, err := c.startOn(ctx, r, openers[dec.Network], req)
+		res, err := s.startOn(ctx, r, openers[dec.Network], req)
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +178,7 @@ func NewRouterStarter(r *bridge.Router, c *Connector) StartFunc {
 // routeInput gathers what routing req depends on: the link of the number
 // and the linked person's preference, the sender's SMS opt-in, and which
 // networks reach the number.
-func (c *Connector) routeInput(ctx context.Context, req StartRequest, openers map[bridge.NetworkID]PhoneChatOpener, order []bridge.NetworkID) (identity.RouteInput, bridge.Address, error) {
+func (c *Connector) routeInput(ctx context.Context, req StartRequest, openers map[bridge.NetworkID]bridge.PhoneChatOpener, order []bridge.NetworkID) (identity.RouteInput, bridge.Address, error) {
 	var in identity.RouteInput
 	var owner bridge.Address
 	requester := UserAddress(req.User)
@@ -155,7 +210,7 @@ func (c *Connector) routeInput(ctx context.Context, req StartRequest, openers ma
 		if network == bridge.NetworkSMS {
 			continue
 		}
-		if reacher, ok := openers[network].(PhoneReacher); ok {
+		if reacher, ok := openers[network].(bridge.PhoneReacher); ok {
 			reach, err := reacher.Reaches(ctx, string(req.User), req.Phone)
 			if err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("network", string(network)).Msg("Reachability check failed; not routing there")
@@ -173,7 +228,8 @@ func (c *Connector) routeInput(ctx context.Context, req StartRequest, openers ma
 // startNative opens (or returns to) a plain Matrix room between the user
 // and the Matrix account linked to the number, and records it as a route
 // of that link so `unlink` removes it.
-func (c *Connector) startNative(ctx context.Context, req StartRequest, owner bridge.Address) (*StartResult, error) {
+func (s *starter) startNative(ctx context.Context, req StartRequest, owner bridge.Address) (*StartResult, error) {
+	c := s.c
 	store := c.identityStore()
 	requester := UserAddress(req.User)
 	res := &StartResult{Network: bridge.NetworkMatrix, Native: true, Encrypted: true, RoomEncrypted: true}
@@ -185,7 +241,7 @@ func (c *Connector) startNative(ctx context.Context, req StartRequest, owner bri
 		res.Room, res.Existing = id.RoomID(route.Chat), true
 		return res, nil
 	}
-	if err = c.allowNewChat(ctx, req.User, bridge.NetworkMatrix); err != nil {
+	if err = s.allowNewChat(ctx, req.User, bridge.NetworkMatrix); err != nil {
 		return nil, err
 	}
 	target := id.UserID(owner.ID)
@@ -198,7 +254,7 @@ func (c *Connector) startNative(ctx context.Context, req StartRequest, owner bri
 	}
 	zerolog.Ctx(ctx).Info().Stringer("room_id", room).Msg("Routed a phone number to its linked Matrix account")
 	if err = c.NotifyUser(ctx, target, fmt.Sprintf("%s started a chat with you through your linked number %s: %s",
-		req.User, identity.Mask(req.Phone), room.URI().MatrixToURL())); err != nil {
+		req.User, phone.Mask(req.Phone), room.URI().MatrixToURL())); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to tell the linked user about a new chat")
 	}
 	res.Room = room
@@ -236,7 +292,8 @@ func (c *Connector) CreateNativeRoom(ctx context.Context, a, b id.UserID) (id.Ro
 	return resp.RoomID, nil
 }
 
-func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneChatOpener, req StartRequest) (*StartResult, error) {
+func (s *starter) startOn(ctx context.Context, r *bridge.Router, opener bridge.PhoneChatOpener, req StartRequest) (*StartResult, error) {
+	c := s.c
 	network := opener.Network()
 	if network == bridge.NetworkSMS {
 		// SMS is not encrypted: only with the sender's explicit opt-in.
@@ -261,7 +318,7 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 		return false, nil
 	}
 	// Return to the user's conversation with that number if there is one.
-	if lister, ok := opener.(PhoneChatLister); ok {
+	if lister, ok := opener.(bridge.PhoneChatLister); ok {
 		chats, err := lister.ChatsReaching(ctx, req.Phone)
 		if err != nil {
 			return nil, err
@@ -278,7 +335,7 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 			}
 		}
 	}
-	if err := c.allowNewChat(ctx, req.User, network); err != nil {
+	if err := s.allowNewChat(ctx, req.User, network); err != nil {
 		return nil, err
 	}
 	conv := bridge.NewConversationID()
@@ -301,7 +358,7 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 			res.Room, res.Existing = room, true
 			return res, nil
 		}
-		grouper, ok := opener.(PhoneGroupOpener)
+		grouper, ok := opener.(bridge.PhoneGroupOpener)
 		if !ok {
 			return nil, ErrChatTaken
 		}
@@ -325,6 +382,19 @@ func (c *Connector) startOn(ctx context.Context, r *bridge.Router, opener PhoneC
 	}
 	res.Room = roomIDOrEmpty(room)
 	return res, nil
+}
+
+// starter is NewRouterStarter's state.
+type starter struct {
+	c    *Connector
+	gate NewChatGate
+}
+
+func (s *starter) allowNewChat(ctx context.Context, user id.UserID, network bridge.NetworkID) error {
+	if s.gate == nil {
+		return nil
+	}
+	return s.gate(ctx, user, network)
 }
 
 // ownedPortal finds the Matrix portal of user in the conversation that leg
@@ -355,7 +425,7 @@ func (c *Connector) ownedPortal(ctx context.Context, r *bridge.Router, user id.U
 	return "", false, nil
 }
 
-// groupSuffix ends the name of a chat PhoneGroupOpener opens, so the
+// groupSuffix ends the name of a chat bridge.PhoneGroupOpener opens, so the
 // contact sees who the chat is with and that it comes through the bridge.
 const groupSuffix = " (switchboard)"
 
@@ -364,7 +434,7 @@ const groupSuffix = " (switchboard)"
 const maxGroupNameRunes = 25
 
 // groupChatName is the name of a chat of its own for user's conversation
-// (PhoneGroupOpener): their Matrix display name, else their localpart,
+// (bridge.PhoneGroupOpener): their Matrix display name, else their localpart,
 // shortened to fit, with groupSuffix, and never a number.
 func (c *Connector) groupChatName(ctx context.Context, user id.UserID) string {
 	name := ""

@@ -21,6 +21,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
@@ -91,8 +92,9 @@ func TestWithDendrite(t *testing.T) {
 		}
 		return r.CreateConversation(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
 	}})
-	require.NoError(t, mx.SetCommandHandler("login", wa.LoginCommand))
-	require.NoError(t, mx.SetCommandHandler("logout", wa.LogoutCommand))
+	cmds := commands.New(commands.Options{})
+	require.NoError(t, Register(cmds, wa))
+	mx.SetCommands(cmds)
 	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: mx.AppserviceHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -182,7 +184,8 @@ func TestWithDendrite(t *testing.T) {
 	sessions.mu.Lock()
 	sessions.next = []*fakeClient{g}
 	sessions.mu.Unlock()
-	require.Contains(t, wa.LoginCommand(ctx, &matrix.CommandRequest{User: id.UserID(alice), Level: config.PermUser, Room: id.RoomID(dm), Name: "login", Args: []string{"whatsapp"}}), "Scan")
+	require.Contains(t, wa.LoginCommand(ctx, &commands.Request{User: bridge.Address{Network: bridge.NetworkMatrix, ID: alice}, Level: commands.LevelUser,
+		Room: bridge.ChatID(dm), Name: "login", Args: []string{"whatsapp"}, Reply: matrix.StepReplier(mx, id.RoomID(dm))}), "Scan")
 	require.True(t, g.waitFor(10*time.Second, func() bool { return g.qr != nil }))
 	g.dispatch(&events.PairSuccess{ID: own})
 	g.qr <- whatsmeow.QRChannelSuccess

@@ -17,9 +17,9 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
@@ -224,9 +224,10 @@ func (e *env) login(account string, own types.JID) *fakeClient {
 	e.sessions.mu.Lock()
 	e.sessions.next = append(e.sessions.next, f)
 	e.sessions.mu.Unlock()
-	req := &matrix.CommandRequest{User: id.UserID(account), Level: config.PermUser, Room: "!dm:example.org", Name: "login", Args: []string{"whatsapp"}}
+	req := &commands.Request{User: bridge.Address{Network: bridge.NetworkMatrix, ID: account}, Level: commands.LevelUser, Room: "!dm:example.org",
+		Name: "login", Args: []string{"whatsapp"}, Reply: matrix.StepReplier(e.matrix, "!dm:example.org")}
 	if account == RelayAccount {
-		req.User, req.Level, req.Args = admin, config.PermAdmin, []string{"whatsapp", "relay"}
+		req.User.ID, req.Level, req.Args = admin, commands.LevelAdmin, []string{"whatsapp", "relay"}
 	}
 	answer := e.wa.LoginCommand(e.ctx, req)
 	require.Contains(e.t, answer, "Scan the QR code")

@@ -7,12 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/skip2/go-qrcode"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types/events"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/commands"
 )
 
 // pairingClientName is how a pairing-code login presents itself on the
@@ -26,8 +25,9 @@ const firstCodeTimeout = 30 * time.Second
 // pendingLogin is a login waiting for its QR code to be scanned or its
 // pairing code to be entered.
 type pendingLogin struct {
-	l      *login
-	room   id.RoomID
+	l *login
+	// reply shows the login's later steps where it was asked for.
+	reply  func(context.Context, commands.Step)
 	cancel context.CancelFunc
 	// why, when set before cancel, is what the user is told instead of
 	// "timed out".
@@ -46,146 +46,150 @@ const NotConfiguredAnswer = "WhatsApp is not configured on this bridge (whatsapp
 
 // NotConfiguredCommand answers WhatsApp commands on a bridge without
 // WhatsApp.
-func NotConfiguredCommand(context.Context, *matrix.CommandRequest) string { return NotConfiguredAnswer }
+func NotConfiguredCommand(context.Context, *commands.Request) string { return NotConfiguredAnswer }
 
-// LoginCommand answers `login whatsapp` (QR codes sent as images to the
+// LoginCommand answers `login whatsapp` (QR codes sent as steps to the
 // room the command came from, each replacing the last), `login whatsapp
 // +N` (a pairing code, answered as text) and `login whatsapp relay`
 // (admins: QR login of the bridge-owned relay account).
-func (c *Connector) LoginCommand(ctx context.Context, req *matrix.CommandRequest) string {
-	account := string(req.User)
+func (c *Connector) LoginCommand(ctx context.Context, req *commands.Request) string {
+	account := req.User.ID
 	phone := ""
-	if len(req.Args) == 2 {
-		if strings.EqualFold(req.Args[1], "relay") {
-			if !req.IsAdmin() {
-				return "login whatsapp relay is only available to bridge admins."
+	if len(req.Args) == 2 && strings.EqualFold(req.Args[1], "relay") {
+		if !req.IsAdmin() {
+			return "login whatsapp relay is only available to bridge admins."
+		}
+		account = RelayAccount
+	} else if len(req.Args) >= 2 {
+		phone = req.Phone
+		if phone == "" {
+			number, err := commands.ReadPhone(strings.Join(req.Args[1:], " "), req.Region)
+			if err != nil {
+				return err.Error()
 			}
-			account = RelayAccount
-		} else {
-			phone = req.Args[1]
+			phone = number
 		}
 	}
+	reply := req.Reply
+	if reply == nil {
+		reply = func(context.Context, commands.Step) {}
+	}
+	return c.Login(ctx, account, phone, reply).Text
+}
+
+// Login starts a WhatsApp login for account (a Matrix user ID or
+// RelayAccount) and returns its first step: waiting for a QR code to be
+// scanned (the codes follow through reply, each replacing the last), a
+// pairing code to enter when phone (E.164) is given, or an error. Its end
+// (done, error, timeout) follows through reply too.
+func (c *Connector) Login(ctx context.Context, account, phone string, reply func(context.Context, commands.Step)) commands.Step {
+	fail := func(text string) commands.Step { return commands.Step{Type: commands.StepError, Text: text} }
 	who := "You are"
 	if account == RelayAccount {
 		who = "The relay account is"
 	}
 	c.mu.Lock()
-	mx, running := c.mx, c.running
+	running := c.running
 	if l := c.logins[account]; l != nil && l.state != StateLoggedOut {
 		c.mu.Unlock()
-		return who + " already logged in to WhatsApp. Send `logout whatsapp` first to log in again."
+		return fail(who + " already logged in to WhatsApp. Send `logout whatsapp` first to log in again.")
 	}
 	if _, busy := c.pending[account]; busy {
 		c.mu.Unlock()
-		return "A WhatsApp login is already waiting to be completed; finish it or wait for it to time out."
+		return fail("A WhatsApp login is already waiting to be completed; finish it or wait for it to time out.")
 	}
 	c.mu.Unlock()
-	if !running || mx == nil {
-		return "WhatsApp is starting; try again in a moment."
+	if !running {
+		return fail("WhatsApp is starting; try again in a moment.")
 	}
 	log := c.log.With().Str("account", c.accountRef(account)).Logger()
 	cli, err := c.sessions.New(ctx)
 	if err != nil {
 		log.Error().Err(err).Msg("Could not create a WhatsApp device")
-		return "Could not start a WhatsApp login right now; please try again."
+		return fail("Could not start a WhatsApp login right now; please try again.")
 	}
 	l := &login{account: account, client: cli, state: StateConnecting}
 	c.attach(l)
 	timeout := c.cfg.LoginTimeout.Std()
 	lctx, cancel := context.WithTimeout(c.baseCtx(), timeout)
-	p := &pendingLogin{l: l, room: req.Room, cancel: cancel}
+	p := &pendingLogin{l: l, reply: reply, cancel: cancel}
 	c.mu.Lock()
 	if _, busy := c.pending[account]; busy {
 		c.mu.Unlock()
 		cancel()
-		return "A WhatsApp login is already waiting to be completed; finish it or wait for it to time out."
+		return fail("A WhatsApp login is already waiting to be completed; finish it or wait for it to time out.")
 	}
 	c.pending[account] = p
 	c.mu.Unlock()
-	fail := func(text string, err error) string {
+	failStart := func(text string, err error) commands.Step {
 		log.Warn().Err(scrubErr(err)).Msg("WhatsApp login failed to start")
 		cancel()
 		cli.Disconnect()
 		c.endPending(account, p)
-		return text
+		return fail(text)
 	}
 	qr, err := cli.GetQRChannel(lctx)
 	if err != nil {
-		return fail("Could not start a WhatsApp login right now; please try again.", err)
+		return failStart("Could not start a WhatsApp login right now; please try again.", err)
 	}
 	if err = cli.Connect(); err != nil {
-		return fail("Could not connect to WhatsApp right now; please try again later.", err)
+		return failStart("Could not connect to WhatsApp right now; please try again later.", err)
 	}
 	limit := timeout.Round(time.Second).String()
 	if phone == "" {
 		c.bg.Add(1)
 		go c.waitPairing(lctx, p, qr, true)
-		return "Scan the QR code I am sending here with WhatsApp on your phone: Settings → Linked devices → Link a device. " +
-			"A new code replaces the old one every 20 seconds or so; the login gives up after " + limit + "."
+		return commands.Step{Type: commands.StepWaiting, Text: "Scan the QR code I am sending here with WhatsApp on your phone: Settings → Linked devices → Link a device. " +
+			"A new code replaces the old one every 20 seconds or so; the login gives up after " + limit + "."}
 	}
 	// A pairing code can be asked for once WhatsApp sent its first QR
 	// event (the connection is then ready for pairing).
 	select {
 	case item, ok := <-qr:
 		if !ok || item.Event != whatsmeow.QRChannelEventCode {
-			return fail("WhatsApp did not accept the login; please try again.", errors.New("no QR event: "+item.Event))
+			return failStart("WhatsApp did not accept the login; please try again.", errors.New("no QR event: "+item.Event))
 		}
 	case <-time.After(firstCodeTimeout):
-		return fail("WhatsApp did not answer in time; please try again.", errors.New("no QR event"))
+		return failStart("WhatsApp did not answer in time; please try again.", errors.New("no QR event"))
 	case <-lctx.Done():
-		return fail("WhatsApp did not answer in time; please try again.", lctx.Err())
+		return failStart("WhatsApp did not answer in time; please try again.", lctx.Err())
 	}
 	code, err := cli.PairPhone(lctx, phone, true, whatsmeow.PairClientChrome, pairingClientName)
 	if err != nil {
 		if errors.Is(err, whatsmeow.ErrPhoneNumberTooShort) || errors.Is(err, whatsmeow.ErrPhoneNumberIsNotInternational) {
-			return fail("WhatsApp refused that number for a pairing code; check it, or use `login whatsapp` for a QR code.", err)
+			return failStart("WhatsApp refused that number for a pairing code; check it, or use `login whatsapp` for a QR code.", err)
 		}
-		return fail("WhatsApp could not give a pairing code right now; try again, or use `login whatsapp` for a QR code.", err)
+		return failStart("WhatsApp could not give a pairing code right now; try again, or use `login whatsapp` for a QR code.", err)
 	}
 	c.bg.Add(1)
 	go c.waitPairing(lctx, p, qr, false)
-	return "Your WhatsApp pairing code is " + code + ". On your phone: WhatsApp → Settings → Linked devices → Link a device → " +
-		"Link with phone number instead, and enter the code. The login gives up after " + limit + "."
+	return commands.Step{Type: commands.StepCode, Payload: code, Text: "Your WhatsApp pairing code is " + code + ". On your phone: WhatsApp → Settings → Linked devices → Link a device → " +
+		"Link with phone number instead, and enter the code. The login gives up after " + limit + "."}
 }
 
 // waitPairing follows a login's QR channel until it succeeds, fails or
-// times out, sending each QR code as an image (showQR) and redacting the
-// one it replaces.
+// times out, replying each QR code as a step (showQR; the front end shows
+// it in place of the last) and the login's end as the final step.
 func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan whatsmeow.QRChannelItem, showQR bool) {
 	defer c.bg.Done()
 	defer p.cancel()
 	defer c.endPending(p.l.account, p)
-	c.mu.Lock()
-	mx := c.mx
-	c.mu.Unlock()
 	log := c.log.With().Str("account", c.accountRef(p.l.account)).Logger()
-	var last id.EventID
-	redactLast := func() {
-		if last == "" {
-			return
-		}
+	reply := func(step commands.Step) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := mx.Redact(rctx, p.room, last, "WhatsApp login code replaced or expired"); err != nil {
-			log.Warn().Err(err).Msg("Could not redact an old WhatsApp QR code")
-		}
-		last = ""
+		p.reply(rctx, step)
 	}
-	say := func(text string) {
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		mx.NotifyRoom(nctx, p.room, text)
-	}
+	done := func(text string) { reply(commands.Step{Type: commands.StepDone, Text: text}) }
 	giveUp := func(text string) {
-		redactLast()
 		p.l.client.Disconnect()
-		say(text)
+		reply(commands.Step{Type: commands.StepError, Text: text})
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			if c.isLoggedIn(p.l) {
-				redactLast()
+				done("")
 				return
 			}
 			if why := p.why.Load(); why != nil {
@@ -199,7 +203,7 @@ func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan 
 		case item, ok := <-qr:
 			if !ok {
 				if c.isLoggedIn(p.l) {
-					redactLast()
+					done("")
 					return
 				}
 				giveUp("The WhatsApp login timed out before it was completed. Send `login whatsapp` to try again.")
@@ -207,32 +211,17 @@ func (c *Connector) waitPairing(ctx context.Context, p *pendingLogin, qr <-chan 
 			}
 			switch item.Event {
 			case whatsmeow.QRChannelEventCode:
-				if !showQR {
-					continue
+				if showQR {
+					reply(commands.Step{Type: commands.StepQR, Payload: item.Code,
+						Text: "Scan with WhatsApp: Settings → Linked devices → Link a device"})
 				}
-				png, err := qrcode.Encode(item.Code, qrcode.Medium, 512)
-				if err != nil {
-					log.Error().Err(err).Msg("Could not draw a WhatsApp QR code")
-					continue
-				}
-				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				evt, err := mx.SendImage(sctx, p.room, png, "whatsapp-login.png",
-					"Scan with WhatsApp: Settings → Linked devices → Link a device")
-				cancel()
-				if err != nil {
-					log.Warn().Err(err).Msg("Could not send a WhatsApp QR code")
-					continue
-				}
-				redactLast()
-				last = evt
 			case whatsmeow.QRChannelSuccess.Event:
-				redactLast()
 				log.Info().Msg("WhatsApp login paired")
 				who := "You are"
 				if p.l.account == RelayAccount {
 					who = "The relay account is"
 				}
-				say(who + " now logged in to WhatsApp.")
+				done(who + " now logged in to WhatsApp.")
 				return
 			case whatsmeow.QRChannelTimeout.Event:
 				log.Info().Msg("WhatsApp login timed out")
@@ -287,8 +276,8 @@ func (c *Connector) pairSuccess(ctx context.Context, l *login, evt *events.PairS
 // LogoutCommand answers `logout whatsapp` (and, for admins, `logout
 // whatsapp relay`): the linked device is removed on WhatsApp (when it can
 // be reached) and the session deleted.
-func (c *Connector) LogoutCommand(ctx context.Context, req *matrix.CommandRequest) string {
-	account := string(req.User)
+func (c *Connector) LogoutCommand(ctx context.Context, req *commands.Request) string {
+	account := req.User.ID
 	if len(req.Args) == 2 && strings.EqualFold(req.Args[1], "relay") {
 		if !req.IsAdmin() {
 			return "Only bridge admins can log out the relay account."

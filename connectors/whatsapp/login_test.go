@@ -12,12 +12,16 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 )
 
-func loginReq(user string, args ...string) *matrix.CommandRequest {
-	return &matrix.CommandRequest{User: id.UserID(user), Level: config.PermUser, Room: "!room:example.org", Name: "login", Args: append([]string{"whatsapp"}, args...)}
+// loginReq is `login whatsapp args…` from user in !room:example.org, whose
+// later steps are drawn on the fake Matrix side the way the Matrix front
+// end draws them.
+func (e *env) loginReq(user string, args ...string) *commands.Request {
+	return &commands.Request{User: bridge.Address{Network: bridge.NetworkMatrix, ID: user}, Level: commands.LevelUser, Room: "!room:example.org",
+		Name: "login", Args: append([]string{"whatsapp"}, args...), Reply: matrix.StepReplier(e.matrix, "!room:example.org")}
 }
 
 // The QR login sends each code as a PNG image to the room the command came
@@ -27,7 +31,7 @@ func TestQRLoginTimesOut(t *testing.T) {
 	f := newFakeClient(types.EmptyJID)
 	e.sessions.next = []*fakeClient{f}
 
-	answer := e.wa.LoginCommand(e.ctx, loginReq(alice))
+	answer := e.wa.LoginCommand(e.ctx, e.loginReq(alice))
 	require.Contains(t, answer, "Scan the QR code")
 	require.True(t, f.waitFor(5*time.Second, func() bool { return f.qr != nil && f.connected }))
 	f.qr <- whatsmeow.QRChannelItem{Event: whatsmeow.QRChannelEventCode, Code: "2@first"}
@@ -73,7 +77,7 @@ func TestQRLoginEnds(t *testing.T) {
 			e := newEnv(t)
 			f := newFakeClient(types.EmptyJID)
 			e.sessions.next = []*fakeClient{f}
-			require.Contains(t, e.wa.LoginCommand(e.ctx, loginReq(alice)), "Scan the QR code")
+			require.Contains(t, e.wa.LoginCommand(e.ctx, e.loginReq(alice)), "Scan the QR code")
 			require.True(t, f.waitFor(5*time.Second, func() bool { return f.qr != nil }))
 			f.qr <- tc.item
 			_, ok := e.matrix.waitNotice(tc.want)
@@ -88,7 +92,7 @@ func TestQRLoginSucceeds(t *testing.T) {
 	e := newEnv(t)
 	f := e.login(alice, aliceJID)
 	require.Equal(t, "WhatsApp: logged in (connected)", e.wa.Whoami(e.ctx, alice)[0])
-	require.Contains(t, e.wa.LoginCommand(e.ctx, loginReq(alice)), "already logged in")
+	require.Contains(t, e.wa.LoginCommand(e.ctx, e.loginReq(alice)), "already logged in")
 	require.Equal(t, bridge.HealthOK, e.wa.Health(e.ctx).State)
 
 	var enc string
@@ -138,7 +142,7 @@ func TestPairingCodeLogin(t *testing.T) {
 	f := newFakeClient(types.EmptyJID)
 	f.initialCode, f.pairCode = "2@first", "ABCD-EFGH"
 	e.sessions.next = []*fakeClient{f}
-	answer := e.wa.LoginCommand(e.ctx, loginReq(alice, aliceNumber))
+	answer := e.wa.LoginCommand(e.ctx, e.loginReq(alice, aliceNumber))
 	require.Contains(t, answer, "Your WhatsApp pairing code is ABCD-EFGH")
 	requireNoNumbers(t, answer, "answer")
 	require.Equal(t, []string{aliceNumber}, f.pairedWith)
@@ -153,7 +157,7 @@ func TestPairingCodeLogin(t *testing.T) {
 // Only admins log in the relay account.
 func TestRelayLoginIsAdminOnly(t *testing.T) {
 	e := newEnv(t)
-	require.Contains(t, e.wa.LoginCommand(e.ctx, loginReq(bob, "relay")), "only available to bridge admins")
+	require.Contains(t, e.wa.LoginCommand(e.ctx, e.loginReq(bob, "relay")), "only available to bridge admins")
 	e.login(RelayAccount, relayJID)
 	require.Equal(t, "WhatsApp relay account: available for contacts you reach without your own login", e.wa.Whoami(e.ctx, bob)[1])
 }
@@ -168,11 +172,11 @@ func TestLogout(t *testing.T) {
 	}{{"reachable", nil, "session was deleted"}, {"unreachable", errBoom, "Linked devices"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			require.Equal(t, "You are not logged in to WhatsApp.", e.wa.LogoutCommand(e.ctx, loginReq(alice)))
+			require.Equal(t, "You are not logged in to WhatsApp.", e.wa.LogoutCommand(e.ctx, e.loginReq(alice)))
 			f := e.login(alice, aliceJID)
 			require.True(t, f.dispatch(message(contactJID, contactJID, "M1", text("hi"))))
 			f.logoutErr = tc.logoutErr
-			answer := e.wa.LogoutCommand(e.ctx, loginReq(alice))
+			answer := e.wa.LogoutCommand(e.ctx, e.loginReq(alice))
 			require.Contains(t, answer, tc.want)
 			require.Equal(t, 1, f.logouts)
 			require.Equal(t, []types.JID{aliceJID}, e.sessions.deletedJIDs())
@@ -191,10 +195,10 @@ func TestLogout(t *testing.T) {
 func TestLogoutRelay(t *testing.T) {
 	e := newEnv(t)
 	f := e.login(RelayAccount, relayJID)
-	require.Contains(t, e.wa.LogoutCommand(e.ctx, loginReq(alice, "relay")), "Only bridge admins")
+	require.Contains(t, e.wa.LogoutCommand(e.ctx, e.loginReq(alice, "relay")), "Only bridge admins")
 	require.NotNil(t, e.wa.loginOf(RelayAccount))
-	req := loginReq(admin, "relay")
-	req.Level = config.PermAdmin
+	req := e.loginReq(admin, "relay")
+	req.Level = commands.LevelAdmin
 	require.Contains(t, e.wa.LogoutCommand(e.ctx, req), "session was deleted")
 	require.Equal(t, 1, f.logouts)
 	require.Equal(t, []types.JID{relayJID}, e.sessions.deletedJIDs())
@@ -281,9 +285,9 @@ func TestLogoutCancelsPendingLogin(t *testing.T) {
 	e := newEnv(t)
 	f := newFakeClient(types.EmptyJID)
 	e.sessions.next = []*fakeClient{f}
-	require.Contains(t, e.wa.LoginCommand(e.ctx, loginReq(alice)), "Scan the QR code")
+	require.Contains(t, e.wa.LoginCommand(e.ctx, e.loginReq(alice)), "Scan the QR code")
 	require.True(t, f.waitFor(5*time.Second, func() bool { return f.qr != nil }))
-	require.Equal(t, "Cancelled the WhatsApp login in progress.", e.wa.LogoutCommand(e.ctx, loginReq(alice)))
+	require.Equal(t, "Cancelled the WhatsApp login in progress.", e.wa.LogoutCommand(e.ctx, e.loginReq(alice)))
 	_, ok := e.matrix.waitNotice("login was cancelled")
 	require.True(t, ok)
 	require.True(t, f.waitFor(5*time.Second, func() bool { return f.disconnects > 0 }))

@@ -140,7 +140,7 @@ func TestGroupMessageRefsRetention(t *testing.T) {
 			}
 
 			// alice logs out: her rows go, the relay's stay.
-			require.Contains(t, e.wa.LogoutCommand(e.ctx, loginReq(alice)), "Logged out")
+			require.Contains(t, e.wa.LogoutCommand(e.ctx, e.loginReq(alice)), "Logged out")
 			require.Equal(t, 1, e.count("sb_whatsapp_sender"))
 			require.Equal(t, 1, e.count("sb_whatsapp_contact_reaction"))
 			var left string

@@ -16,10 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/connectors/whatsapp"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/safety"
@@ -49,6 +52,7 @@ type Daemon struct {
 	ident   *identity.Store
 	idsvc   *identity.Service
 	safety  *safety.Service
+	cmds    *commands.Registry
 	state   healthState
 	routes  map[string]http.Handler
 	version string
@@ -192,29 +196,54 @@ func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Register
 	if err = d.router.Register(mx); err != nil {
 		return err
 	}
-	mx.SetStartHandler(matrix.NewRouterStarter(d.router, mx))
 	mx.SetIdentity(d.ident)
-	if err = d.registerIdentityCommands(mx); err != nil {
-		return err
-	}
-	mx.SetRetentionHandler(matrix.NewRouterRetention(d.router))
 	mx.SetLegTimerHandler(matrix.NewRouterLegTimer(d.router))
+	d.cmds = commands.New(commands.Options{})
+	mx.SetCommands(d.cmds)
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
 	// WhatsApp before SMS: `start` prefers the first network that reaches
 	// a number, and WhatsApp is end-to-end encrypted.
+	var wa *whatsapp.Connector
 	if d.cfg.WhatsApp.Enabled {
-		if err = d.registerWhatsApp(mx, reg); err != nil {
+		if wa, err = d.registerWhatsApp(mx, reg); err != nil {
 			return err
 		}
-	} else if err = installWhatsAppCommands(mx, nil); err != nil {
-		return err
 	}
 	if d.cfg.SMS.Enabled {
 		if err = d.registerSMS(mx, reg); err != nil {
 			return err
 		}
 	}
-	return d.registerSafety(ctx, mx, reg)
+	if err = d.registerSafety(ctx, mx, reg); err != nil {
+		return err
+	}
+	return d.registerCommands(d.cmds, mx, wa)
+}
+
+// registerCommands registers every bot command with its owner, in the
+// order help lists them: routing's start, identity's, WhatsApp's (which
+// answer that WhatsApp is not configured when wa is nil), retention,
+// safety's. The Matrix connector answers them from cmds.
+func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector, wa *whatsapp.Connector) error {
+	svc := d.safety
+	starter := matrix.NewRouterStarter(d.router, mx, matrix.StartOptions{
+		Gate: func(ctx context.Context, user id.UserID, network bridge.NetworkID) error {
+			return svc.NewChatGate(ctx, string(user), network)
+		},
+	})
+	if err := cmds.Register(matrix.StartCommand(starter)); err != nil {
+		return err
+	}
+	if err := d.idsvc.Register(cmds); err != nil {
+		return err
+	}
+	if err := whatsapp.Register(cmds, wa); err != nil {
+		return err
+	}
+	if err := cmds.Register(matrix.RetentionCommand(matrix.NewRouterRetention(d.router))); err != nil {
+		return err
+	}
+	return svc.Register(cmds)
 }
 
 func printFirstRun(w io.Writer, cfgPath, regPath string) {

@@ -4,10 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/rs/zerolog"
-	"maunium.net/go/mautrix/id"
-
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/internal/periodic"
 )
@@ -31,43 +27,6 @@ func (d *Daemon) openIdentity(ctx context.Context) error {
 		return err
 	}
 	d.idsvc = svc
-	return nil
-}
-
-// registerIdentityCommands installs link, verify, unlink, links and prefer,
-// and the identity lines of whoami.
-func (d *Daemon) registerIdentityCommands(mx *matrix.Connector) error {
-	svc := d.idsvc
-	handlers := map[string]matrix.CommandFunc{
-		"link": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Link(ctx, matrix.UserAddress(req.User), req.Args[0])
-		},
-		"verify": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Verify(ctx, matrix.UserAddress(req.User), req.Args[0])
-		},
-		"unlink": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Unlink(ctx, matrix.UserAddress(req.User), req.Args[0])
-		},
-		"links": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Links(ctx, matrix.UserAddress(req.User))
-		},
-		"prefer": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Prefer(ctx, matrix.UserAddress(req.User), req.Args[0])
-		},
-	}
-	for name, fn := range handlers {
-		if err := mx.SetCommandHandler(name, fn); err != nil {
-			return err
-		}
-	}
-	mx.AddWhoami(func(ctx context.Context, user id.UserID) []string {
-		lines, err := svc.Summary(ctx, matrix.UserAddress(user))
-		if err != nil {
-			zerolog.Ctx(ctx).Err(err).Msg("Failed to read links for whoami")
-			return []string{"Linked addresses: (could not be read right now)"}
-		}
-		return lines
-	})
 	return nil
 }
 

@@ -78,29 +78,6 @@ func (d *Daemon) registerSafety(ctx context.Context, mx *matrix.Connector, reg p
 	d.router.SetAdmitter(svc)
 	// Matrix events set aside after repeated failures reach the admins.
 	mx.SetAdminNotifier(svc.FlagAdmins)
-	mx.SetNewChatGate(func(ctx context.Context, user id.UserID, network bridge.NetworkID) error {
-		return svc.NewChatGate(ctx, string(user), network)
-	})
-	mx.AddWhoami(func(ctx context.Context, user id.UserID) []string { return svc.Whoami(ctx, string(user)) })
-	handlers := map[string]matrix.CommandFunc{
-		"block": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Block(ctx, string(req.User), string(req.Room))
-		},
-		"unblock": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Unblock(ctx, string(req.User), string(req.Room))
-		},
-		"report": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Report(ctx, string(req.User), string(req.Room), req.Args)
-		},
-		"admin": func(ctx context.Context, req *matrix.CommandRequest) string {
-			return svc.Admin(ctx, string(req.User), req.Args)
-		},
-	}
-	for name, fn := range handlers {
-		if err = mx.SetCommandHandler(name, fn); err != nil {
-			return err
-		}
-	}
 	if smsConn != nil {
 		h := smsConn.Hooks()
 		h.BeforeSend = func(ctx context.Context, info sms.SendInfo) error {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,23 +12,17 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/whatsapp"
 )
 
-// commandSetter is the part of *matrix.Connector the WhatsApp commands
-// are installed on.
-type commandSetter interface {
-	SetCommandHandler(name string, fn matrix.CommandFunc) error
-	AddWhoami(fn matrix.WhoamiFunc)
-}
-
 // registerWhatsApp sets up the WhatsApp connector: its Matrix side (QR
 // images, notices), the hooks that turn WhatsApp chats into portals and
-// chat timers into leg timers, and the login commands.
-func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registerer) error {
+// chat timers into leg timers (its commands are registered by
+// registerCommands).
+func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registerer) (*whatsapp.Connector, error) {
 	wa, err := whatsapp.New(d.cfg, d.db, d.log, whatsapp.Options{AdminRoom: id.RoomID(d.cfg.Safety.AdminRoom)})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err = wa.RegisterMetrics(reg); err != nil {
-		return err
+		return nil, err
 	}
 	wa.SetMatrix(mx)
 	wa.SetHooks(whatsapp.Hooks{
@@ -39,12 +32,12 @@ func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registere
 		},
 	})
 	if err = d.router.Register(wa); err != nil {
-		return err
+		return nil, err
 	}
 	// Verification codes for `link` go by the relay account when it
 	// reaches the number (identity tries WhatsApp before SMS).
 	d.idsvc.AddCodeSender(wa.CodeSender())
-	return installWhatsAppCommands(mx, wa)
+	return wa, nil
 }
 
 // whatsAppPortal gives a WhatsApp chat that received a message a portal
@@ -71,16 +64,4 @@ func (d *Daemon) whatsAppPortal(ctx context.Context, mx *matrix.Connector, u wha
 	err = d.router.CreateConversationWithID(ctx, conv,
 		bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
 	return conv, err
-}
-
-// installWhatsAppCommands installs `login whatsapp…`, `logout whatsapp`
-// and the whoami lines. Without a connector (whatsapp.enabled: false) the
-// commands answer that WhatsApp is not configured on this bridge.
-func installWhatsAppCommands(mx commandSetter, wa *whatsapp.Connector) error {
-	login, logout := whatsapp.NotConfiguredCommand, whatsapp.NotConfiguredCommand
-	if wa != nil {
-		login, logout = wa.LoginCommand, wa.LogoutCommand
-		mx.AddWhoami(wa.Whoami)
-	}
-	return errors.Join(mx.SetCommandHandler("login", login), mx.SetCommandHandler("logout", logout))
 }
