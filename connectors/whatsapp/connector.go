@@ -77,10 +77,9 @@ import (
 const RelayAccount = "relay"
 
 // Matrix is what the connector needs from the Matrix connector: the bot's
-// images, redactions and notices. *matrix.Connector satisfies it.
+// notices about logins (a login's own steps go back through the command's
+// reply). *matrix.Connector satisfies it.
 type Matrix interface {
-	SendImage(ctx context.Context, room id.RoomID, data []byte, fileName, caption string) (id.EventID, error)
-	Redact(ctx context.Context, room id.RoomID, evt id.EventID, reason string) error
 	NotifyUser(ctx context.Context, user id.UserID, text string) error
 	NotifyRoom(ctx context.Context, room id.RoomID, text string)
 }
@@ -251,8 +250,8 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger, opts Optio
 	return c, nil
 }
 
-// SetMatrix gives the connector the Matrix side it sends QR codes and
-// notices through. Call before Start.
+// SetMatrix gives the connector the Matrix side it sends notices about
+// logins through. Call before Start.
 func (c *Connector) SetMatrix(mx Matrix) {
 	c.mu.Lock()
 	c.mx = mx
@@ -276,7 +275,7 @@ func (c *Connector) IsEncrypted(context.Context, bridge.ChatID) (bool, error) { 
 // whose session is gone is deleted and its user told. Connecting happens
 // in the background, with backoff.
 func (c *Connector) Start(ctx context.Context) error {
-	db, err := database.Upgrade(ctx, c.db, "sb_whatsapp_version", migrations.WhatsApp, "whatsapp", c.log)
+	db, err := database.Upgrade(ctx, c.db, migrations.WhatsApp, c.log)
 	if err != nil {
 		return err
 	}
