@@ -11,13 +11,14 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // TestAdmitterRefusesAndExcludes: an Admitter can refuse an event (Submit
 // returns the typed refusal, nothing is queued) or keep it from some legs
 // (they never receive it), per sender.
 func TestAdmitterRefusesAndExcludes(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		c := loopback.New(netC)
 		var mu sync.Mutex
 		var seen []*bridge.Admission
@@ -101,7 +102,7 @@ func TestAdmitterRefusesAndExcludes(t *testing.T) {
 // is counted (MaxAttempts is 2 here, each message is paced 5 times), the
 // sender is not told of retries, and order is kept.
 func TestPacedDeliveriesNeverGiveUp(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo, withOptions(func(o *bridge.Options) { o.MaxAttempts = 2 }))
 		h.conversation(legA("p"), legB("p"))
 		var mu sync.Mutex

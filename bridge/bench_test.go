@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // BenchmarkRouter measures messages routed per second through the router
@@ -23,9 +24,9 @@ import (
 //
 //	go test -run '^$' -bench Router -benchtime 20000x ./bridge
 func BenchmarkRouter(b *testing.B) {
-	for _, be := range backends() {
-		b.Run(be.name, func(b *testing.B) {
-			benchRouter(b, be.open(b))
+	for _, be := range dbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			benchRouter(b, be.Options(b))
 		})
 	}
 }
@@ -67,9 +68,9 @@ func benchSenders(b *testing.B, dbo database.Options, senders int, setup func(h 
 //	go test -run '^$' -bench RouterAdmitted -benchtime 20000x ./bridge
 func BenchmarkRouterAdmitted(b *testing.B) {
 	accept := bridge.AdmitFunc(func(context.Context, *bridge.Admission) error { return nil })
-	for _, be := range backends() {
-		b.Run(be.name, func(b *testing.B) {
-			benchRouter(b, be.open(b), withOptions(func(o *bridge.Options) { o.Admitter = accept }))
+	for _, be := range dbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			benchRouter(b, be.Options(b), withOptions(func(o *bridge.Options) { o.Admitter = accept }))
 		})
 	}
 }
@@ -96,9 +97,9 @@ func benchRouter(b *testing.B, dbo database.Options, opts ...harnessOpt) {
 // sustains: 8 senders, each waiting for its message to reach the loopback
 // connector before sending the next (closed loop).
 func BenchmarkRouterLatency(b *testing.B) {
-	for _, be := range backends() {
-		b.Run(be.name, func(b *testing.B) {
-			benchLatency(b, be.open(b))
+	for _, be := range dbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			benchLatency(b, be.Options(b))
 		})
 	}
 }

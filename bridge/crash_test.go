@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 const crashChildEnv = "SWITCHBOARD_TEST_CRASH_CHILD"
@@ -67,7 +68,7 @@ func runCrashChild() int {
 }
 
 func TestCrashBetweenAcceptAndDeliveryDeliversExactlyOnce(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		const n = 25
 		spec, err := json.Marshal(crashSpec{DB: dbo, N: n})
 		require.NoError(t, err)

@@ -15,6 +15,8 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 )
 
 // rowsOf counts a message's rows in sb_message and sb_queue.
@@ -46,7 +48,7 @@ func waitDelete(t testing.TB, c *loopback.Connector, target bridge.RemoteID, tim
 // on every leg that can delete (the source leg too), skipped on one that
 // cannot, and its rows are gone within the deadline plus a second.
 func TestExpiredMessageDeletedEverywhere(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		noDelete := &minimal{network: netC} // like SMS: cannot delete
 		h := startHarness(t, dbo, withConnector(noDelete))
 		h.conversation(legA("room"), legB("chat"), bridge.Leg{Network: netC, Chat: "sms"})
@@ -79,7 +81,7 @@ func TestExpiredMessageDeletedEverywhere(t *testing.T) {
 // TestExpiredQueueRowsPurged: a copy that could not be delivered before its
 // deadline leaves no queue row behind.
 func TestExpiredQueueRowsPurged(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo, withOptions(func(o *bridge.Options) { o.RetryBase = 5 * time.Second }))
 		h.conversation(legA("room"), legB("chat"))
 		h.b.OnSend(func(d *bridge.Delivery) error {
@@ -106,7 +108,7 @@ func TestExpiredQueueRowsPurged(t *testing.T) {
 // TestExpiryTransientFailureRetried: a delete that fails transiently is
 // tried again, and the row stays until it succeeds.
 func TestExpiryTransientFailureRetried(t *testing.T) {
-	h := startHarness(t, backends()[0].open(t))
+	h := startHarness(t, dbtest.SQLite(t))
 	h.conversation(legA("room"), legB("chat"))
 	failures := 1
 	h.b.OnSend(func(d *bridge.Delivery) error {
@@ -130,7 +132,7 @@ func TestExpiryTransientFailureRetried(t *testing.T) {
 // TestExpirySurvivesRestart: messages whose deadline passed while the
 // daemon was down are deleted at start.
 func TestExpirySurvivesRestart(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo)
 		h.conversation(legA("room"), legB("chat"))
 		ctx := context.Background()
@@ -167,7 +169,7 @@ func TestExpirySurvivesRestart(t *testing.T) {
 // after an expiry: no remote ID or message ID of the expired message is
 // left in the main file, the WAL or the shared-memory index.
 func TestExpiredRowsLeaveNoTraceInSQLiteFiles(t *testing.T) {
-	dbo := backends()[0].open(t)
+	dbo := dbtest.SQLite(t)
 	h := startHarness(t, dbo)
 	h.conversation(legA("room"), legB("chat"))
 	ctx := context.Background()
@@ -215,8 +217,8 @@ func TestExpiredRowsLeaveNoTraceInSQLiteFiles(t *testing.T) {
 // TestMetadataMinimization: mapping rows without a deadline go after
 // MetadataRetention; rows with a deadline stay until it.
 func TestMetadataMinimization(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
-		clock := newFakeClock()
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		clock := fakeclock.New(time.Time{})
 		h := startHarness(t, dbo, withOptions(func(o *bridge.Options) {
 			o.Now = clock.Now
 			o.MetadataRetention = time.Hour
@@ -260,7 +262,7 @@ func TestMetadataMinimization(t *testing.T) {
 // message is not itself deleted on its network at the deadline (there is
 // nothing there to delete); its row is metadata.
 func TestReceiptsAndDeletesAreMetadata(t *testing.T) {
-	h := startHarness(t, backends()[0].open(t), withOptions(func(o *bridge.Options) {
+	h := startHarness(t, dbtest.SQLite(t), withOptions(func(o *bridge.Options) {
 		o.RetentionPolicy = &bridge.RetentionPolicy{Default: 400 * time.Millisecond}
 	}))
 	h.conversation(legA("room"), legB("chat"))
@@ -284,8 +286,8 @@ func TestReceiptsAndDeletesAreMetadata(t *testing.T) {
 // (MetadataRetention, 7 days when that is 0) has passed; then it is
 // forgotten.
 func TestDedupeOutlivesExpiry(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
-		clock := newFakeClock()
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		clock := fakeclock.New(time.Time{})
 		var refuse atomic.Bool
 		admit := bridge.AdmitFunc(func(context.Context, *bridge.Admission) error {
 			if refuse.Load() {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // TestReadMediaIgnoresDeclaredSize: Delivery.ReadMedia reads the real
@@ -18,7 +19,7 @@ import (
 // the source declared (bridge.Media.Size, a Matrix event's info.size).
 func TestReadMediaIgnoresDeclaredSize(t *testing.T) {
 	const limit = 64
-	h := startHarness(t, backends()[0].open(t))
+	h := startHarness(t, dbtest.SQLite(t))
 	h.conversation(legA("room"), legB("chat"))
 	ctx := context.Background()
 	type result struct {

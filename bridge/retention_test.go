@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +12,9 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 )
-
-// fakeClock is a settable clock for Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const serverDefault = 24 * time.Hour
 
@@ -103,7 +82,7 @@ func TestRetentionPolicyStrictestWins(t *testing.T) {
 			}).Message(tc.timer)
 			require.Equal(t, tc.keep, got.Keep)
 			require.Equal(t, tc.source, got.Source())
-			now := newFakeClock().Now()
+			now := fakeclock.New(time.Time{}).Now()
 			if tc.keep == 0 {
 				require.True(t, got.Expiry(now).IsZero())
 				require.Equal(t, "off", got.String())
@@ -143,8 +122,8 @@ func expiresAt(t testing.TB, h *harness, leg bridge.Leg, remote bridge.RemoteID)
 // SetConversationRetention, and each copy's expires_at is accept time plus
 // the strictest period.
 func TestRetentionAppliedAtAccept(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
-		clock := newFakeClock()
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		clock := fakeclock.New(time.Time{})
 		for _, network := range []time.Duration{0, time.Hour} {
 			h := startHarness(t, dbo, withOptions(func(o *bridge.Options) {
 				o.Now = clock.Now
@@ -193,7 +172,7 @@ func TestRetentionAppliedAtAccept(t *testing.T) {
 }
 
 func TestSetConversationRetentionErrors(t *testing.T) {
-	h := startHarness(t, backends()[0].open(t), withOptions(func(o *bridge.Options) {
+	h := startHarness(t, dbtest.SQLite(t), withOptions(func(o *bridge.Options) {
 		o.RetentionPolicy = &bridge.RetentionPolicy{Default: serverDefault}
 	}))
 	ctx := context.Background()
@@ -245,7 +224,7 @@ func TestRetentionPolicyAfterRead(t *testing.T) {
 // is kept until a recipient reads it (the sender's own read does not
 // count), then deleted everywhere ReadKeep later.
 func TestAfterReadClockStartsOnRead(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo, withOptions(func(o *bridge.Options) {
 			o.RetentionPolicy = &bridge.RetentionPolicy{}
 			o.MetadataRetention = time.Millisecond // unread messages are not metadata

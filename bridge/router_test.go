@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
@@ -30,33 +30,6 @@ const (
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
-
-// backend is one database the router tests run against.
-type backend struct {
-	name string
-	open func(t testing.TB) database.Options
-}
-
-// backends returns SQLite (always) and PostgreSQL (when
-// SWITCHBOARD_TEST_POSTGRES is set; otherwise that subtest skips).
-func backends() []backend {
-	return []backend{
-		{"sqlite", func(t testing.TB) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
-		}},
-		{"postgres", func(t testing.TB) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	}
-}
-
-func eachBackend(t *testing.T, fn func(t *testing.T, dbo database.Options)) {
-	for _, be := range backends() {
-		t.Run(be.name, func(t *testing.T) {
-			fn(t, be.open(t))
-		})
-	}
-}
 
 // harness is a router with loopback connectors on one database.
 type harness struct {
@@ -153,7 +126,7 @@ func waitQueueEmpty(t testing.TB, r *bridge.Router) {
 }
 
 func TestDeliveryInOrderPerConversation(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		c := loopback.New(netC)
 		h := startHarness(t, dbo, withConnector(c), withOptions(func(o *bridge.Options) { o.Workers = 8 }))
 		const convs, perConv = 6, 60
@@ -215,7 +188,7 @@ func metricValue(h *harness, name string, labels map[string]string) float64 {
 }
 
 func TestDuplicateSourceEventDeliveredOnce(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo)
 		h.conversation(legA("x"), legB("x"))
 		ctx := context.Background()
@@ -234,7 +207,7 @@ func TestDuplicateSourceEventDeliveredOnce(t *testing.T) {
 }
 
 func TestIDMapTranslatesRepliesEditsReactionsDeletes(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo)
 		h.conversation(legA("room"), legB("chat"))
 		ctx := context.Background()
@@ -276,7 +249,7 @@ func TestIDMapTranslatesRepliesEditsReactionsDeletes(t *testing.T) {
 }
 
 func TestBadInputRefusedWithNothingQueued(t *testing.T) {
-	h := startHarness(t, backends()[0].open(t))
+	h := startHarness(t, dbtest.SQLite(t))
 	h.conversation(legA("room"), legB("chat"))
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -302,7 +275,7 @@ func TestBadInputRefusedWithNothingQueued(t *testing.T) {
 }
 
 func TestPermanentFailureReportedToSender(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo)
 		h.conversation(legA("room"), legB("chat"))
 		h.b.OnSend(func(d *bridge.Delivery) error {
@@ -347,7 +320,7 @@ func (m *minimal) SendMessage(_ context.Context, d *bridge.Delivery) (bridge.Rem
 }
 
 func TestUnsupportedActionAnswersNotSupported(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		m := &minimal{network: netC}
 		h := startHarness(t, dbo, withConnector(m))
 		h.conversation(legA("room"), bridge.Leg{Network: netC, Chat: "c"})
@@ -374,7 +347,7 @@ func TestUnsupportedActionAnswersNotSupported(t *testing.T) {
 }
 
 func TestTransientFailureRetriedWithBackoff(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo, withOptions(func(o *bridge.Options) { o.RetryBase = 60 * time.Millisecond }))
 		h.conversation(legA("room"), legB("chat"))
 		var mu sync.Mutex
@@ -407,7 +380,7 @@ func TestTransientFailureRetriedWithBackoff(t *testing.T) {
 }
 
 func TestGivesUpAfterMaxAttempts(t *testing.T) {
-	h := startHarness(t, backends()[0].open(t), withOptions(func(o *bridge.Options) {
+	h := startHarness(t, dbtest.SQLite(t), withOptions(func(o *bridge.Options) {
 		o.MaxAttempts = 3
 		o.RetryBase = 5 * time.Millisecond
 	}))
@@ -421,7 +394,7 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestPanicInConnectorRecovered(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo)
 		h.conversation(legA("room"), legB("chat"))
 		h.b.OnSend(func(d *bridge.Delivery) error {
@@ -443,7 +416,7 @@ func TestPanicInConnectorRecovered(t *testing.T) {
 }
 
 func TestMediaAndTyping(t *testing.T) {
-	h := startHarness(t, backends()[0].open(t))
+	h := startHarness(t, dbtest.SQLite(t))
 	h.conversation(legA("room"), legB("chat"))
 	ctx := context.Background()
 	h.a.PutMedia("mxc://x/y", []byte("PNGDATA"))
@@ -525,7 +498,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestReportStatusReachesTheSource(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		h := startHarness(t, dbo)
 		h.conversation(legA("room"), legB("chat"))
 		ctx := context.Background()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // hanging is a connector whose sends hang, as a send to a Twilio that
@@ -72,7 +73,7 @@ func TestStopCancelsInFlightSends(t *testing.T) {
 		{"send ignores its context", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eachBackend(t, func(t *testing.T, dbo database.Options) {
+			dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 				stuck := newHanging(true, tc.ignoreCtx)
 				t.Cleanup(func() { close(stuck.release) })
 				h := startHarness(t, dbo, withConnector(stuck), withOptions(func(o *bridge.Options) {
