@@ -53,18 +53,6 @@ func (s *Service) AddCodeSender(cs CodeSender) { s.senders = append(s.senders, c
 // Verifier returns the service's verifier.
 func (s *Service) Verifier() *Verifier { return s.verify }
 
-// NormalizeNumber is [phone.Normalize] without a region.
-//
-// Deprecated: call phone.Normalize; kept until connectors/matrix/start.go
-// no longer uses it.
-func NormalizeNumber(s string) (string, error) { return phone.Normalize(s, "") }
-
-// Mask is [phone.Mask].
-//
-// Deprecated: call phone.Mask; kept until connectors/matrix/start.go no
-// longer uses it.
-func Mask(number string) string { return phone.Mask(number) }
-
 // invalidNumber is the answer to a command given a number Normalize refuses.
 func invalidNumber(err error) string {
 	return "That is not a valid phone number (" + err.Error() + "); write it in international form, like +15551234567."

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
@@ -222,7 +223,7 @@ func TestWithDendrite(t *testing.T) {
 	}
 	do(http.MethodGet, "/profile/"+url.PathEscape(got.Sender), nil, &profile)
 	requireNoNumbers(t, profile.DisplayName, "ghost name")
-	require.False(t, matrix.ContainsPhoneNumber(profile.DisplayName))
+	require.False(t, phone.Contains(profile.DisplayName))
 	requireNoNumbers(t, logs.String(), "logs")
 }
 
