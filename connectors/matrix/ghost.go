@@ -2,8 +2,6 @@ package matrix
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base32"
 	"strings"
 	"unicode"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
@@ -24,13 +23,11 @@ var ghostEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // ghostKeyLabel separates the ghost key from other keys derived from
 // identity.secret.
-const ghostKeyLabel = "switchboard/matrix/ghost/v1"
+const ghostKeyLabel = keyring.MatrixGhost
 
-func deriveKey(secret []byte, label string) []byte {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(label))
-	return mac.Sum(nil)
-}
+// deriveKey derives the ghost key the way it always was (keyring.HMACKey):
+// ghost user IDs are permanent.
+func deriveKey(secret []byte, label string) []byte { return keyring.HMACKey(secret, label) }
 
 // GhostOpaque returns the opaque part of the ghost localpart for a remote
 // user: lowercase base32 of HMAC-SHA256(key, network ":" remote user ID),
@@ -43,9 +40,8 @@ func GhostOpaque(key []byte, network bridge.NetworkID, remote bridge.UserID) str
 	if identity.IsPhonePseudonym(remote) {
 		network = "phone"
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(string(network) + ":" + string(remote)))
-	return strings.ToLower(ghostEncoding.EncodeToString(mac.Sum(nil)))[:opaqueLength]
+	sum := keyring.Sum(key, string(network)+":"+string(remote))
+	return strings.ToLower(ghostEncoding.EncodeToString(sum))[:opaqueLength]
 }
 
 // GhostUserID returns the Matrix user ID of the ghost that stands for a
