@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // TestActivitySurvivesRestart: what people sent in which conversation, and
@@ -16,7 +17,7 @@ import (
 // written at Stop), and stored activity goes once quiet for the signal
 // window.
 func TestActivitySurvivesRestart(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		cfg := defaultSafety()
 		cfg.SignalWindow = 0 // 24h
 		e := startEnv(t, dbo, cfg)

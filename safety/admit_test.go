@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
 
@@ -94,7 +95,7 @@ func TestAdmitRateLimits(t *testing.T) {
 // reactions are refused with a notice; admins lift it; the user is told
 // both times.
 func TestSuspendedUserCannotSend(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		e := startEnv(t, dbo, defaultSafety())
 		ctx := context.Background()
 		require.Contains(t, e.svc.Admin(ctx, "@admin:example.org", []string{"suspend", string(alice)}), "Suspended @alice:example.org")

@@ -11,6 +11,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
 
@@ -26,7 +27,7 @@ func TestNewChatGate(t *testing.T) {
 		{"no admin room: admins are messaged directly", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eachBackend(t, func(t *testing.T, dbo database.Options) {
+			dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 				cfg := defaultSafety()
 				cfg.NewChatsPerHour, cfg.AdminRoom = 3, tc.adminRoom
 				e := startEnv(t, dbo, cfg)
@@ -64,7 +65,7 @@ func TestNewChatGate(t *testing.T) {
 // per sender and hour; a refusal is permanent for that message (the sender
 // is told by the router) and flags the sender.
 func TestHighCostDestinations(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		cfg := defaultSafety()
 		cfg.HighCostPerHour, cfg.AdminRoom = 2, adminRoom
 		e := startEnv(t, dbo, cfg)
@@ -91,7 +92,7 @@ func TestHighCostDestinations(t *testing.T) {
 // safety.suspend_score is suspended pending review; admins get the
 // signals, the user a notice.
 func TestScoreSuspendsAutomatically(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		cfg := defaultSafety()
 		cfg.NewChatsPerHour, cfg.SuspendScore, cfg.AdminRoom = 2, 30, adminRoom
 		e := startEnv(t, dbo, cfg)

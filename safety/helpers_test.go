@@ -2,7 +2,6 @@ package safety_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,53 +16,10 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
-
-// backends are the databases every store test runs on: in-memory SQLite
-// (always), a SQLite file, and PostgreSQL when SWITCHBOARD_TEST_POSTGRES
-// is set.
-func eachBackend(t *testing.T, fn func(t *testing.T, dbo database.Options)) {
-	for _, be := range []struct {
-		name string
-		open func(t *testing.T) database.Options
-	}{
-		{"sqlite-memory", func(*testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: ":memory:"}
-		}},
-		{"postgres", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	} {
-		t.Run(be.name, func(t *testing.T) { fn(t, be.open(t)) })
-	}
-}
-
-func sqliteFile(t *testing.T) database.Options {
-	return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
-}
-
-// clock is a fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // notifier records the notices the service sends.
 type notifier struct {
@@ -111,7 +67,7 @@ type env struct {
 	svc   *safety.Service
 	db    *dbutil.Database
 	ident *identity.Store
-	clock *clock
+	clock *fakeclock.Clock
 	note  *notifier
 	reg   *prometheus.Registry
 	logs  *testenv.SyncBuffer
@@ -124,7 +80,7 @@ func defaultSafety() config.Safety {
 func startEnv(t testing.TB, dbo database.Options, cfg config.Safety, edit ...func(*safety.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{clock: newClock(), note: &notifier{}, reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
+	e := &env{clock: fakeclock.New(time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)), note: &notifier{}, reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	log := zerolog.New(e.logs)
 	db, err := database.Open(ctx, dbo, log)
 	require.NoError(t, err)

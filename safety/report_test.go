@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
 
@@ -19,7 +20,7 @@ import (
 // last N`, and then only those N messages, read from the room's history;
 // `block` keeps the contact's messages from the user's leg.
 func TestBlockAndReport(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		var mu sync.Mutex
 		var historyAsked []int
 		cfg := defaultSafety()
@@ -165,7 +166,7 @@ func TestBlockAndReport(t *testing.T) {
 // TestPurgeKeepsMetadataNoLongerThanRetention: signals and decisions go
 // after retention.metadata (48h here); blocks and suspensions stay.
 func TestPurgeKeepsMetadataNoLongerThanRetention(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		e := startEnv(t, dbo, defaultSafety())
 		ctx := context.Background()
 		require.NoError(t, e.svc.NewChatGate(ctx, string(alice), bridge.NetworkSMS))

@@ -11,6 +11,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
 
@@ -21,9 +22,9 @@ import (
 // own messages still go out. Suspended and over-limit senders are refused
 // at admission and nothing is queued for them.
 func TestBlockAcrossNetworks(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbo database.Options) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		if dbo.URI == ":memory:" {
-			dbo = sqliteFile(t) // the router and the service share a file database
+			dbo = dbtest.SQLite(t) // the router and the service share a file database
 		}
 		ctx := context.Background()
 		mx := loopback.New(bridge.NetworkMatrix)
