@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/identity"
@@ -233,4 +235,73 @@ func TestStartSecondUserGetsGroup(t *testing.T) {
 			require.Len(t, taken.groups, 1, "returning opens no second group")
 		})
 	}
+}
+
+// TestStartWrittenForms runs `start` (the registry's command, as the bot
+// runs it) with a number written and pasted the ways people do: each form
+// reaches the conversation its E.164 form started, and the network is
+// asked to open only that one chat; malformed forms get an answer naming
+// the problem (never echoing the input) and open nothing.
+func TestStartWrittenForms(t *testing.T) {
+	const e164 = "+12025550143"
+	wa := &reachNet{phoneNet: &phoneNet{Connector: loopback.New(bridge.NetworkWhatsApp), opened: map[string]bool{}},
+		reach: map[string]bool{e164: true}}
+	e := startWithDendriteAnd(t, []bridge.Connector{wa})
+	ctx := zerolog.New(e.logs).WithContext(context.Background())
+	reg := commands.New(commands.Options{})
+	require.NoError(t, reg.Register(matrix.StartCommand(matrix.NewRouterStarter(e.router, e.conn, matrix.StartOptions{}))))
+	alice := e.newUser(t, "alice")
+	ask := func(text string) string {
+		name, args, line := commands.Parse(text)
+		return reg.Run(ctx, &commands.Request{User: matrix.UserAddress(idOf(alice)), Level: commands.LevelUser,
+			Room: "!dm:localhost", Name: name, Args: args, Line: line}).Text
+	}
+	first := ask("start " + e164)
+	require.Contains(t, first, "Started a chat with that number: https://matrix.to/#/")
+	link := first[strings.Index(first, "https://"):]
+	link = link[:strings.Index(link, " ")]
+
+	for _, form := range []string{
+		e164,
+		"+1 (202) 555-0143",
+		"+1 202 555 0143",
+		"+1-202-555-0143",
+		"+1.202.555.0143",
+		"+1 202/555/0143",
+		"  +1 (202) 555 - 0143  ",
+		"001 202 555 0143",
+		"0012025550143",
+		"+1\u00a0202\u00a0555\u00a00143", // no-break spaces
+		"\u202a+1 (202) 555-0143\u202c",  // bidi marks from a contact card
+		"\u2066+1\u2009202\u2009555\u20090143\u2069",                                  // isolates and thin spaces
+		"+1 202 555 0143\u200b",                                                       // zero-width space
+		"\uff0b\uff11 \uff12\uff10\uff12 \uff15\uff15\uff15 \uff10\uff11\uff14\uff13", // fullwidth
+	} {
+		t.Run(strings.ToValidUTF8(form, "?"), func(t *testing.T) {
+			answer := ask("start " + form)
+			require.Contains(t, answer, "You already have a chat with that number: "+link, "same conversation")
+		})
+	}
+	for _, tc := range []struct{ form, problem string }{
+		{"202 555 0143", "must start with + and the country code"},
+		{"2025550143", "must start with + and the country code"},
+		{"+1 202 555 014a", "has letters in it"},
+		{"+1 202 555 0143 ext 5", "has letters in it"},
+		{"+1 202 555 0143 #", "characters that are not part of a phone number"},
+		{"1+202 555 0143", "a + may only come first"},
+		{"+1 202", "too short"},
+		{"+1 202 555 0143 0143 0143", "too long"},
+		{"+999 555 0143", "country code is not one in use"},
+	} {
+		t.Run("malformed "+tc.form, func(t *testing.T) {
+			answer := ask("start " + tc.form)
+			require.Contains(t, answer, tc.problem)
+			require.Contains(t, answer, "Usage: start")
+			require.NotContains(t, answer, "0143", "the input is not echoed")
+			require.NotContains(t, answer, "Started")
+		})
+	}
+	wa.mu.Lock()
+	defer wa.mu.Unlock()
+	require.Equal(t, map[string]bool{e164: true}, wa.opened, "only the E.164 form's chat was opened")
 }
