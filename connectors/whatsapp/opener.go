@@ -12,24 +12,23 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 var (
-	_ matrix.PhoneChatOpener  = (*Connector)(nil)
-	_ matrix.PhoneChatLister  = (*Connector)(nil)
-	_ matrix.PhoneReacher     = (*Connector)(nil)
-	_ matrix.PhoneGroupOpener = (*Connector)(nil)
+	_ bridge.PhoneChatOpener  = (*Connector)(nil)
+	_ bridge.PhoneChatLister  = (*Connector)(nil)
+	_ bridge.PhoneReacher     = (*Connector)(nil)
+	_ bridge.PhoneGroupOpener = (*Connector)(nil)
 )
 
-// Reaches implements matrix.PhoneReacher: whether phone has WhatsApp, asked
+// Reaches implements bridge.PhoneReacher: whether phone has WhatsApp, asked
 // through owner's own login or else the relay account. Answers are cached
 // under a keyed hash of the number for at most retention.metadata (and a
 // day). Without a usable login it answers false.
 func (c *Connector) Reaches(ctx context.Context, owner string, phone string) (bool, error) {
-	if err := config.CheckE164(phone); err != nil {
-		return false, ErrInvalidNumber
+	if err := readNumber(&phone); err != nil {
+		return false, err
 	}
 	hash := c.keys.numberHash(phone)
 	var on bool
@@ -61,11 +60,14 @@ func (c *Connector) Reaches(ctx context.Context, owner string, phone string) (bo
 	return on, nil
 }
 
-// OpenPhoneChat implements matrix.PhoneChatOpener: the WhatsApp chat with
+// OpenPhoneChat implements bridge.PhoneChatOpener: the WhatsApp chat with
 // phone of owner's own login, or else of the relay account. A number
 // without WhatsApp is refused (ErrNotOnWhatsApp). The contact is returned
 // as its pseudonym (the same one SMS uses).
 func (c *Connector) OpenPhoneChat(ctx context.Context, owner string, phone string, _ bridge.ConversationID) (bridge.ChatID, bridge.Sender, error) {
+	if err := readNumber(&phone); err != nil {
+		return "", bridge.Sender{}, err
+	}
 	account, _, jid, err := c.lookup(ctx, owner, phone)
 	if err != nil {
 		return "", bridge.Sender{}, err
@@ -84,7 +86,7 @@ func (c *Connector) OpenPhoneChat(ctx context.Context, owner string, phone strin
 	return chat, c.pseudo.Phone(phone), nil
 }
 
-// OpenPhoneGroup implements matrix.PhoneGroupOpener: when the relay
+// OpenPhoneGroup implements bridge.PhoneGroupOpener: when the relay
 // account's one chat with phone is in another user's conversation, the
 // relay creates a WhatsApp group named name (cut to WhatsApp's 25
 // characters) with the contact as its only other member, for conversation
@@ -95,6 +97,9 @@ func (c *Connector) OpenPhoneChat(ctx context.Context, owner string, phone strin
 // login gets ErrGroupNeedsRelay: their 1:1 chats are theirs alone, so
 // another user's conversation cannot hold them.
 func (c *Connector) OpenPhoneGroup(ctx context.Context, owner string, phone string, conv bridge.ConversationID, name string) (bridge.ChatID, bridge.Sender, error) {
+	if err := readNumber(&phone); err != nil {
+		return "", bridge.Sender{}, err
+	}
 	account, l, jid, err := c.lookup(ctx, owner, phone)
 	if err != nil {
 		return "", bridge.Sender{}, err
@@ -130,11 +135,8 @@ func (c *Connector) OpenPhoneGroup(ctx context.Context, owner string, phone stri
 // lookup finds the account that carries owner's chats (their own login,
 // else the relay), connected, and phone's WhatsApp JID through it. The
 // answer is cached for Reaches. A number without WhatsApp is refused with
-// ErrNotOnWhatsApp.
+// ErrNotOnWhatsApp. phone is in E.164 (the callers read it with readNumber).
 func (c *Connector) lookup(ctx context.Context, owner string, phone string) (string, *login, types.JID, error) {
-	if err := config.CheckE164(phone); err != nil {
-		return "", nil, types.EmptyJID, ErrInvalidNumber
-	}
 	account := c.accountFor(owner)
 	if account == "" {
 		return "", nil, types.EmptyJID, ErrNotLoggedIn
@@ -162,7 +164,7 @@ const maxSubjectRunes = 25
 
 // groupSubject is name cut to WhatsApp's limit, without a number.
 func groupSubject(name string) string {
-	name = matrix.RedactPhoneNumbers(strings.TrimSpace(name))
+	name = phone.Redact(strings.TrimSpace(name))
 	if r := []rune(name); len(r) > maxSubjectRunes {
 		name = strings.TrimSpace(string(r[:maxSubjectRunes-1])) + "…"
 	}
@@ -192,11 +194,11 @@ func sameUser(a, b types.JID) bool {
 	return !a.IsEmpty() && !b.IsEmpty() && a.User == b.User && a.Server == b.Server
 }
 
-// ChatsReaching implements matrix.PhoneChatLister: the WhatsApp chats (of
+// ChatsReaching implements bridge.PhoneChatLister: the WhatsApp chats (of
 // any account) with that number.
 func (c *Connector) ChatsReaching(ctx context.Context, phone string) ([]bridge.ChatID, error) {
-	if err := config.CheckE164(phone); err != nil {
-		return nil, ErrInvalidNumber
+	if err := readNumber(&phone); err != nil {
+		return nil, err
 	}
 	rows, err := c.db.Query(ctx, chatsByContact, c.keys.numberHash(phone))
 	if err != nil {
