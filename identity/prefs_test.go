@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -11,58 +10,43 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 func TestPrefsAndConsents(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(t *testing.T) database.Options
-	}{
-		{"sqlite", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "id.db")}
-		}},
-		{"sqlite-memory", func(*testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: ":memory:"}
-		}},
-		{"postgres", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			db, err := database.Open(ctx, tc.open(t), zerolog.Nop())
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = db.Close() })
-			s := identity.New(db)
-			require.NoError(t, s.Upgrade(ctx, zerolog.Nop()))
-			alice := bridge.Address{Network: bridge.NetworkMatrix, ID: "@alice:example.org"}
-			bob := bridge.Address{Network: bridge.NetworkMatrix, ID: "@bob:example.org"}
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		ctx := context.Background()
+		db, err := database.Open(ctx, dbo, zerolog.Nop())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = db.Close() })
+		s := identity.New(db)
+		require.NoError(t, s.Upgrade(ctx, zerolog.Nop()))
+		alice := bridge.Address{Network: bridge.NetworkMatrix, ID: "@alice:example.org"}
+		bob := bridge.Address{Network: bridge.NetworkMatrix, ID: "@bob:example.org"}
 
-			p, err := s.Prefs(ctx, alice)
-			require.NoError(t, err)
-			require.Equal(t, identity.Prefs{}, p, "defaults: no SMS, hidden number")
+		p, err := s.Prefs(ctx, alice)
+		require.NoError(t, err)
+		require.Equal(t, identity.Prefs{}, p, "defaults: no SMS, hidden number")
 
-			require.NoError(t, s.SetSMS(ctx, alice, true))
-			require.NoError(t, s.SetReveal(ctx, alice, true))
-			require.NoError(t, s.SetPrefer(ctx, alice, bridge.NetworkWhatsApp))
-			require.NoError(t, s.SetSMS(ctx, alice, false))
-			require.ErrorIs(t, s.SetPrefer(ctx, alice, "fax"), identity.ErrInvalidPreference)
+		require.NoError(t, s.SetSMS(ctx, alice, true))
+		require.NoError(t, s.SetReveal(ctx, alice, true))
+		require.NoError(t, s.SetPrefer(ctx, alice, bridge.NetworkWhatsApp))
+		require.NoError(t, s.SetSMS(ctx, alice, false))
+		require.ErrorIs(t, s.SetPrefer(ctx, alice, "fax"), identity.ErrInvalidPreference)
 
-			p, err = s.Prefs(ctx, alice)
-			require.NoError(t, err)
-			require.Equal(t, identity.Prefs{SMS: false, Reveal: true, Prefer: bridge.NetworkWhatsApp}, p)
-			p, err = s.Prefs(ctx, bob)
-			require.NoError(t, err)
-			require.Equal(t, identity.Prefs{}, p, "settings are per person")
+		p, err = s.Prefs(ctx, alice)
+		require.NoError(t, err)
+		require.Equal(t, identity.Prefs{SMS: false, Reveal: true, Prefer: bridge.NetworkWhatsApp}, p)
+		p, err = s.Prefs(ctx, bob)
+		require.NoError(t, err)
+		require.Equal(t, identity.Prefs{}, p, "settings are per person")
 
-			consents, err := s.Consents(ctx, alice)
-			require.NoError(t, err)
-			var kinds []string
-			for _, c := range consents {
-				kinds = append(kinds, c.Kind)
-			}
-			require.ElementsMatch(t, []string{"sms", "reveal", "sms"}, kinds)
-		})
-	}
+		consents, err := s.Consents(ctx, alice)
+		require.NoError(t, err)
+		var kinds []string
+		for _, c := range consents {
+			kinds = append(kinds, c.Kind)
+		}
+		require.ElementsMatch(t, []string{"sms", "reveal", "sms"}, kinds)
+	})
 }

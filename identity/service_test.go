@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 )
 
 // recordingSender is a CodeSender that keeps what it was asked to send.
@@ -43,7 +44,7 @@ func lastCode(t *testing.T, s *recordingSender) string {
 	return m[1]
 }
 
-func newService(t *testing.T, senders ...CodeSender) (*Service, *Store, *fakeClock) {
+func newService(t *testing.T, senders ...CodeSender) (*Service, *Store, *fakeclock.Clock) {
 	t.Helper()
 	v, clock, _ := newVerifier(t)
 	s := v.store
@@ -113,18 +114,18 @@ func TestLinkRefusals(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, svc *Service, sms *recordingSender, clock *fakeClock)
+		run  func(t *testing.T, svc *Service, sms *recordingSender, clock *fakeclock.Clock)
 	}{
-		{"invalid number", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeClock) {
+		{"invalid number", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeclock.Clock) {
 			require.Contains(t, svc.Link(ctx, alice, "+1555"), "not a valid phone number")
 			require.Empty(t, sms.sent)
 		}},
-		{"expired code", func(t *testing.T, svc *Service, sms *recordingSender, clock *fakeClock) {
+		{"expired code", func(t *testing.T, svc *Service, sms *recordingSender, clock *fakeclock.Clock) {
 			svc.Link(ctx, alice, number)
-			clock.advance(CodeLifetime)
+			clock.Advance(CodeLifetime)
 			require.Contains(t, svc.Verify(ctx, alice, lastCode(t, sms)), "expired")
 		}},
-		{"too many tries", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeClock) {
+		{"too many tries", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeclock.Clock) {
 			svc.Link(ctx, alice, number)
 			code := lastCode(t, sms)
 			for i := 0; i < MaxTries; i++ {
@@ -132,14 +133,14 @@ func TestLinkRefusals(t *testing.T) {
 			}
 			require.Contains(t, svc.Verify(ctx, alice, code), "too many wrong codes")
 		}},
-		{"rate limited", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeClock) {
+		{"rate limited", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeclock.Clock) {
 			for i := 0; i < CodesPerUserHour; i++ {
 				require.Contains(t, svc.Link(ctx, alice, number), "I sent")
 			}
 			require.Contains(t, svc.Link(ctx, alice, number), "Too many codes")
 			require.Len(t, sms.sent, CodesPerUserHour)
 		}},
-		{"send failure leaves nothing pending", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeClock) {
+		{"send failure leaves nothing pending", func(t *testing.T, svc *Service, sms *recordingSender, _ *fakeclock.Clock) {
 			sms.fail = errors.New("carrier down")
 			require.Contains(t, svc.Link(ctx, alice, number), "Could not send the code by sms")
 			require.Contains(t, svc.Verify(ctx, alice, "123456"), "no verification code is pending")

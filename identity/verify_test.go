@@ -13,17 +13,13 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 )
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
 // newVerifier opens a store on SQLite, or on PostgreSQL when the test DSN
 // is set (then the returned path is "").
-func newVerifier(t *testing.T) (*Verifier, *fakeClock, string) {
+func newVerifier(t *testing.T) (*Verifier, *fakeclock.Clock, string) {
 	t.Helper()
 	if os.Getenv(pgtest.EnvDSN) != "" {
 		return openVerifier(t, database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)})
@@ -31,12 +27,12 @@ func newVerifier(t *testing.T) (*Verifier, *fakeClock, string) {
 	return newSQLiteVerifier(t)
 }
 
-func newSQLiteVerifier(t *testing.T) (*Verifier, *fakeClock, string) {
+func newSQLiteVerifier(t *testing.T) (*Verifier, *fakeclock.Clock, string) {
 	t.Helper()
 	return openVerifier(t, database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "id.db")})
 }
 
-func openVerifier(t *testing.T, opts database.Options) (*Verifier, *fakeClock, string) {
+func openVerifier(t *testing.T, opts database.Options) (*Verifier, *fakeclock.Clock, string) {
 	t.Helper()
 	ctx := context.Background()
 	path := ""
@@ -48,8 +44,8 @@ func openVerifier(t *testing.T, opts database.Options) (*Verifier, *fakeClock, s
 	t.Cleanup(func() { _ = db.Close() })
 	s := New(db)
 	require.NoError(t, s.Upgrade(ctx, zerolog.Nop()))
-	clock := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	s.now = clock.now
+	clock := fakeclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	s.now = clock.Now
 	vault, err := NewVault([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
 	return s.Verifier(vault), clock, path
@@ -66,9 +62,9 @@ func TestVerifyFlows(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, v *Verifier, clock *fakeClock)
+		run  func(t *testing.T, v *Verifier, clock *fakeclock.Clock)
 	}{
-		{"right code links once", func(t *testing.T, v *Verifier, _ *fakeClock) {
+		{"right code links once", func(t *testing.T, v *Verifier, _ *fakeclock.Clock) {
 			code, err := v.Start(ctx, alice, number)
 			require.NoError(t, err)
 			require.Regexp(t, `^\d{6}$`, code)
@@ -78,7 +74,7 @@ func TestVerifyFlows(t *testing.T) {
 			_, err = v.Verify(ctx, alice, code)
 			require.ErrorIs(t, err, ErrNoPendingCode, "single use")
 		}},
-		{"wrong code refused, then right one works", func(t *testing.T, v *Verifier, _ *fakeClock) {
+		{"wrong code refused, then right one works", func(t *testing.T, v *Verifier, _ *fakeclock.Clock) {
 			code, err := v.Start(ctx, alice, number)
 			require.NoError(t, err)
 			_, err = v.Verify(ctx, alice, wrong(code))
@@ -87,14 +83,14 @@ func TestVerifyFlows(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, number, got)
 		}},
-		{"expired after 10 minutes", func(t *testing.T, v *Verifier, clock *fakeClock) {
+		{"expired after 10 minutes", func(t *testing.T, v *Verifier, clock *fakeclock.Clock) {
 			code, err := v.Start(ctx, alice, number)
 			require.NoError(t, err)
-			clock.advance(CodeLifetime)
+			clock.Advance(CodeLifetime)
 			_, err = v.Verify(ctx, alice, code)
 			require.ErrorIs(t, err, ErrCodeExpired)
 		}},
-		{"five wrong tries lock the code", func(t *testing.T, v *Verifier, _ *fakeClock) {
+		{"five wrong tries lock the code", func(t *testing.T, v *Verifier, _ *fakeclock.Clock) {
 			code, err := v.Start(ctx, alice, number)
 			require.NoError(t, err)
 			for i := 0; i < MaxTries-1; i++ {
@@ -106,13 +102,13 @@ func TestVerifyFlows(t *testing.T) {
 			_, err = v.Verify(ctx, alice, code)
 			require.ErrorIs(t, err, ErrTooManyTries, "even the right code, once locked")
 		}},
-		{"codes belong to their person", func(t *testing.T, v *Verifier, _ *fakeClock) {
+		{"codes belong to their person", func(t *testing.T, v *Verifier, _ *fakeclock.Clock) {
 			code, err := v.Start(ctx, alice, number)
 			require.NoError(t, err)
 			_, err = v.Verify(ctx, bob, code)
 			require.ErrorIs(t, err, ErrNoPendingCode)
 		}},
-		{"a new code replaces the old one", func(t *testing.T, v *Verifier, _ *fakeClock) {
+		{"a new code replaces the old one", func(t *testing.T, v *Verifier, _ *fakeclock.Clock) {
 			first, err := v.Start(ctx, alice, number)
 			require.NoError(t, err)
 			second, err := v.Start(ctx, alice, number)
@@ -124,7 +120,7 @@ func TestVerifyFlows(t *testing.T) {
 			_, err = v.Verify(ctx, alice, second)
 			require.NoError(t, err)
 		}},
-		{"rate limited per person and per number, for an hour", func(t *testing.T, v *Verifier, clock *fakeClock) {
+		{"rate limited per person and per number, for an hour", func(t *testing.T, v *Verifier, clock *fakeclock.Clock) {
 			for i := 0; i < CodesPerUserHour; i++ {
 				_, err := v.Start(ctx, alice, number)
 				require.NoError(t, err)
@@ -133,7 +129,7 @@ func TestVerifyFlows(t *testing.T) {
 			require.ErrorIs(t, err, ErrRateLimited, "per person")
 			_, err = v.Start(ctx, bob, number)
 			require.ErrorIs(t, err, ErrRateLimited, "per number")
-			clock.advance(time.Hour)
+			clock.Advance(time.Hour)
 			require.NoError(t, v.Purge(ctx))
 			_, err = v.Start(ctx, bob, number)
 			require.NoError(t, err)
