@@ -12,8 +12,8 @@ import (
 // in its canonical E.164 form, and must lie in a country's assigned ranges;
 // the error names the problem.
 func TestCheckE164(t *testing.T) {
-	require.NoError(t, CheckE164("+14155550100"))
-	require.NoError(t, CheckE164("+442079460123"))
+	require.NoError(t, checkE164("+14155550100"))
+	require.NoError(t, checkE164("+442079460123"))
 	for in, says := range map[string]string{
 		"+1 415 555 0100":    "must be written as +14155550100",
 		"+1\u200b4155550100": "must be written as +14155550100",
@@ -23,9 +23,9 @@ func TestCheckE164(t *testing.T) {
 		"+999":               "too short",
 		"+15550001111":       "no country's assigned number ranges",
 	} {
-		err := CheckE164(in)
+		err := checkE164(in)
 		require.ErrorIs(t, err, ErrInvalidPhoneNumber, "%q", in)
 		require.ErrorContains(t, err, says, "%q", in)
 	}
-	require.ErrorIs(t, CheckE164("+1 800 FLOWERS"), phone.ErrInvalid)
+	require.ErrorIs(t, checkE164("+1 800 FLOWERS"), phone.ErrInvalid)
 }

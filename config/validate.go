@@ -183,7 +183,7 @@ func (c *Config) validateSMS(e *errorList) {
 	seen := make(map[string]bool, len(s.Twilio.Numbers))
 	for i, n := range s.Twilio.Numbers {
 		key := joinIndex("sms.twilio.numbers", i)
-		if err := CheckE164(n); err != nil {
+		if err := checkE164(n); err != nil {
 			e.add(key, err)
 		} else if seen[n] {
 			e.add(key, fmt.Errorf("%w: %q is listed twice", ErrInvalidValue, n))
@@ -263,7 +263,7 @@ func (c *Config) validateSafety(e *errorList) {
 	}
 	for _, n := range sortedKeys(s.SMSNumberIntervals) {
 		key := joinKey("safety.sms_number_intervals", n)
-		if err := CheckE164(n); err != nil {
+		if err := checkE164(n); err != nil {
 			e.add(key, err)
 		}
 		if s.SMSNumberIntervals[n] < 0 {
@@ -334,13 +334,13 @@ func checkDuration(e *errorList, key string, d Duration, lo, hi time.Duration) {
 	}
 }
 
-// CheckE164 reports whether s is an SMS number written the way the
+// checkE164 reports whether s is an SMS number written the way the
 // configuration requires: canonical E.164 as [phone.Normalize] returns it
 // ("+" and digits), in a country's assigned ranges (as sms.twilio.numbers
 // must be, and as SMS's toll-fraud guard requires of every number). The
 // error wraps [ErrInvalidPhoneNumber] and phone.ErrInvalid when the number
 // cannot be read.
-func CheckE164(s string) error {
+func checkE164(s string) error {
 	e164, err := phone.Normalize(s, "")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidPhoneNumber, err)
