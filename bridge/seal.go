@@ -18,15 +18,11 @@ type sealer struct {
 
 // newSealer derives the queue and seen-hash keys from the bridge secret.
 func newSealer(secret []byte) (*sealer, error) {
-	aead, err := keyring.DeriveAEAD(secret, "switchboard queue payload v1")
+	k, err := keyring.New(secret)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSeal, err)
 	}
-	seenKey, err := keyring.Derive(secret, "switchboard seen source id v1")
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSeal, err)
-	}
-	return &sealer{aead: aead, seenKey: seenKey}, nil
+	return &sealer{aead: k.AEAD(keyring.QueuePayload), seenKey: k.Key(keyring.SeenSourceID)}, nil
 }
 
 // seal returns nonce||ciphertext, authenticated together with ad.

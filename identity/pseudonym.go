@@ -1,9 +1,8 @@
 package identity
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base32"
+	"fmt"
 	"strings"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
@@ -24,23 +23,18 @@ type Pseudonyms struct {
 
 // NewPseudonyms derives the pseudonym key from identity.secret.
 func NewPseudonyms(secret []byte) (*Pseudonyms, error) {
-	if len(secret) < keyring.MinSecretLength {
-		return nil, ErrInvalidSecret
-	}
-	key, err := keyring.Derive(secret, "switchboard identity pseudonym v1")
+	k, err := keyring.New(secret)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSecret, err)
 	}
-	return &Pseudonyms{key: key}, nil
+	return &Pseudonyms{key: k.Key(keyring.IdentityPseudonym)}, nil
 }
 
 // Phone returns the contact behind an E.164 number as a bridge.Sender: ID is
 // PseudonymPrefix plus a keyed hash, DisplayName "Contact " plus its first
 // characters. Neither contains a digit of the number.
 func (p *Pseudonyms) Phone(e164 string) bridge.Sender {
-	mac := hmac.New(sha256.New, p.key)
-	mac.Write([]byte("phone\x00" + e164))
-	s := strings.ToLower(pseudoEncoding.EncodeToString(mac.Sum(nil)[:15]))
+	s := strings.ToLower(pseudoEncoding.EncodeToString(keyring.Sum(p.key, "phone\x00"+e164)[:15]))
 	return bridge.Sender{ID: bridge.UserID(PseudonymPrefix + s), DisplayName: "Contact " + s[:6]}
 }
 

@@ -1,8 +1,6 @@
 package identity
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 
@@ -19,25 +17,16 @@ type Vault struct {
 
 // NewVault derives the vault's keys from the identity secret.
 func NewVault(secret []byte) (*Vault, error) {
-	if len(secret) < keyring.MinSecretLength {
-		return nil, fmt.Errorf("%w: identity.secret is too short", ErrInvalidSecret)
-	}
-	lookup, err := keyring.Derive(secret, "switchboard identity lookup v1")
+	k, err := keyring.New(secret)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSecret, err)
 	}
-	aead, err := keyring.DeriveAEAD(secret, "switchboard identity encryption v1")
-	if err != nil {
-		return nil, err
-	}
-	return &Vault{lookupKey: lookup, aead: aead}, nil
+	return &Vault{lookupKey: k.Key(keyring.IdentityLookup), aead: k.AEAD(keyring.IdentityEncryption)}, nil
 }
 
 // Lookup returns the keyed hash of a value (hex), stable for a secret.
 func (v *Vault) Lookup(value string) string {
-	mac := hmac.New(sha256.New, v.lookupKey)
-	mac.Write([]byte(value))
-	return hex.EncodeToString(mac.Sum(nil))
+	return hex.EncodeToString(keyring.Sum(v.lookupKey, value))
 }
 
 // Seal encrypts value; context binds the ciphertext to where it is stored

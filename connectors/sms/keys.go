@@ -1,21 +1,15 @@
 package sms
 
 import (
-	"encoding/base32"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/internal/keyring"
 )
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// keys holds the secrets derived from identity.secret with HKDF-SHA256.
-// Each use has its own key so that a hash in one column cannot be matched
-// against another.
+// keys holds the secrets derived from identity.secret (see
+// internal/keyring). Each use has its own key so that a hash in one column
+// cannot be matched against another.
 type keys struct {
 	lookup []byte // contact_hash, pool_hash
 	chat   []byte // ChatID
@@ -26,44 +20,36 @@ type keys struct {
 }
 
 func deriveKeys(secret string) (*keys, error) {
-	if len(secret) < keyring.MinSecretLength {
-		return nil, errors.New("sms: identity.secret is too short")
+	kr, err := keyring.New([]byte(secret))
+	if err != nil {
+		return nil, fmt.Errorf("sms: %w", err)
 	}
-	label := func(use string) string { return "switchboard sms " + use + " v1" }
-	k := &keys{}
-	err := keyring.DeriveAll([]byte(secret), map[string]*[]byte{
-		label("lookup"): &k.lookup, label("chat"): &k.chat, label("log"): &k.log,
-	})
+	people, err := identity.NewPseudonyms([]byte(secret))
 	if err != nil {
 		return nil, err
 	}
-	if k.people, err = identity.NewPseudonyms([]byte(secret)); err != nil {
-		return nil, err
-	}
-	if k.aead, err = keyring.DeriveAEAD([]byte(secret), label("number encryption")); err != nil {
-		return nil, err
-	}
-	if k.spool, err = keyring.DeriveAEAD([]byte(secret), label("spool encryption")); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return &keys{
+		lookup: kr.Key(keyring.SMSLookup),
+		chat:   kr.Key(keyring.SMSChat),
+		people: people,
+		log:    kr.Key(keyring.SMSLog),
+		aead:   kr.AEAD(keyring.SMSNumberEncryption),
+		spool:  kr.AEAD(keyring.SMSSpoolEncryption),
+	}, nil
 }
 
+// mac is keyring.MAC, for the hashes made outside this file (keywords.go).
 var mac = keyring.MAC
 
-func (k *keys) contactHash(e164 string) string {
-	return base64.RawURLEncoding.EncodeToString(mac(k.lookup, "contact", e164))
-}
+func (k *keys) contactHash(e164 string) string { return keyring.Hash(k.lookup, "contact", e164) }
 
-func (k *keys) poolHash(e164 string) string {
-	return base64.RawURLEncoding.EncodeToString(mac(k.lookup, "pool", e164))
-}
+func (k *keys) poolHash(e164 string) string { return keyring.Hash(k.lookup, "pool", e164) }
 
 // chatID derives the opaque ChatID of (contact, pool number, conversation).
 // The conversation is part of it because the router gives each chat to one
 // conversation, and a pool number can be shared by several (see ChatFor).
 func (k *keys) chatID(contact, pool, conv string) string {
-	return "sms_" + strings.ToLower(b32.EncodeToString(mac(k.chat, contact, pool, conv)[:15]))
+	return "sms_" + keyring.ShortID(k.chat, 15, contact, pool, conv)
 }
 
 // pseudonym returns the stable sender ID and display name of a contact:
@@ -75,23 +61,15 @@ func (k *keys) pseudonym(contact string) (id, name string) {
 }
 
 // logRef is a short keyed hash to correlate log lines without the number.
-func (k *keys) logRef(s string) string {
-	return strings.ToLower(b32.EncodeToString(mac(k.log, s)[:5]))
-}
+func (k *keys) logRef(s string) string { return keyring.ShortID(k.log, 5, s) }
 
 // seal encrypts a phone number, bound to its lookup hash.
-func (k *keys) seal(number, hash string) string {
-	return base64.StdEncoding.EncodeToString(k.aead.Seal([]byte(number), []byte(hash)))
-}
+func (k *keys) seal(number, hash string) string { return k.aead.SealString(number, hash) }
 
 func (k *keys) open(sealed, hash string) (string, error) {
-	raw, err := base64.StdEncoding.DecodeString(sealed)
+	number, err := k.aead.OpenString(sealed, hash)
 	if err != nil {
-		return "", errors.New("sms: stored number is corrupt")
+		return "", fmt.Errorf("sms: stored number cannot be opened (corrupt, or identity.secret changed?): %w", err)
 	}
-	pt, err := k.aead.Open(raw, []byte(hash))
-	if err != nil {
-		return "", fmt.Errorf("sms: stored number cannot be decrypted (identity.secret changed?): %w", err)
-	}
-	return string(pt), nil
+	return number, nil
 }

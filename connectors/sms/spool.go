@@ -42,7 +42,7 @@ import (
 // <path>.replay, which the next replay starts with. An flock on <path>.lock
 // serializes the processes that share the spool.
 const (
-	spoolAD = "switchboard sms spool v1"
+	spoolAD = keyring.SMSSpoolAD
 	// maxSpoolRecord bounds one sealed record (a webhook is at most
 	// maxWebhookBody).
 	maxSpoolRecord = 4*maxWebhookBody + 4096

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -26,24 +25,18 @@ type storeKeys struct {
 // jidUserAD binds a sealed JID user to its use. One value for every
 // column: whatsmeow's own SQL compares whatsmeow_lid_map.pn with the
 // users of whatsmeow_privacy_tokens and whatsmeow_message_secrets.
-const jidUserAD = "switchboard whatsmeow jid user v1"
+const jidUserAD = keyring.WhatsmeowJIDUserAD
 
 func deriveStoreKeys(secret string) (*storeKeys, error) {
-	if len(secret) < keyring.MinSecretLength {
-		return nil, errors.New("whatsapp: identity.secret is too short")
-	}
-	label := func(use string) string { return "switchboard whatsmeow store " + use + " v1" }
-	k := &storeKeys{}
-	err := keyring.DeriveAll([]byte(secret), map[string]*[]byte{label("lookup"): &k.lookup, label("synthetic nonce"): &k.siv})
+	kr, err := keyring.New([]byte(secret))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("whatsapp: %w", err)
 	}
-	enc, err := keyring.DeriveAEAD([]byte(secret), label("encryption"))
-	if err != nil {
-		return nil, err
-	}
-	k.aead = enc.GCM()
-	return k, nil
+	return &storeKeys{
+		lookup: kr.Key(keyring.WhatsmeowStoreLookup),
+		siv:    kr.Key(keyring.WhatsmeowStoreSyntheticNonce),
+		aead:   kr.AEAD(keyring.WhatsmeowStoreEncryption).GCM(),
+	}, nil
 }
 
 // hashLen is the length of a keyed hash in hex: HMAC-SHA256, 64 digits.

@@ -69,3 +69,27 @@ func TestGoldenSealedOpens(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "+14155550123", string(plain))
 }
+
+// TestGoldenCoversEveryLabel checks every key label in labels.go has a
+// golden vector above (the domains bound into MACs and seals, and the
+// ghost key, have theirs in their packages and below).
+func TestGoldenCoversEveryLabel(t *testing.T) {
+	golden := map[string]bool{}
+	for _, tc := range goldenKeys {
+		golden[tc.label] = true
+	}
+	notKeys := map[string]bool{keyring.SMSSpoolAD: true, keyring.WhatsmeowJIDUserAD: true, keyring.MatrixGhost: true}
+	for _, l := range keyring.Labels() {
+		if !notKeys[l] {
+			require.True(t, golden[l], "%q has no golden vector", l)
+		}
+	}
+}
+
+// TestGoldenGhostKey is the Matrix ghost key, derived the old way
+// (HMAC-SHA256 of the secret), as commit 5b21206 derived it.
+func TestGoldenGhostKey(t *testing.T) {
+	require.Equal(t, "e1f8d73ceb87b6f96de4e29de52e4567cba92211d2a765e594f71bd40c359ec1",
+		hex.EncodeToString(keyring.HMACKey([]byte(goldenSecret), "switchboard/matrix/ghost/v1")))
+	require.Equal(t, "switchboard/matrix/ghost/v1", keyring.MatrixGhost)
+}

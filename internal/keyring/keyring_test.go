@@ -2,6 +2,9 @@ package keyring_test
 
 import (
 	"bytes"
+	"encoding/base32"
+	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,10 +27,49 @@ func TestDerive(t *testing.T) {
 	_, err = keyring.Derive([]byte("short"), "a")
 	require.ErrorIs(t, err, keyring.ErrShortSecret)
 
-	var x, y []byte
-	require.NoError(t, keyring.DeriveAll(secret, map[string]*[]byte{"a": &x, "b": &y}))
-	require.Equal(t, a, x)
-	require.Equal(t, b, y)
+	k, err := keyring.New(secret)
+	require.NoError(t, err)
+	require.Equal(t, a, k.Key("a"), "the keyring gives what Derive gives")
+	require.Equal(t, b, k.Key("b"))
+}
+
+func TestNewChecksTheSecret(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secret string
+		ok     bool
+	}{
+		{"empty", "", false},
+		{"one short", "0123456789abcde", false},
+		{"shortest", "0123456789abcdef", true},
+		{"long", "0123456789abcdef0123456789abcdef", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := keyring.New([]byte(tc.secret))
+			if tc.ok {
+				require.NoError(t, err)
+				require.NotNil(t, k)
+				return
+			}
+			require.ErrorIs(t, err, keyring.ErrShortSecret)
+			require.Contains(t, err.Error(), "at least 16", "says what is needed")
+			if tc.secret != "" {
+				require.NotContains(t, err.Error(), tc.secret, "never the secret")
+			}
+		})
+	}
+}
+
+func TestHashForms(t *testing.T) {
+	key, _ := keyring.Derive(secret, "mac")
+	mac := keyring.MAC(key, "a", "b")
+	require.Equal(t, base64.RawURLEncoding.EncodeToString(mac), keyring.Hash(key, "a", "b"))
+	id := keyring.ShortID(key, 15, "a", "b")
+	require.Len(t, id, 24)
+	require.Equal(t, strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(mac[:15])), id)
+	require.Len(t, keyring.ShortID(key, 5, "a"), 8)
+	require.Len(t, keyring.Sum(key, "a"), 32)
+	require.NotEqual(t, keyring.Sum(key, "a"), keyring.MAC(key, "a"), "Sum has no separator")
 }
 
 func TestMAC(t *testing.T) {
@@ -55,4 +97,25 @@ func TestSealOpen(t *testing.T) {
 	b, _ := keyring.DeriveAEAD(secret, "other")
 	_, err = b.Open(s1, []byte("row1"))
 	require.ErrorIs(t, err, keyring.ErrSealed, "bound to its key")
+}
+
+func TestSealOpenString(t *testing.T) {
+	a, err := keyring.DeriveAEAD(secret, "enc")
+	require.NoError(t, err)
+	s := a.SealString("+14155550123", "hash")
+	require.NotContains(t, s, "4155550123")
+	got, err := a.OpenString(s, "hash")
+	require.NoError(t, err)
+	require.Equal(t, "+14155550123", got)
+	for _, tc := range []struct{ name, sealed, ad string }{
+		{"other place", s, "other"},
+		{"not base64", "%%%", "hash"},
+		{"truncated", s[:8], "hash"},
+		{"empty", "", "hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := a.OpenString(tc.sealed, tc.ad)
+			require.ErrorIs(t, err, keyring.ErrSealed)
+		})
+	}
 }
