@@ -101,7 +101,8 @@ func Normalize(s, region string) (string, error) {
 
 // clean drops invisible (format) characters, folds fullwidth forms and
 // Unicode digits to ASCII and every kind of space or dash to one, and
-// refuses anything else that is not a digit, a separator or a leading +.
+// refuses anything else that is not a digit, a separator or a + before the
+// digits.
 // It returns the cleaned text, its digits, and whether it starts with +.
 func clean(s string) (text, digits string, plus bool, err error) {
 	var b, d strings.Builder
@@ -121,7 +122,9 @@ func clean(s string) (text, digits string, plus bool, err error) {
 		case strings.ContainsRune("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", r):
 			r = '-'
 		case r == '+':
-			if plus || d.Len() > 0 || strings.TrimSpace(b.String()) != "" {
+			// Any number of them before the first digit is one (libphonenumber
+			// reads "++1…" as "+1…", and so did identity).
+			if d.Len() > 0 {
 				return "", "", false, ErrPlus
 			}
 			plus = true
