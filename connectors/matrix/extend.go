@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // NotifyUser sends a notice from the bot to a user in their management room
@@ -22,14 +23,14 @@ func (c *Connector) NotifyUser(ctx context.Context, user id.UserID, text string)
 	if err != nil {
 		return err
 	}
-	c.sendNotice(ctx, room, "", RedactPhoneNumbers(text))
+	c.sendNotice(ctx, room, "", phone.Redact(text))
 	return nil
 }
 
 // NotifyRoom sends a notice from the bot to any room the bot is in (an admin
 // room, say). Phone numbers in text are redacted.
 func (c *Connector) NotifyRoom(ctx context.Context, room id.RoomID, text string) {
-	c.sendNotice(ctx, room, "", RedactPhoneNumbers(text))
+	c.sendNotice(ctx, room, "", phone.Redact(text))
 }
 
 // ManagementRoom returns the user's direct chat with the bot, creating it
@@ -91,7 +92,7 @@ func (c *Connector) SendImage(ctx context.Context, room id.RoomID, data []byte, 
 		Info:    &event.FileInfo{MimeType: mime, Size: len(data)},
 	}
 	if caption != "" {
-		content.Body, content.FileName = RedactPhoneNumbers(caption), fileName
+		content.Body, content.FileName = phone.Redact(caption), fileName
 	}
 	if file != nil {
 		file.URL = up.ContentURI.CUString()

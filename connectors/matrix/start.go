@@ -456,7 +456,7 @@ func groupName(display string, user id.UserID) string {
 	localpart, _, _ := user.ParseAndDecode()
 	name := "Matrix user"
 	for _, cand := range []string{display, localpart} {
-		if cand = strings.Join(strings.Fields(strings.ToValidUTF8(cand, "")), " "); cand != "" && !ContainsPhoneNumber(cand) {
+		if cand = strings.Join(strings.Fields(strings.ToValidUTF8(cand, "")), " "); cand != "" && !phone.Contains(cand) {
 			name = cand
 			break
 		}
@@ -465,5 +465,5 @@ func groupName(display string, user id.UserID) string {
 	if r := []rune(name); len(r) > room {
 		name = strings.TrimSpace(string(r[:room-1])) + "…"
 	}
-	return RedactPhoneNumbers(name) + groupSuffix
+	return phone.Redact(name) + groupSuffix
 }
