@@ -54,7 +54,9 @@ func TestRun(t *testing.T) {
 		Args: commands.OneOf("a", "secret"),
 		Run:  func(context.Context, *commands.Request) string { return "ok" },
 	}))
-	reg.AddWhoami(func(_ context.Context, user bridge.Address) []string { return []string{"network: " + string(user.Network)} })
+	reg.AddWhoami(func(_ context.Context, user bridge.Address) []string {
+		return []string{"network: " + string(user.Network)}
+	})
 	run := func(level commands.Level, text string) commands.Answer {
 		name, args, line := commands.Parse(text)
 		return reg.Run(context.Background(), &commands.Request{
