@@ -9,7 +9,7 @@ import (
 )
 
 // NewChatGate decides whether a Matrix user may start a new conversation
-// (the Matrix connector's SetNewChatGate; called only when `start` would
+// (the Gate of `start`'s routing, matrix.StartOptions; called only when `start` would
 // create one). Over safety.new_chats_per_hour it refuses with the reason,
 // records a signal and flags the user to the admins (once an hour).
 func (s *Service) NewChatGate(ctx context.Context, user string, network bridge.NetworkID) error {
