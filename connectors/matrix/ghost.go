@@ -58,18 +58,6 @@ func (c *Connector) IsGhost(userID id.UserID) bool {
 		len(localpart) > len(c.cfg.Appservice.GhostPrefix)
 }
 
-// ContainsPhoneNumber is [phone.Contains].
-//
-// Deprecated: call phone.Contains; kept until commands.go, extend.go and
-// start.go no longer use it.
-func ContainsPhoneNumber(s string) bool { return phone.Contains(s) }
-
-// RedactPhoneNumbers is [phone.Redact].
-//
-// Deprecated: call phone.Redact; kept until commands.go, extend.go and
-// start.go no longer use it.
-func RedactPhoneNumbers(s string) string { return phone.Redact(s) }
-
 // maxNameLength bounds display and room names, in runes.
 const maxNameLength = 100
 
