@@ -1,9 +1,10 @@
-// Package loopback is an in-memory connector for tests. It records what the
-// router delivers to it, lets a test inject events as if they came from a
+// Package bridgetest holds the router's test helpers for every package's
+// tests. Loopback is an in-memory connector: it records what the router
+// delivers to it, lets a test inject events as if they came from a
 // network, and can be told to fail or panic. It implements every optional
-// capability unless built with WithoutCapabilities. It is never wired into
-// the daemon.
-package loopback
+// capability unless built with WithoutCapabilities. Nothing here is wired
+// into the daemon.
+package bridgetest
 
 import (
 	"bytes"
@@ -32,8 +33,8 @@ type Sent struct {
 // let it through.
 type SendFunc func(d *bridge.Delivery) error
 
-// Connector is the loopback connector.
-type Connector struct {
+// Loopback is the loopback connector.
+type Loopback struct {
 	network bridge.NetworkID
 	host    bridge.Host
 
@@ -49,34 +50,34 @@ type Connector struct {
 }
 
 var (
-	_ bridge.Connector          = (*Connector)(nil)
-	_ bridge.EditSender         = (*Connector)(nil)
-	_ bridge.ReactionSender     = (*Connector)(nil)
-	_ bridge.DeleteSender       = (*Connector)(nil)
-	_ bridge.ReadReceiptSender  = (*Connector)(nil)
-	_ bridge.TypingSender       = (*Connector)(nil)
-	_ bridge.MediaSender        = (*Connector)(nil)
-	_ bridge.MediaDownloader    = (*Connector)(nil)
-	_ bridge.StatusReceiver     = (*Connector)(nil)
-	_ bridge.HealthReporter     = (*Connector)(nil)
-	_ bridge.EncryptionReporter = (*Connector)(nil)
+	_ bridge.Connector          = (*Loopback)(nil)
+	_ bridge.EditSender         = (*Loopback)(nil)
+	_ bridge.ReactionSender     = (*Loopback)(nil)
+	_ bridge.DeleteSender       = (*Loopback)(nil)
+	_ bridge.ReadReceiptSender  = (*Loopback)(nil)
+	_ bridge.TypingSender       = (*Loopback)(nil)
+	_ bridge.MediaSender        = (*Loopback)(nil)
+	_ bridge.MediaDownloader    = (*Loopback)(nil)
+	_ bridge.StatusReceiver     = (*Loopback)(nil)
+	_ bridge.HealthReporter     = (*Loopback)(nil)
+	_ bridge.EncryptionReporter = (*Loopback)(nil)
 )
 
 // New returns a loopback connector for the named network.
-func New(network bridge.NetworkID) *Connector {
-	c := &Connector{network: network, media: make(map[string][]byte)}
+func NewLoopback(network bridge.NetworkID) *Loopback {
+	c := &Loopback{network: network, media: make(map[string][]byte)}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
 
 // Network implements bridge.Connector.
-func (c *Connector) Network() bridge.NetworkID { return c.network }
+func (c *Loopback) Network() bridge.NetworkID { return c.network }
 
 // Init implements bridge.Connector.
-func (c *Connector) Init(host bridge.Host) { c.host = host }
+func (c *Loopback) Init(host bridge.Host) { c.host = host }
 
 // Start implements bridge.Connector.
-func (c *Connector) Start(context.Context) error {
+func (c *Loopback) Start(context.Context) error {
 	c.mu.Lock()
 	c.started = true
 	c.mu.Unlock()
@@ -84,7 +85,7 @@ func (c *Connector) Start(context.Context) error {
 }
 
 // Stop implements bridge.Connector.
-func (c *Connector) Stop(context.Context) error {
+func (c *Loopback) Stop(context.Context) error {
 	c.mu.Lock()
 	c.started = false
 	c.mu.Unlock()
@@ -92,27 +93,27 @@ func (c *Connector) Stop(context.Context) error {
 }
 
 // OnSend installs a hook run before each delivery is recorded.
-func (c *Connector) OnSend(fn SendFunc) {
+func (c *Loopback) OnSend(fn SendFunc) {
 	c.mu.Lock()
 	c.onSend = fn
 	c.mu.Unlock()
 }
 
 // Receive submits an event as if it arrived from this network.
-func (c *Connector) Receive(ctx context.Context, evt *bridge.Event) error {
+func (c *Loopback) Receive(ctx context.Context, evt *bridge.Event) error {
 	evt.Source.Network = c.network
 	return c.host.Submit(ctx, evt)
 }
 
 // PutMedia stores attachment bytes under ref so other connectors can
 // download them.
-func (c *Connector) PutMedia(ref string, data []byte) {
+func (c *Loopback) PutMedia(ref string, data []byte) {
 	c.mu.Lock()
 	c.media[ref] = data
 	c.mu.Unlock()
 }
 
-func (c *Connector) record(ctx context.Context, kind bridge.Kind, d *bridge.Delivery, withMedia bool) (bridge.RemoteID, error) {
+func (c *Loopback) record(ctx context.Context, kind bridge.Kind, d *bridge.Delivery, withMedia bool) (bridge.RemoteID, error) {
 	c.mu.Lock()
 	hook := c.onSend
 	c.mu.Unlock()
@@ -143,39 +144,39 @@ func (c *Connector) record(ctx context.Context, kind bridge.Kind, d *bridge.Deli
 }
 
 // SendMessage implements bridge.Connector.
-func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
+func (c *Loopback) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	return c.record(ctx, bridge.KindMessage, d, false)
 }
 
 // SendMedia implements bridge.MediaSender.
-func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
+func (c *Loopback) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	return c.record(ctx, bridge.KindMessage, d, true)
 }
 
 // SendEdit implements bridge.EditSender.
-func (c *Connector) SendEdit(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
+func (c *Loopback) SendEdit(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	return c.record(ctx, bridge.KindEdit, d, false)
 }
 
 // SendReaction implements bridge.ReactionSender.
-func (c *Connector) SendReaction(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
+func (c *Loopback) SendReaction(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	return c.record(ctx, bridge.KindReaction, d, false)
 }
 
 // SendDelete implements bridge.DeleteSender.
-func (c *Connector) SendDelete(ctx context.Context, d *bridge.Delivery) error {
+func (c *Loopback) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	_, err := c.record(ctx, bridge.KindDelete, d, false)
 	return err
 }
 
 // SendReadReceipt implements bridge.ReadReceiptSender.
-func (c *Connector) SendReadReceipt(ctx context.Context, d *bridge.Delivery) error {
+func (c *Loopback) SendReadReceipt(ctx context.Context, d *bridge.Delivery) error {
 	_, err := c.record(ctx, bridge.KindReadReceipt, d, false)
 	return err
 }
 
 // SendTyping implements bridge.TypingSender.
-func (c *Connector) SendTyping(_ context.Context, _ bridge.ChatID, _ bridge.Sender, typing bool) error {
+func (c *Loopback) SendTyping(_ context.Context, _ bridge.ChatID, _ bridge.Sender, typing bool) error {
 	c.mu.Lock()
 	c.typing = append(c.typing, typing)
 	c.cond.Broadcast()
@@ -184,7 +185,7 @@ func (c *Connector) SendTyping(_ context.Context, _ bridge.ChatID, _ bridge.Send
 }
 
 // DownloadMedia implements bridge.MediaDownloader.
-func (c *Connector) DownloadMedia(_ context.Context, m *bridge.Media) (io.ReadCloser, error) {
+func (c *Loopback) DownloadMedia(_ context.Context, m *bridge.Media) (io.ReadCloser, error) {
 	c.mu.Lock()
 	data, ok := c.media[m.Ref]
 	c.mu.Unlock()
@@ -195,7 +196,7 @@ func (c *Connector) DownloadMedia(_ context.Context, m *bridge.Media) (io.ReadCl
 }
 
 // HandleStatus implements bridge.StatusReceiver.
-func (c *Connector) HandleStatus(_ context.Context, r *bridge.StatusReport) {
+func (c *Loopback) HandleStatus(_ context.Context, r *bridge.StatusReport) {
 	c.mu.Lock()
 	c.statuses = append(c.statuses, *r)
 	c.cond.Broadcast()
@@ -203,7 +204,7 @@ func (c *Connector) HandleStatus(_ context.Context, r *bridge.StatusReport) {
 }
 
 // Health implements bridge.HealthReporter.
-func (c *Connector) Health(context.Context) bridge.Health {
+func (c *Loopback) Health(context.Context) bridge.Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.started {
@@ -213,24 +214,24 @@ func (c *Connector) Health(context.Context) bridge.Health {
 }
 
 // IsEncrypted implements bridge.EncryptionReporter; loopback chats never are.
-func (c *Connector) IsEncrypted(context.Context, bridge.ChatID) (bool, error) { return false, nil }
+func (c *Loopback) IsEncrypted(context.Context, bridge.ChatID) (bool, error) { return false, nil }
 
 // Sent returns a copy of every delivery recorded so far.
-func (c *Connector) Sent() []Sent {
+func (c *Loopback) Sent() []Sent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Sent(nil), c.sent...)
 }
 
 // Statuses returns a copy of the status reports received so far.
-func (c *Connector) Statuses() []bridge.StatusReport {
+func (c *Loopback) Statuses() []bridge.StatusReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]bridge.StatusReport(nil), c.statuses...)
 }
 
 // Typing returns the typing notifications received so far.
-func (c *Connector) Typing() []bool {
+func (c *Loopback) Typing() []bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]bool(nil), c.typing...)
@@ -238,12 +239,12 @@ func (c *Connector) Typing() []bool {
 
 // WaitSent waits until at least n deliveries were recorded or the timeout
 // passes, and returns what was recorded.
-func (c *Connector) WaitSent(n int, timeout time.Duration) []Sent {
+func (c *Loopback) WaitSent(n int, timeout time.Duration) []Sent {
 	return waitFor(c, timeout, func() bool { return len(c.sent) >= n }, c.Sent)
 }
 
 // WaitStatus waits until a status report matching fn arrives.
-func (c *Connector) WaitStatus(timeout time.Duration, fn func(bridge.StatusReport) bool) (bridge.StatusReport, bool) {
+func (c *Loopback) WaitStatus(timeout time.Duration, fn func(bridge.StatusReport) bool) (bridge.StatusReport, bool) {
 	var found bridge.StatusReport
 	ok := false
 	waitFor(c, timeout, func() bool {
@@ -258,7 +259,7 @@ func (c *Connector) WaitStatus(timeout time.Duration, fn func(bridge.StatusRepor
 	return found, ok
 }
 
-func waitFor[T any](c *Connector, timeout time.Duration, cond func() bool, get func() T) T {
+func waitFor[T any](c *Loopback, timeout time.Duration, cond func() bool, get func() T) T {
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() {
 		c.mu.Lock()
