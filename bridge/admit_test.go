@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
@@ -19,7 +19,7 @@ import (
 // (they never receive it), per sender.
 func TestAdmitterRefusesAndExcludes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
-		c := loopback.New(netC)
+		c := bridgetest.NewLoopback(netC)
 		var mu sync.Mutex
 		var seen []*bridge.Admission
 		admit := bridge.AdmitFunc(func(_ context.Context, a *bridge.Admission) error {

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
@@ -45,7 +45,7 @@ func runCrashChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	a, b := loopback.New(netA), loopback.New(netB)
+	a, b := bridgetest.NewLoopback(netA), bridgetest.NewLoopback(netB)
 	b.OnSend(func(*bridge.Delivery) error { select {} }) // the destination hangs
 	r, err := bridge.New(bridge.Options{DB: db, Secret: testSecret, Log: log, Registerer: prometheus.NewRegistry(), Lease: 2 * time.Second, PollInterval: 100 * time.Millisecond})
 	if err == nil {

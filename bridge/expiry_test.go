@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
@@ -29,9 +29,9 @@ func rowsOf(t testing.TB, h *harness, msg bridge.MessageID) (messages, queued in
 }
 
 // waitDelete waits for a delete recorded by a loopback connector.
-func waitDelete(t testing.TB, c *loopback.Connector, target bridge.RemoteID, timeout time.Duration) loopback.Sent {
+func waitDelete(t testing.TB, c *bridgetest.Loopback, target bridge.RemoteID, timeout time.Duration) bridgetest.Sent {
 	t.Helper()
-	var got loopback.Sent
+	var got bridgetest.Sent
 	require.Eventually(t, func() bool {
 		for _, s := range c.Sent() {
 			if s.Kind == bridge.KindDelete && s.Delivery.Target == target {

@@ -16,7 +16,7 @@ import (
 	"go.mau.fi/util/dbutil"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
@@ -36,7 +36,7 @@ type harness struct {
 	t      testing.TB
 	router *bridge.Router
 	db     *dbutil.Database
-	a, b   *loopback.Connector
+	a, b   *bridgetest.Loopback
 	extra  []bridge.Connector
 	reg    *prometheus.Registry
 	logs   *testenv.SyncBuffer
@@ -54,7 +54,7 @@ func withConnector(c bridge.Connector) harnessOpt {
 
 func startHarness(t testing.TB, dbo database.Options, opts ...harnessOpt) *harness {
 	t.Helper()
-	h := &harness{t: t, a: loopback.New(netA), b: loopback.New(netB), reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
+	h := &harness{t: t, a: bridgetest.NewLoopback(netA), b: bridgetest.NewLoopback(netB), reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
 	db, err := database.Open(context.Background(), dbo, log)
 	require.NoError(t, err)
@@ -107,7 +107,7 @@ func text(chat, id, body string) *bridge.Event {
 	}
 }
 
-func bodies(sent []loopback.Sent) []string {
+func bodies(sent []bridgetest.Sent) []string {
 	out := make([]string, len(sent))
 	for i, s := range sent {
 		if s.Delivery.Event.Content != nil {
@@ -127,7 +127,7 @@ func waitQueueEmpty(t testing.TB, r *bridge.Router) {
 
 func TestDeliveryInOrderPerConversation(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
-		c := loopback.New(netC)
+		c := bridgetest.NewLoopback(netC)
 		h := startHarness(t, dbo, withConnector(c), withOptions(func(o *bridge.Options) { o.Workers = 8 }))
 		const convs, perConv = 6, 60
 		for i := 0; i < convs; i++ {
@@ -146,7 +146,7 @@ func TestDeliveryInOrderPerConversation(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		for _, dest := range []*loopback.Connector{h.b, c} {
+		for _, dest := range []*bridgetest.Loopback{h.b, c} {
 			sent := dest.WaitSent(convs*perConv, 15*time.Second)
 			require.Len(t, bodies(sent), convs*perConv)
 			next := map[bridge.ChatID]int{}
@@ -477,7 +477,7 @@ func TestTwoRoutersOnOneDatabaseDeliverOnceInOrder(t *testing.T) {
 	require.Len(t, bodies(all), n, "each message exactly once")
 	// Each router's own deliveries are in order, and no message is seen twice.
 	seen := map[string]bool{}
-	for _, part := range [][]loopback.Sent{h1.b.Sent(), h2.b.Sent()} {
+	for _, part := range [][]bridgetest.Sent{h1.b.Sent(), h2.b.Sent()} {
 		last := -1
 		for _, s := range part {
 			v, _ := strconv.Atoi(s.Delivery.Event.Content.Body)

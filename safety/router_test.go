@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/safety"
@@ -27,9 +27,9 @@ func TestBlockAcrossNetworks(t *testing.T) {
 			dbo = dbtest.SQLite(t) // the router and the service share a file database
 		}
 		ctx := context.Background()
-		mx := loopback.New(bridge.NetworkMatrix)
-		smsNet := loopback.New(bridge.NetworkSMS)
-		wa := loopback.New(bridge.NetworkWhatsApp)
+		mx := bridgetest.NewLoopback(bridge.NetworkMatrix)
+		smsNet := bridgetest.NewLoopback(bridge.NetworkSMS)
+		wa := bridgetest.NewLoopback(bridge.NetworkWhatsApp)
 		var router *bridge.Router
 		owners := map[bridge.ChatID]string{"!sms-room": string(alice), "!wa-room": string(alice), "!other-room": string(alice)}
 		cfg := defaultSafety()
@@ -54,7 +54,7 @@ func TestBlockAcrossNetworks(t *testing.T) {
 		router, err = bridge.New(bridge.Options{DB: e.db, Secret: []byte("0123456789abcdef0123456789abcdef"), Log: zerolog.Nop(),
 			RetryBase: 10 * time.Millisecond, PollInterval: 50 * time.Millisecond, Admitter: e.svc})
 		require.NoError(t, err)
-		for _, c := range []*loopback.Connector{mx, smsNet, wa} {
+		for _, c := range []*bridgetest.Loopback{mx, smsNet, wa} {
 			require.NoError(t, router.Register(c))
 		}
 		require.NoError(t, router.Start(ctx))
@@ -90,7 +90,7 @@ func TestBlockAcrossNetworks(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, k1, k2)
 
-		send := func(c *loopback.Connector, chat string, sender bridge.UserID, id string) error {
+		send := func(c *bridgetest.Loopback, chat string, sender bridge.UserID, id string) error {
 			return c.Receive(ctx, &bridge.Event{Kind: bridge.KindMessage, Source: leg(c.Network(), chat), SourceID: bridge.RemoteID(id),
 				Sender: bridge.Sender{ID: sender}, Content: &bridge.Content{Type: bridge.MsgText, Body: id}})
 		}
@@ -101,7 +101,7 @@ func TestBlockAcrossNetworks(t *testing.T) {
 
 		for _, tc := range []struct {
 			name      string
-			from      *loopback.Connector
+			from      *bridgetest.Loopback
 			chat      string
 			sender    bridge.UserID
 			delivered bool
@@ -143,7 +143,7 @@ func TestBlockAcrossNetworks(t *testing.T) {
 	})
 }
 
-func sentBodies(c *loopback.Connector) []string {
+func sentBodies(c *bridgetest.Loopback) []string {
 	var out []string
 	for _, s := range c.Sent() {
 		out = append(out, s.Delivery.Event.Content.Body)

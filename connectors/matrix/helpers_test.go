@@ -23,8 +23,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
@@ -90,7 +90,7 @@ type env struct {
 	db     *dbutil.Database
 	router *bridge.Router
 	conn   *matrix.Connector
-	lb     *loopback.Connector
+	lb     *bridgetest.Loopback
 	srv    *http.Server
 	logs   *testenv.SyncBuffer
 	hs     *dendrite.Server
@@ -119,8 +119,8 @@ func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs 
 	require.NoError(t, err)
 	conn, err := matrix.New(cfg, db, log)
 	require.NoError(t, err)
-	lb := loopback.New(netLoop)
-	phones := &phoneLoop{Connector: lb}
+	lb := bridgetest.NewLoopback(netLoop)
+	phones := &phoneLoop{Loopback: lb}
 	r, err := bridge.New(bridge.Options{
 		DB: db, Secret: routerSecret, Log: log,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, MaxAttempts: 3,
@@ -325,7 +325,7 @@ func idOf(u *user) id.UserID { return id.UserID(u.id) }
 // phone numbers: the chat for a number is "phone-<n>", and contacts have
 // no display name (as an SMS contact would).
 type phoneLoop struct {
-	*loopback.Connector
+	*bridgetest.Loopback
 	mu    sync.Mutex
 	chats map[string]bridge.ChatID
 }

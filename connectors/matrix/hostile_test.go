@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 )
 
@@ -144,7 +144,7 @@ func TestHostileEventsDoNotStall(t *testing.T) {
 }
 
 // deliveries counts the deliveries of one source event.
-func deliveries(sent []loopback.Sent, source string) int {
+func deliveries(sent []bridgetest.Sent, source string) int {
 	n := 0
 	for _, s := range sent {
 		if s.Delivery.Event.SourceID == bridge.RemoteID(source) {

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/commands"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/identity"
 )
@@ -23,7 +23,7 @@ import (
 // phoneNet is a loopback connector posing as a phone network; it records
 // which numbers it opened chats for.
 type phoneNet struct {
-	*loopback.Connector
+	*bridgetest.Loopback
 	mu     sync.Mutex
 	opened map[string]bool
 }
@@ -61,8 +61,8 @@ func (p *reachNet) Reaches(_ context.Context, _ string, phone string) (bool, err
 // portal on the network identity.Decide picks for that state — and that no
 // other network was touched.
 func TestStartRoutingTable(t *testing.T) {
-	wa := &reachNet{phoneNet: &phoneNet{Connector: loopback.New(bridge.NetworkWhatsApp), opened: map[string]bool{}}, reach: map[string]bool{}}
-	sms := &phoneNet{Connector: loopback.New(bridge.NetworkSMS), opened: map[string]bool{}}
+	wa := &reachNet{phoneNet: &phoneNet{Loopback: bridgetest.NewLoopback(bridge.NetworkWhatsApp), opened: map[string]bool{}}, reach: map[string]bool{}}
+	sms := &phoneNet{Loopback: bridgetest.NewLoopback(bridge.NetworkSMS), opened: map[string]bool{}}
 	e := startWithDendriteAnd(t, []bridge.Connector{wa, sms})
 	ctx := zerolog.New(e.logs).WithContext(context.Background())
 	store := identity.New(e.db)
@@ -191,7 +191,7 @@ func TestStartSecondUserGetsGroup(t *testing.T) {
 		groups bool
 	}{{"group opener", true}, {"one chat per number", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			taken := &takenNet{phoneNet: &phoneNet{Connector: loopback.New(bridge.NetworkWhatsApp), opened: map[string]bool{}}}
+			taken := &takenNet{phoneNet: &phoneNet{Loopback: bridgetest.NewLoopback(bridge.NetworkWhatsApp), opened: map[string]bool{}}}
 			var conn bridge.Connector = taken
 			if tc.groups {
 				conn = groupNet{taken}
@@ -244,7 +244,7 @@ func TestStartSecondUserGetsGroup(t *testing.T) {
 // the problem (never echoing the input) and open nothing.
 func TestStartWrittenForms(t *testing.T) {
 	const e164 = "+12025550143"
-	wa := &reachNet{phoneNet: &phoneNet{Connector: loopback.New(bridge.NetworkWhatsApp), opened: map[string]bool{}},
+	wa := &reachNet{phoneNet: &phoneNet{Loopback: bridgetest.NewLoopback(bridge.NetworkWhatsApp), opened: map[string]bool{}},
 		reach: map[string]bool{e164: true}}
 	e := startWithDendriteAnd(t, []bridge.Connector{wa})
 	ctx := zerolog.New(e.logs).WithContext(context.Background())

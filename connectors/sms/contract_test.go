@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/prism"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
@@ -28,7 +28,7 @@ func TestTwilioContract(t *testing.T) {
 	mock := prism.Start(t, prism.SpecPath(t))
 
 	t.Run("accepted", func(t *testing.T) {
-		e := &env{t: t, logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
+		e := &env{t: t, logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry()}
 		e.start(mock.URL)
 		e.sms.SetHooks(sms.Hooks{IsGroup: func(context.Context, bridge.ConversationID) bool { return true }})
 		_, mxLeg, _ := e.conversation(contactA, "!room1")
@@ -51,7 +51,7 @@ func TestTwilioContract(t *testing.T) {
 	})
 
 	t.Run("malformed rejected", func(t *testing.T) {
-		e := &env{t: t, logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
+		e := &env{t: t, logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry()}
 		e.start(mock.URL, func(c *config.Config) { c.SMS.Twilio.AccountSID = "ACnotavalidsid" })
 		_, mxLeg, _ := e.conversation(contactA, "!room1")
 		e.sendFromMatrix(mxLeg, "$bad", "hello")

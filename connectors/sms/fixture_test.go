@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
@@ -106,6 +106,6 @@ func TestFixtureOpens(t *testing.T) {
 
 // fixtureEnv is newEnv on the SQLite file path.
 func fixtureEnv(t *testing.T, path string) *env {
-	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry(), dbFile: path}
+	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry(), dbFile: path}
 	return e.start(e.twilio.srv.URL)
 }

@@ -25,8 +25,8 @@ import (
 	"go.mau.fi/util/dbutil"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
@@ -158,7 +158,7 @@ type env struct {
 	t      testing.TB
 	router *bridge.Router
 	sms    *sms.Connector
-	mx     *loopback.Connector
+	mx     *bridgetest.Loopback
 	twilio *fakeTwilio
 	mux    *http.ServeMux
 	logs   *testenv.SyncBuffer
@@ -204,7 +204,7 @@ func testConfig(apiURL string) *config.Config {
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry()}
+	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry()}
 	return e.start(e.twilio.srv.URL, opts...)
 }
 

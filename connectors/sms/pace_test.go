@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
@@ -31,7 +31,7 @@ func TestPacingThroughTheRouter(t *testing.T) {
 	}{{"sqlite", false}, {"postgres", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			const interval = 100 * time.Millisecond
-			e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry(), postgres: tc.postgres}
+			e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry(), postgres: tc.postgres}
 			e.start(e.twilio.srv.URL, func(cfg *config.Config) {
 				cfg.Safety.SMSSegmentInterval = config.Duration(interval)
 			})

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -39,7 +39,7 @@ func TestSpoolKeepsInboundWhileDatabaseDown(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			spoolPath := filepath.Join(t.TempDir(), "sms-spool")
-			e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix),
+			e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix),
 				reg: prometheus.NewRegistry(), postgres: backend == "postgres", spoolPath: spoolPath}
 			e.start(e.twilio.srv.URL)
 			ctx := context.Background()

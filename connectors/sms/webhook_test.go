@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
@@ -329,7 +329,7 @@ func tick() { time.Sleep(3 * time.Millisecond) }
 // TestPostgres runs the schema and the pool, opt-out and status paths on
 // PostgreSQL (skipped unless SWITCHBOARD_TEST_POSTGRES is set).
 func TestPostgres(t *testing.T) {
-	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix), reg: prometheus.NewRegistry(), postgres: true}
+	e := &env{t: t, twilio: newFakeTwilio(t), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry(), postgres: true}
 	e.start(e.twilio.srv.URL)
 	_, mx1, _ := e.conversation(contactA, "!room1")
 	tick()

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/connectors/loopback"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
@@ -67,7 +67,7 @@ type env struct {
 	db       *dbutil.Database
 	router   *bridge.Router
 	wa       *Connector
-	mx       *loopback.Connector
+	mx       *bridgetest.Loopback
 	matrix   *fakeMatrix
 	sessions *fakeSessions
 	logs     *testenv.SyncBuffer
@@ -97,7 +97,7 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 		fn(&o)
 	}
 	e := &env{
-		t: t, ctx: context.Background(), logs: &testenv.SyncBuffer{}, mx: loopback.New(netMatrix),
+		t: t, ctx: context.Background(), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix),
 		matrix: newFakeMatrix(), sessions: &fakeSessions{}, clients: map[string]*fakeClient{},
 		now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
@@ -186,7 +186,7 @@ func (e *env) restart() {
 		f.handlers, f.connected = nil, false
 		f.mu.Unlock()
 	}
-	e.mx = loopback.New(netMatrix)
+	e.mx = bridgetest.NewLoopback(netMatrix)
 	e.start()
 	for _, f := range clients {
 		require.True(e.t, f.waitFor(5*time.Second, func() bool { return f.connected }), "reconnected after the restart")
