@@ -24,6 +24,7 @@ const contactPhone = "+15551234567"
 // other rooms.
 func TestBotDMHelp(t *testing.T) {
 	e := startWithDendrite(t)
+	e.conn.SetCommands(matrix.StubCommands(t))
 	alice := e.newUser(t, "alice")
 	bot := e.conn.BotUserID().String()
 	room := alice.createRoom(t, map[string]any{"invite": []string{bot}, "is_direct": true, "preset": "trusted_private_chat"})
