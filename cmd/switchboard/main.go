@@ -15,7 +15,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard"
 	"github.com/switchboard-bridge/switchboard/config"
-	"github.com/switchboard-bridge/switchboard/internal/daemon"
+	"github.com/switchboard-bridge/switchboard/daemon"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".

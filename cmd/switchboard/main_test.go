@@ -22,7 +22,7 @@ import (
 
 	"maunium.net/go/mautrix/appservice"
 
-	"github.com/switchboard-bridge/switchboard/internal/daemon"
+	"github.com/switchboard-bridge/switchboard/daemon"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchboard-bridge/switchboard/internal/daemon"
+	"github.com/switchboard-bridge/switchboard/daemon"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 )
 

@@ -86,7 +86,7 @@ func TestWithDendrite(t *testing.T) {
 	require.NoError(t, r.Register(wa))
 	wa.SetMatrix(mx)
 	wa.SetHooks(Hooks{OnChatTimer: r.SetLegTimer, OnUnrouted: func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
-		// What the daemon does (internal/daemon/whatsapp.go).
+		// What the daemon does (daemon/whatsapp.go).
 		room, err := mx.CreatePortal(ctx, matrix.PortalOptions{User: id.UserID(u.Account), Network: bridge.NetworkWhatsApp, Contact: u.Contact, Direct: !u.Group, Name: u.Name})
 		if err != nil {
 			return "", err
