@@ -3,7 +3,6 @@ package whatsapp
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +24,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -107,9 +106,9 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 		}
 	})
 	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
+	dbo := dbtest.SQLite(t)
 	if o.postgres {
-		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+		dbo = dbtest.Postgres(t)
 	}
 	db, err := database.Open(e.ctx, dbo, log)
 	require.NoError(t, err)
@@ -311,18 +310,4 @@ func requireStoredNoNumbers(t testing.TB, e *env) {
 		require.NoError(t, err)
 		requireNoNumbers(t, string(raw), "SQLite file"+suffix)
 	}
-}
-
-// storeBackends are the databases the session-store tests run on: a SQLite
-// file, and PostgreSQL (skipped without SWITCHBOARD_TEST_POSTGRES).
-var storeBackends = []struct {
-	name string
-	opts func(t *testing.T) database.Options
-}{
-	{"sqlite", func(t *testing.T) database.Options {
-		return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "s.db")}
-	}},
-	{"postgres", func(t *testing.T) database.Options {
-		return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-	}},
 }

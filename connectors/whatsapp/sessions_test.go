@@ -10,18 +10,19 @@ import (
 	"go.mau.fi/whatsmeow/proto/waAdv"
 
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 // whatsmeow's session store runs its own migrations (whatsmeow_version)
 // in the bridge's database, next to the connector's, on both dialects.
 func TestSQLSessions(t *testing.T) {
-	for _, tc := range storeBackends {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, be := range dbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
 			ctx := context.Background()
 			logs := &testenv.SyncBuffer{}
 			log := zerolog.New(logs)
-			db, err := database.Open(ctx, tc.opts(t), log)
+			db, err := database.Open(ctx, be.Options(t), log)
 			require.NoError(t, err)
 			defer db.Close()
 			s, err := NewSQLSessions(db, secret, log)

@@ -17,6 +17,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -36,10 +37,10 @@ var contactDigits = []string{digitsOf(contactNumber), digitsOf(otherNumber)}
 // database holds no contact's number: not in any whatsmeow table, nor in
 // SQLite's file and write-ahead log.
 func TestStoreHoldsNoContactNumbers(t *testing.T) {
-	for _, tc := range storeBackends {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, be := range dbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
 			ctx := context.Background()
-			opts := tc.opts(t)
+			opts := be.Options(t)
 			log := zerolog.New(&testenv.SyncBuffer{})
 			db, err := database.Open(ctx, opts, log)
 			require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waAdv"
 
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -18,10 +19,10 @@ import (
 // everything, a row stored since in the protected form wins over its
 // legacy twin, and no contact number is left.
 func TestUpgradeProtectsLegacyRows(t *testing.T) {
-	for _, tc := range storeBackends {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, be := range dbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
 			ctx := context.Background()
-			opts := tc.opts(t)
+			opts := be.Options(t)
 			logs := &testenv.SyncBuffer{}
 			log := zerolog.New(logs)
 			db, err := database.Open(ctx, opts, log)
