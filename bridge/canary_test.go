@@ -15,7 +15,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 func canary(t *testing.T) string {
@@ -84,7 +84,7 @@ func TestCanaryNeverReachesSQLiteFilesOrLogs(t *testing.T) {
 }
 
 func TestCanaryNeverReachesPostgres(t *testing.T) {
-	dbo := database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+	dbo := dbtest.Postgres(t)
 	h := startHarness(t, dbo)
 	secret := canary(t)
 	sendCanaries(t, h, secret)

@@ -12,7 +12,7 @@ import (
 	"go.mau.fi/util/dbutil"
 
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // bareRouter starts a router without connectors on a fresh database; its
@@ -22,7 +22,7 @@ func bareRouter(t testing.TB, dialect string) *Router {
 	ctx := context.Background()
 	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")}
 	if dialect == database.TypePostgres {
-		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+		dbo = dbtest.Postgres(t)
 	}
 	db, err := database.Open(ctx, dbo, zerolog.Nop())
 	require.NoError(t, err)

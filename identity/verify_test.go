@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 )
@@ -22,7 +23,7 @@ import (
 func newVerifier(t *testing.T) (*Verifier, *fakeclock.Clock, string) {
 	t.Helper()
 	if os.Getenv(pgtest.EnvDSN) != "" {
-		return openVerifier(t, database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)})
+		return openVerifier(t, dbtest.Postgres(t))
 	}
 	return newSQLiteVerifier(t)
 }

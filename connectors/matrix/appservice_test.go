@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // putTxn sends a transaction straight to the connector's handler, as the
@@ -89,12 +88,7 @@ func TestHSTokenChecked(t *testing.T) {
 // after a restart on the same database (SQLite, and PostgreSQL when
 // SWITCHBOARD_TEST_POSTGRES is set).
 func TestTransactionDeduplicated(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testTransactionDeduplicated(t, database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")})
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testTransactionDeduplicated(t, database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)})
-	})
+	dbtest.Each(t, testTransactionDeduplicated)
 }
 
 func testTransactionDeduplicated(t *testing.T, dbo database.Options) {

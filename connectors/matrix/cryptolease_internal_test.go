@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/migrations"
 )
 
@@ -112,19 +111,9 @@ func kill(c *Connector) {
 // over once the lease expires; the old owner, back, stays off the device.
 // A process that stops releases the lease, so the other takes over at once.
 func TestCryptoLease(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		dbo  func(t *testing.T) database.Options
-	}{
-		{"sqlite", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")}
-		}},
-		{"postgres", func(t *testing.T) database.Options {
-			return database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dbo := tc.dbo(t)
+	for _, be := range dbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			dbo := be.Options(t)
 			const lease = 600 * time.Millisecond
 			ctx := context.Background()
 			a, fa := leaseConnector(t, dbo, lease)
@@ -236,7 +225,7 @@ func deadPID(t *testing.T) int {
 // the lease to expire (it could not encrypt meanwhile).
 func TestKilledOwnerTakenOverAtOnce(t *testing.T) {
 	ctx := context.Background()
-	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")}
+	dbo := dbtest.SQLite(t)
 	c, fc := leaseConnector(t, dbo, time.Hour)
 	t.Cleanup(func() { kill(c) })
 	dead := "m_" + hostTag() + "_" + strconv.Itoa(deadPID(t)) + "_000000000000_bbbb"

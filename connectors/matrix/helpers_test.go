@@ -27,6 +27,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
@@ -184,7 +185,7 @@ func startWithDendriteAnd(t testing.TB, extra []bridge.Connector, configure ...f
 	// CI runs the suite twice: on SQLite, then with PostgreSQL.
 	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
 	if os.Getenv(pgtest.EnvDSN) != "" {
-		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+		dbo = dbtest.Postgres(t)
 	}
 	e := startBridgeDB(t, cfg, dbo, nil, extra...)
 	e.hs = hs

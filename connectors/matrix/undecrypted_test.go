@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/jsclient"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
@@ -142,7 +143,7 @@ func startGated(t testing.TB, failLogin bool, configure ...func(*config.Config))
 	cfg.Homeserver.Domain = hs.ServerName
 	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
 	if os.Getenv(pgtest.EnvDSN) != "" {
-		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+		dbo = dbtest.Postgres(t)
 	}
 	e := startBridgeDB(t, cfg, dbo, nil)
 	e.hs = hs

@@ -29,7 +29,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -230,7 +230,7 @@ func (e *env) start(apiURL string, opts ...envOpt) *env {
 		dbo.URI = e.dbFile
 	}
 	if e.postgres {
-		dbo = database.Options{Type: database.TypePostgres, URI: pgtest.DSN(t)}
+		dbo = dbtest.Postgres(t)
 	} else {
 		e.dbPath = dbo.URI
 	}
