@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,7 +18,7 @@ import (
 // registerSMS sets up the Twilio SMS connector: its webhooks, metrics, and
 // the hooks that turn carrier reports into what Matrix users see.
 func (d *Daemon) registerSMS(mx *matrix.Connector, reg prometheus.Registerer) error {
-	c, err := sms.New(d.cfg, d.db, d.log)
+	c, err := sms.New(smsConfig(d.cfg), d.db, d.log)
 	if err != nil {
 		return err
 	}
@@ -72,6 +73,24 @@ func (d *Daemon) registerSMS(mx *matrix.Connector, reg prometheus.Registerer) er
 		d.routes[pattern] = h
 	}
 	return nil
+}
+
+// smsConfig is what the SMS connector reads of the loaded configuration.
+func smsConfig(cfg *config.Config) sms.Config {
+	intervals := make(map[string]time.Duration, len(cfg.Safety.SMSNumberIntervals))
+	for number, d := range cfg.Safety.SMSNumberIntervals {
+		intervals[number] = d.Std()
+	}
+	return sms.Config{
+		SMS:               cfg.SMS,
+		Secret:            cfg.Identity.Secret,
+		MetadataRetention: cfg.Retention.Metadata.Std(),
+		Pacing: sms.Pacing{
+			SegmentInterval: cfg.Safety.SMSSegmentInterval.Std(),
+			NumberIntervals: intervals,
+		},
+		HighCostPrefixes: cfg.Safety.HighCostPrefixes,
+	}
 }
 
 // smsSpoolPath is where inbound SMS wait while the database is

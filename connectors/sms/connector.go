@@ -33,7 +33,7 @@
 //
 // Wiring (the daemon's part):
 //
-//	c, err := sms.New(cfg, db, log)         // no I/O
+//	c, err := sms.New(sms.Config{SMS: cfg.SMS, Secret: …, …}, db, log) // no I/O
 //	c.SetHooks(sms.Hooks{OnStatus: …, OnPoolShared: …, OnUnrouted: …, IsGroup: …})
 //	c.RegisterMetrics(registry)
 //	router.Register(c)                      // Start runs the sb_sms_version migrations
@@ -123,6 +123,35 @@ type SendInfo struct {
 	Segments      int
 }
 
+// Config is everything the SMS connector reads from the configuration:
+// its own section and the few settings of other owners it depends on. The
+// daemon fills it from the loaded file.
+type Config struct {
+	// SMS is the connector's own section (sms:).
+	SMS config.SMS
+	// Secret is identity.secret; the keys that hash and seal phone numbers
+	// are derived from it.
+	Secret string
+	// MetadataRetention is retention.metadata: how long delivery metadata
+	// (message references, statuses) is kept.
+	MetadataRetention time.Duration
+	// Pacing is safety's pacing of each pool number.
+	Pacing Pacing
+	// HighCostPrefixes is safety.high_cost_prefixes: E.164 prefixes
+	// Hooks.BeforeSend is told a destination matches (SendInfo.HighCost).
+	HighCostPrefixes []string
+}
+
+// Pacing is how fast each pool number may send.
+type Pacing struct {
+	// SegmentInterval is safety.sms_segment_interval: the time between
+	// segments sent from one pool number; 0 means no pacing.
+	SegmentInterval time.Duration
+	// NumberIntervals is safety.sms_number_intervals: SegmentInterval for
+	// particular pool numbers, keyed by E.164 number.
+	NumberIntervals map[string]time.Duration
+}
+
 // Connector is the SMS connector.
 type Connector struct {
 	cfg       config.SMS
@@ -179,12 +208,12 @@ func (c *Connector) IsEncrypted(context.Context, bridge.ChatID) (bool, error) { 
 
 // New validates the SMS configuration and builds the connector. It does no
 // I/O; Start runs the migrations (version table sb_sms_version).
-func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error) {
+func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error) {
 	if db == nil {
 		return nil, errors.New("sms: database is required")
 	}
 	s := cfg.SMS
-	k, err := deriveKeys(cfg.Identity.Secret)
+	k, err := deriveKeys(cfg.Secret)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +242,7 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		keys:      k,
 		db:        db,
 		log:       log.With().Str("component", "sms").Logger(),
-		metadata:  time.Duration(cfg.Retention.Metadata),
+		metadata:  cfg.MetadataRetention,
 		now:       time.Now,
 		validator: client.NewRequestValidator(s.Twilio.AuthToken),
 		pool:      make(map[string]string, len(s.Twilio.Numbers)),
@@ -233,8 +262,8 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		c.pool[h] = e164
 		c.poolOrder = append(c.poolOrder, h)
 	}
-	c.pacer = newPacer(cfg.Safety, c.pool)
-	c.highCost = cfg.Safety.HighCostPrefixes
+	c.pacer = newPacer(cfg.Pacing, c.pool)
+	c.highCost = cfg.HighCostPrefixes
 	c.transport = &rewriteTransport{base: http.DefaultTransport, target: api}
 	httpc := &client.Client{
 		Credentials: client.NewCredentials(s.Twilio.AccountSID, s.Twilio.AuthToken),

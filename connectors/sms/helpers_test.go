@@ -187,6 +187,19 @@ type statusCall struct {
 
 type envOpt func(*config.Config)
 
+// connectorConfig is what the daemon gives the connector of cfg.
+func connectorConfig(cfg *config.Config) sms.Config {
+	intervals := map[string]time.Duration{}
+	for number, d := range cfg.Safety.SMSNumberIntervals {
+		intervals[number] = d.Std()
+	}
+	return sms.Config{
+		SMS: cfg.SMS, Secret: cfg.Identity.Secret, MetadataRetention: cfg.Retention.Metadata.Std(),
+		Pacing:           sms.Pacing{SegmentInterval: cfg.Safety.SMSSegmentInterval.Std(), NumberIntervals: intervals},
+		HighCostPrefixes: cfg.Safety.HighCostPrefixes,
+	}
+}
+
 func testConfig(apiURL string) *config.Config {
 	cfg := &config.Config{}
 	cfg.Identity.Secret = secret
@@ -236,7 +249,7 @@ func (e *env) start(apiURL string, opts ...envOpt) *env {
 	}
 	db, err := database.Open(context.Background(), dbo, log)
 	require.NoError(t, err)
-	c, err := sms.New(cfg, db, log)
+	c, err := sms.New(connectorConfig(cfg), db, log)
 	require.NoError(t, err)
 	require.NoError(t, c.RegisterMetrics(e.reg))
 	if e.spoolPath != "" {

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/config"
 )
 
 // pacer paces sends per pool number to what the number's type allows
@@ -27,12 +26,12 @@ type pacer struct {
 	holds map[string]time.Time
 }
 
-func newPacer(s config.Safety, pool map[string]string) *pacer {
+func newPacer(s Pacing, pool map[string]string) *pacer {
 	p := &pacer{interval: map[string]time.Duration{}, limiters: map[string]*rate.Limiter{}, slots: map[bridge.DeliveryID]time.Time{}, holds: map[string]time.Time{}}
 	for hash, number := range pool {
-		iv := s.SMSSegmentInterval.Std()
-		if o, ok := s.SMSNumberIntervals[number]; ok {
-			iv = o.Std()
+		iv := s.SegmentInterval
+		if o, ok := s.NumberIntervals[number]; ok {
+			iv = o
 		}
 		p.interval[hash] = iv
 		if iv > 0 {

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
-	"github.com/switchboard-bridge/switchboard/config"
 )
 
 // TestPacerOnFakeClock: each pool number sends one segment per interval;
@@ -16,9 +15,9 @@ import (
 // messages take as many slots as segments.
 func TestPacerOnFakeClock(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	cfg := config.Safety{
-		SMSSegmentInterval: config.Duration(time.Second),
-		SMSNumberIntervals: map[string]config.Duration{"+18005550100": config.Duration(100 * time.Millisecond)},
+	cfg := Pacing{
+		SegmentInterval: time.Second,
+		NumberIntervals: map[string]time.Duration{"+18005550100": 100 * time.Millisecond},
 	}
 	p := newPacer(cfg, map[string]string{"long": "+14155550101", "tollfree": "+18005550100"})
 	type step struct {
@@ -44,7 +43,7 @@ func TestPacerOnFakeClock(t *testing.T) {
 		got := p.wait(s.pool, s.id, s.segments, t0.Add(s.at))
 		require.InDelta(t, float64(s.wait), float64(got), float64(time.Millisecond), "step %d (%s)", i, s.id)
 	}
-	unpaced := newPacer(config.Safety{}, map[string]string{"long": "+14155550101"})
+	unpaced := newPacer(Pacing{}, map[string]string{"long": "+14155550101"})
 	for range 100 {
 		require.Zero(t, unpaced.wait("long", "x", 10, t0))
 	}
@@ -57,7 +56,7 @@ func TestPacerOnFakeClock(t *testing.T) {
 // are not held; a shorter later hold does not shorten it.
 func TestPacerHold(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := newPacer(config.Safety{}, map[string]string{"a": "+14155550101", "b": "+14155550102"})
+	p := newPacer(Pacing{}, map[string]string{"a": "+14155550101", "b": "+14155550102"})
 	require.Zero(t, p.wait("a", "d1", 1, t0), "unpaced number: no wait")
 	p.hold("a", t0.Add(3*time.Second))
 	p.hold("a", t0.Add(time.Second))
@@ -68,7 +67,7 @@ func TestPacerHold(t *testing.T) {
 	require.Zero(t, p.wait("a", "d1", 1, t0.Add(3*time.Second)))
 	require.Zero(t, p.wait("a", "d2", 1, t0.Add(3*time.Second)))
 
-	paced := newPacer(config.Safety{SMSSegmentInterval: config.Duration(time.Second)}, map[string]string{"a": "+14155550101"})
+	paced := newPacer(Pacing{SegmentInterval: time.Second}, map[string]string{"a": "+14155550101"})
 	require.Zero(t, paced.wait("a", "d1", 1, t0))
 	require.Equal(t, time.Second, paced.wait("a", "d2", 1, t0), "d2 gets the slot at 1s")
 	paced.hold("a", t0.Add(5*time.Second))
