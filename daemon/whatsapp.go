@@ -8,16 +8,28 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 	"github.com/switchboard-bridge/switchboard/connectors/whatsapp"
 )
+
+// whatsAppConfig is what the WhatsApp connector reads of the loaded
+// configuration.
+func whatsAppConfig(cfg *config.Config) whatsapp.Config {
+	return whatsapp.Config{
+		WhatsApp:          cfg.WhatsApp,
+		Secret:            cfg.Identity.Secret,
+		MetadataRetention: cfg.Retention.Metadata.Std(),
+		AdminRoom:         id.RoomID(cfg.Safety.AdminRoom),
+	}
+}
 
 // registerWhatsApp sets up the WhatsApp connector: its Matrix side (QR
 // images, notices), the hooks that turn WhatsApp chats into portals and
 // chat timers into leg timers (its commands are registered by
 // registerCommands).
 func (d *Daemon) registerWhatsApp(mx *matrix.Connector, reg prometheus.Registerer) (*whatsapp.Connector, error) {
-	wa, err := whatsapp.New(d.cfg, d.db, d.log, whatsapp.Options{AdminRoom: id.RoomID(d.cfg.Safety.AdminRoom)})
+	wa, err := whatsapp.New(whatsAppConfig(d.cfg), d.db, d.log, whatsapp.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func TestWhatsAppCommandsWhenEnabled(t *testing.T) {
 	db, err := database.Open(context.Background(), database.Options{Type: database.TypeSQLite, URI: ":memory:"}, zerolog.Nop())
 	require.NoError(t, err)
 	defer db.Close()
-	wa, err := whatsapp.New(cfg, db, zerolog.Nop(), whatsapp.Options{})
+	wa, err := whatsapp.New(whatsAppConfig(cfg), db, zerolog.Nop(), whatsapp.Options{})
 	require.NoError(t, err)
 	reg := commands.New(commands.Options{})
 	require.NoError(t, whatsapp.Register(reg, wa))

@@ -109,6 +109,25 @@ type Hooks struct {
 	OnChatTimer func(ctx context.Context, leg bridge.Leg, timer time.Duration) error
 }
 
+// Config is everything the WhatsApp connector reads from the
+// configuration: its own section and the few settings of other owners it
+// depends on. The daemon fills it from the loaded file.
+type Config struct {
+	// WhatsApp is the connector's own section (whatsapp:).
+	WhatsApp config.WhatsApp
+	// Secret is identity.secret; the keys that hash and seal chat JIDs
+	// and whatsmeow's session store, and contacts' pseudonyms, are
+	// derived from it.
+	Secret string
+	// MetadataRetention is retention.metadata: how long message metadata
+	// (group senders, contacts' reactions) is kept.
+	MetadataRetention time.Duration
+	// AdminRoom is safety.admin_room: it receives what happens to the
+	// relay account (logged out, banned, outdated); empty: only the log
+	// and /health show it.
+	AdminRoom id.RoomID
+}
+
 // Options are the connector's collaborators besides the config.
 type Options struct {
 	// Sessions makes whatsmeow clients; nil uses SQLSessions on db.
@@ -118,9 +137,6 @@ type Options struct {
 	// RetryBase is the first reconnect delay after a failed connect
 	// (default 1s; doubles up to 5m).
 	RetryBase time.Duration
-	// AdminRoom receives what happens to the relay account (logged out,
-	// banned, outdated); empty: only the log and /health show it.
-	AdminRoom id.RoomID
 }
 
 // State of one login, as whoami and /health show it.
@@ -201,15 +217,15 @@ var (
 
 // New builds the connector. It does no I/O; Start runs the migrations
 // (sb_whatsapp_version, and whatsmeow's whatsmeow_version).
-func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger, opts Options) (*Connector, error) {
+func New(cfg Config, db *dbutil.Database, log zerolog.Logger, opts Options) (*Connector, error) {
 	if db == nil {
 		return nil, errors.New("whatsapp: database is required")
 	}
-	k, err := deriveKeys(cfg.Identity.Secret)
+	k, err := deriveKeys(cfg.Secret)
 	if err != nil {
 		return nil, err
 	}
-	pseudo, err := identity.NewPseudonyms([]byte(cfg.Identity.Secret))
+	pseudo, err := identity.NewPseudonyms([]byte(cfg.Secret))
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: %w", err)
 	}
@@ -221,15 +237,15 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger, opts Optio
 		db:        db,
 		log:       log,
 		sessions:  opts.Sessions,
-		metadata:  time.Duration(cfg.Retention.Metadata),
+		metadata:  cfg.MetadataRetention,
 		now:       opts.Now,
 		retryBase: opts.RetryBase,
-		adminRoom: opts.AdminRoom,
+		adminRoom: cfg.AdminRoom,
 		logins:    map[string]*login{},
 		pending:   map[string]*pendingLogin{},
 	}
 	if c.sessions == nil {
-		if c.sessions, err = NewSQLSessions(db, cfg.Identity.Secret, log); err != nil {
+		if c.sessions, err = NewSQLSessions(db, cfg.Secret, log); err != nil {
 			return nil, err
 		}
 	}
@@ -516,7 +532,7 @@ func (c *Connector) forgetLogin(ctx context.Context, account string) {
 }
 
 // tell sends a notice to the account's Matrix user in the background; the
-// relay's go to the admin room (Options.AdminRoom), if any.
+// relay's go to the admin room (Config.AdminRoom), if any.
 func (c *Connector) tell(account, text string) {
 	c.mu.Lock()
 	mx := c.mx

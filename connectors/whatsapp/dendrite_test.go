@@ -78,7 +78,7 @@ func TestWithDendrite(t *testing.T) {
 	mx, err := matrix.New(cfg, db, log)
 	require.NoError(t, err)
 	sessions := &fakeSessions{}
-	wa, err := New(cfg, db, log, Options{Sessions: sessions})
+	wa, err := New(connectorConfig(cfg), db, log, Options{Sessions: sessions})
 	require.NoError(t, err)
 	r, err := bridge.New(bridge.Options{DB: db, Secret: []byte(cfg.Identity.Secret), Log: log, PollInterval: 100 * time.Millisecond})
 	require.NoError(t, err)

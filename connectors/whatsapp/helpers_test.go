@@ -135,12 +135,18 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 	return e
 }
 
+// connectorConfig is what the daemon gives the connector of cfg (no
+// admin room).
+func connectorConfig(cfg *config.Config) Config {
+	return Config{WhatsApp: cfg.WhatsApp, Secret: cfg.Identity.Secret, MetadataRetention: cfg.Retention.Metadata.Std()}
+}
+
 // start makes the WhatsApp connector and a router on e.db and starts
 // them, as the daemon does.
 func (e *env) start() {
 	t := e.t
 	t.Helper()
-	wa, err := New(e.cfg, e.db, e.log, Options{Sessions: e.sessions, Now: e.clock, RetryBase: 5 * time.Millisecond})
+	wa, err := New(connectorConfig(e.cfg), e.db, e.log, Options{Sessions: e.sessions, Now: e.clock, RetryBase: 5 * time.Millisecond})
 	require.NoError(t, err)
 	wa.SetMatrix(e.matrix)
 	r, err := bridge.New(bridge.Options{
