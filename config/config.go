@@ -29,7 +29,7 @@ type Config struct {
 	Database   Database   `yaml:"database"`
 	Encryption Encryption `yaml:"encryption"`
 	// Permissions maps "*", a server name or a user ID to a level
-	// ([PermRelay], [PermUser] or [PermAdmin]). See [Config.PermissionLevel].
+	// ([PermRelay], [PermUser] or [PermAdmin]). See [Permissions.Level].
 	Permissions map[string]string `yaml:"permissions"`
 	Identity    Identity          `yaml:"identity"`
 	SMS         SMS               `yaml:"sms"`
@@ -213,6 +213,10 @@ type Logging struct {
 	Format string `yaml:"format"`
 }
 
+// Permissions is the permissions section: "*", a server name or a user ID
+// mapped to a permission level. [Config.Permissions] converts to it.
+type Permissions map[string]string
+
 // Permission levels, the values of [Config.Permissions].
 const (
 	PermRelay = "relay"
@@ -315,17 +319,23 @@ func (c *Config) GeneratedKeys() []string { return c.generated }
 // example config, so the daemon can tell the admin.
 func (c *Config) AddedKeys() []string { return c.added }
 
-// PermissionLevel returns the level of a Matrix user: the entry for the
-// user ID if there is one, else the entry for its server name, else the
-// entry for "*", else "" (no access).
+// PermissionLevel returns the level of a Matrix user (see
+// [Permissions.Level]).
 func (c *Config) PermissionLevel(userID string) string {
-	if level, ok := c.Permissions[userID]; ok {
+	return Permissions(c.Permissions).Level(userID)
+}
+
+// Level returns the level of a Matrix user: the entry for the user ID if
+// there is one, else the entry for its server name, else the entry for
+// "*", else "" (no access).
+func (p Permissions) Level(userID string) string {
+	if level, ok := p[userID]; ok {
 		return level
 	}
 	if _, server, ok := strings.Cut(userID, ":"); ok {
-		if level, ok := c.Permissions[server]; ok {
+		if level, ok := p[server]; ok {
 			return level
 		}
 	}
-	return c.Permissions["*"]
+	return p["*"]
 }

@@ -10,32 +10,42 @@ import (
 )
 
 // Registration builds the appservice registration the homeserver admin
+// installs (see [Appservice.Registration]).
+func (c *Config) Registration() *appservice.Registration {
+	return c.Appservice.Registration(c.Homeserver.Domain)
+}
+
+// BotUserID returns the Matrix user ID of the bridge bot.
+func (c *Config) BotUserID() id.UserID { return c.Appservice.BotUserID(c.Homeserver.Domain) }
+
+// Registration builds the appservice registration the homeserver admin
 // installs: the appservice ID, URL and tokens, the bot as sender, and
 // exclusive namespaces for the bot and every ghost
-// (@<ghost_prefix>…:<domain>).
-func (c *Config) Registration() *appservice.Registration {
+// (@<ghost_prefix>…:<domain>), domain being homeserver.domain.
+func (a Appservice) Registration(domain string) *appservice.Registration {
 	rateLimited := false
 	reg := &appservice.Registration{
-		ID:                  c.Appservice.ID,
-		URL:                 c.Appservice.Address,
-		AppToken:            c.Appservice.ASToken,
-		ServerToken:         c.Appservice.HSToken,
-		SenderLocalpart:     c.Appservice.BotUsername,
+		ID:                  a.ID,
+		URL:                 a.Address,
+		AppToken:            a.ASToken,
+		ServerToken:         a.HSToken,
+		SenderLocalpart:     a.BotUsername,
 		RateLimited:         &rateLimited,
 		EphemeralEvents:     true,
 		SoruEphemeralEvents: true,
 	}
-	domain := regexp.QuoteMeta(c.Homeserver.Domain)
+	quoted := regexp.QuoteMeta(domain)
 	reg.Namespaces.UserIDs.Register(regexp.MustCompile(
-		"^@"+regexp.QuoteMeta(c.Appservice.GhostPrefix)+".*:"+domain+"$"), true)
+		"^@"+regexp.QuoteMeta(a.GhostPrefix)+".*:"+quoted+"$"), true)
 	reg.Namespaces.UserIDs.Register(regexp.MustCompile(
-		"^@"+regexp.QuoteMeta(c.Appservice.BotUsername)+":"+domain+"$"), true)
+		"^@"+regexp.QuoteMeta(a.BotUsername)+":"+quoted+"$"), true)
 	return reg
 }
 
-// BotUserID returns the Matrix user ID of the bridge bot.
-func (c *Config) BotUserID() id.UserID {
-	return id.NewUserID(c.Appservice.BotUsername, c.Homeserver.Domain)
+// BotUserID returns the Matrix user ID of the bridge bot on domain
+// (homeserver.domain).
+func (a Appservice) BotUserID(domain string) id.UserID {
+	return id.NewUserID(a.BotUsername, domain)
 }
 
 // WriteRegistration writes cfg's registration to path as YAML, readable

@@ -184,12 +184,25 @@ func Run(ctx context.Context, opts Options) error {
 // shutdownBudget bounds how long Run takes to stop once ctx ends.
 const shutdownBudget = 15 * time.Second
 
+// matrixConfig is what the Matrix connector reads of the loaded
+// configuration.
+func matrixConfig(cfg *config.Config) matrix.Config {
+	return matrix.Config{
+		Homeserver:  cfg.Homeserver,
+		Appservice:  cfg.Appservice,
+		Encryption:  cfg.Encryption,
+		Permissions: cfg.Permissions,
+		Secret:      cfg.Identity.Secret,
+		Lease:       cfg.Delivery.Lease.Std(),
+	}
+}
+
 // registerConnectors registers the Matrix connector (switchboard is a
 // Matrix appservice) and the connectors of the enabled networks, and mounts
 // their HTTP handlers. Networks this build has no connector for yet are
 // reported, not silently ignored.
 func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Registerer) error {
-	mx, err := matrix.New(d.cfg, d.db, d.log)
+	mx, err := matrix.New(matrixConfig(d.cfg), d.db, d.log)
 	if err != nil {
 		return err
 	}

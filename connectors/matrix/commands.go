@@ -49,7 +49,7 @@ func (c *Connector) commandRegistry() *commands.Registry {
 }
 
 func (c *Connector) permissionLevel(user id.UserID) string {
-	return c.cfg.PermissionLevel(string(user))
+	return c.cfg.Permissions.Level(string(user))
 }
 
 // runCommandOnce answers a command event once: the event is claimed before

@@ -10,7 +10,7 @@
 //
 // Wiring it into the daemon:
 //
-//	conn, err := matrix.New(cfg, db, log)        // no I/O
+//	conn, err := matrix.New(matrix.Config{…}, db, log) // no I/O
 //	router.Register(conn)                          // before router.Start
 //	conn.SetCommands(registry)                     // commands.Registry: start, link, login…
 //	mux.Handle("/_matrix/app/", conn.AppserviceHandler())
@@ -56,9 +56,32 @@ const MaxMediaSize = 100 << 20
 // after that the connector keeps retrying in the background.
 const connectTimeout = 10 * time.Second
 
+// Config is everything the Matrix connector reads from the configuration:
+// its own sections and the few settings of other owners it depends on.
+// The daemon fills it from the loaded file.
+type Config struct {
+	// Homeserver is the homeserver section: its address and domain.
+	Homeserver config.Homeserver
+	// Appservice is the appservice section: the tokens, the bot's name and
+	// the ghosts' prefix (its registration is Appservice.Registration).
+	Appservice config.Appservice
+	// Encryption is the encryption section: whether portals are
+	// end-to-end encrypted, and the key of the bot's crypto store.
+	Encryption config.Encryption
+	// Permissions is the permissions section: the level of each Matrix
+	// user for the bot's commands.
+	Permissions config.Permissions
+	// Secret is identity.secret; the ghosts' opaque localparts are
+	// derived from it.
+	Secret string
+	// Lease is delivery.lease: how long this process holds the bot's
+	// crypto device before another may take it over (0: 30s).
+	Lease time.Duration
+}
+
 // Connector is the Matrix connector. Create it with New.
 type Connector struct {
-	cfg      *config.Config
+	cfg      Config
 	log      zerolog.Logger
 	rawDB    *dbutil.Database
 	db       *dbutil.Database
@@ -116,12 +139,12 @@ var (
 	_ bridge.HealthReporter     = (*Connector)(nil)
 )
 
-// New creates the connector from the daemon's configuration. db is the
-// shared database; Start runs the connector's migrations on it (version
-// table sb_matrix_version). New does no I/O.
-func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error) {
-	if cfg == nil || db == nil {
-		return nil, fmt.Errorf("%w: config and database are required", ErrConfig)
+// New creates the connector from its configuration. db is the shared
+// database; Start runs the connector's migrations on it (version table
+// sb_matrix_version). New does no I/O.
+func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: database is required", ErrConfig)
 	}
 	for key, val := range map[string]string{
 		"homeserver.address":      cfg.Homeserver.Address,
@@ -130,13 +153,13 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		"appservice.ghost_prefix": cfg.Appservice.GhostPrefix,
 		"appservice.as_token":     cfg.Appservice.ASToken,
 		"appservice.hs_token":     cfg.Appservice.HSToken,
-		"identity.secret":         cfg.Identity.Secret,
+		"identity.secret":         cfg.Secret,
 	} {
 		if val == "" || val == "generate" {
 			return nil, fmt.Errorf("%w: %s is not set", ErrConfig, key)
 		}
 	}
-	reg := cfg.Registration()
+	reg := cfg.Appservice.Registration(cfg.Homeserver.Domain)
 	as, err := appservice.CreateFull(appservice.CreateOpts{
 		Registration:     reg,
 		HomeserverDomain: cfg.Homeserver.Domain,
@@ -155,8 +178,8 @@ func New(cfg *config.Config, db *dbutil.Database, log zerolog.Logger) (*Connecto
 		log:      log,
 		rawDB:    db,
 		as:       as,
-		bot:      cfg.BotUserID(),
-		ghostKey: deriveKey([]byte(cfg.Identity.Secret), ghostKeyLabel),
+		bot:      cfg.Appservice.BotUserID(cfg.Homeserver.Domain),
+		ghostKey: deriveKey([]byte(cfg.Secret), ghostKeyLabel),
 		hsToken:  []byte(cfg.Appservice.HSToken),
 		health:   bridge.Health{State: bridge.HealthStarting},
 		members:  make(map[memberKey]string),

@@ -222,7 +222,7 @@ func (c *Connector) leaseDuration() time.Duration {
 	if d := c.cs.leaseDuration; d > 0 {
 		return d
 	}
-	if d := c.cfg.Delivery.Lease.Std(); d > 0 {
+	if d := c.cfg.Lease; d > 0 {
 		return d
 	}
 	return defaultLease

@@ -82,7 +82,7 @@ func leaseConnector(t *testing.T, dbo database.Options, lease time.Duration) (*C
 	raw, err := database.Open(ctx, dbo, log)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = raw.Close() })
-	c, err := New(cfg, raw, log)
+	c, err := New(ConnectorConfig(cfg), raw, log)
 	require.NoError(t, err)
 	fake := &fakeCryptor{}
 	c.crypto = fake

@@ -118,7 +118,7 @@ func startBridgeDB(t testing.TB, cfg *config.Config, dbo database.Options, logs 
 	ctx := context.Background()
 	db, err := database.Open(ctx, dbo, log)
 	require.NoError(t, err)
-	conn, err := matrix.New(cfg, db, log)
+	conn, err := matrix.New(matrix.ConnectorConfig(cfg), db, log)
 	require.NoError(t, err)
 	lb := bridgetest.NewLoopback(netLoop)
 	phones := &phoneLoop{Loopback: lb}

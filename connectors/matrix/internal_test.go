@@ -43,7 +43,7 @@ func TestGhostIDs(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Identity.Secret = "secret"
-	c := &Connector{cfg: cfg, ghostKey: key}
+	c := &Connector{cfg: ConnectorConfig(cfg), ghostKey: key}
 	ghost := c.GhostUserID(bridge.NetworkSMS, "+15551234567")
 	assert.Equal(t, id.UserID("@sb_"+a+":localhost"), ghost)
 	assert.True(t, c.IsGhost(ghost))
@@ -97,7 +97,7 @@ func TestFromContent(t *testing.T) {
 func TestCommands(t *testing.T) {
 	cfg := config.Default()
 	cfg.Permissions = map[string]string{"localhost": config.PermUser, "@root:localhost": config.PermAdmin, "relay.example": config.PermRelay}
-	c := &Connector{cfg: cfg}
+	c := &Connector{cfg: ConnectorConfig(cfg)}
 	c.SetCommands(stubCommands(t))
 	run := func(sender, text string) string {
 		return c.runCommand(t.Context(), &event.Event{Sender: id.UserID(sender), RoomID: "!r:localhost"}, text)

@@ -75,7 +75,10 @@ func TestWithDendrite(t *testing.T) {
 	ctx := context.Background()
 	db, err := database.Open(ctx, database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")}, log)
 	require.NoError(t, err)
-	mx, err := matrix.New(cfg, db, log)
+	mx, err := matrix.New(matrix.Config{
+		Homeserver: cfg.Homeserver, Appservice: cfg.Appservice, Encryption: cfg.Encryption,
+		Permissions: cfg.Permissions, Secret: cfg.Identity.Secret, Lease: cfg.Delivery.Lease.Std(),
+	}, db, log)
 	require.NoError(t, err)
 	sessions := &fakeSessions{}
 	wa, err := New(connectorConfig(cfg), db, log, Options{Sessions: sessions})
