@@ -3,7 +3,6 @@ package sms_test
 import (
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 )
 
 // TestStrangerAutoReply: someone texting a pool number that no
@@ -21,10 +21,9 @@ import (
 func TestStrangerAutoReply(t *testing.T) {
 	const stranger = "+14155550199"
 	e := newEnv(t)
-	clock := time.Now()
-	var mu sync.Mutex
-	sms.SetNow(e.sms, func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
-	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	clock := fakeclock.New(time.Now())
+	sms.SetNow(e.sms, clock.Now)
+	advance := clock.Advance
 	var flagged []bridge.Sender
 	var pools []string
 	h := e.sms.Hooks()

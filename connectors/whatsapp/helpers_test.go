@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/fakeclock"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -78,7 +79,7 @@ type env struct {
 	dbOpts database.Options
 
 	mu      sync.Mutex
-	now     time.Time
+	clock   *fakeclock.Clock
 	clients map[string]*fakeClient // account -> logged-in client
 }
 
@@ -98,7 +99,7 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 	e := &env{
 		t: t, ctx: context.Background(), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix),
 		matrix: newFakeMatrix(), sessions: &fakeSessions{}, clients: map[string]*fakeClient{},
-		now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		clock: fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -146,7 +147,7 @@ func connectorConfig(cfg *config.Config) Config {
 func (e *env) start() {
 	t := e.t
 	t.Helper()
-	wa, err := New(connectorConfig(e.cfg), e.db, e.log, Options{Sessions: e.sessions, Now: e.clock, RetryBase: 5 * time.Millisecond})
+	wa, err := New(connectorConfig(e.cfg), e.db, e.log, Options{Sessions: e.sessions, Now: e.clock.Now, RetryBase: 5 * time.Millisecond})
 	require.NoError(t, err)
 	wa.SetMatrix(e.matrix)
 	r, err := bridge.New(bridge.Options{
@@ -210,17 +211,7 @@ func withLoginTimeout(d time.Duration) func(*envOpts) { return func(o *envOpts) 
 func withMetadata(d time.Duration) func(*envOpts)     { return func(o *envOpts) { o.metadata = d } }
 func withoutUnrouted(o *envOpts)                      { o.noUnrouted = true }
 
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
-}
+func (e *env) advance(d time.Duration) { e.clock.Advance(d) }
 
 // login logs account in through the QR flow and returns its client.
 func (e *env) login(account string, own types.JID) *fakeClient {

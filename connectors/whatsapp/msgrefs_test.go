@@ -228,8 +228,8 @@ func TestSentReactionsPrune(t *testing.T) {
 				e.wa.rememberOwnReaction(e.ctx, chat, id, reactionOf{target: "GMSG1", sender: contactJID}, expires)
 			}
 			remember("old-no-expiry", time.Time{})
-			remember("old-expired", e.clock().Add(time.Hour))
-			remember("old-expires-later", e.clock().Add(48*time.Hour))
+			remember("old-expired", e.clock.Now().Add(time.Hour))
+			remember("old-expires-later", e.clock.Now().Add(48*time.Hour))
 			e.advance(26 * time.Hour) // old-expired ended 25h ago
 			remember("new-no-expiry", time.Time{})
 			e.wa.Prune(e.ctx)
