@@ -2,9 +2,7 @@ package identity
 
 import (
 	"context"
-	"database/sql"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // fixtureFile is a database written by the code before the keyring owned
@@ -57,20 +56,7 @@ func writeFixture(t *testing.T) {
 	_, err := s.Verifier(s.vault).Start(ctx, fixtureAsker, fixturePending)
 	require.NoError(t, err)
 	require.NoError(t, s.db.Close())
-	compactFixture(t, fixtureFile)
-}
-
-// compactFixture rewrites the fixture with small pages and no free ones,
-// so that the committed file stays small.
-func compactFixture(t *testing.T, path string) {
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	for _, q := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA page_size=1024", "VACUUM"} {
-		_, err = db.Exec(q)
-		require.NoError(t, err)
-	}
+	dbtest.CompactSQLite(t, fixtureFile)
 }
 
 // TestFixtureOpens opens a copy of a database written before the keyring
@@ -81,10 +67,7 @@ func TestFixtureOpens(t *testing.T) {
 	if os.Getenv("SWITCHBOARD_WRITE_FIXTURE") == "1" {
 		writeFixture(t)
 	}
-	raw, err := os.ReadFile(fixtureFile)
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "fixture.db")
-	require.NoError(t, os.WriteFile(path, raw, 0o600))
+	path := dbtest.Fixture(t, fixtureFile)
 	ctx := context.Background()
 	s := openFixtureStore(t, path)
 

@@ -2,10 +2,8 @@ package sms_test
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +12,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -49,20 +48,7 @@ func writeFixture(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, depth)
 	require.NoError(t, e.db.Close())
-	compactFixture(t, fixtureFile)
-}
-
-// compactFixture rewrites the fixture with small pages and no free ones,
-// so that the committed file stays small.
-func compactFixture(t *testing.T, path string) {
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	for _, q := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA page_size=1024", "VACUUM"} {
-		_, err = db.Exec(q)
-		require.NoError(t, err)
-	}
+	dbtest.CompactSQLite(t, fixtureFile)
 }
 
 // TestFixtureOpens opens a copy of a database written before the keyring
@@ -73,10 +59,7 @@ func TestFixtureOpens(t *testing.T) {
 	if os.Getenv("SWITCHBOARD_WRITE_FIXTURE") == "1" {
 		writeFixture(t)
 	}
-	raw, err := os.ReadFile(fixtureFile)
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "fixture.db")
-	require.NoError(t, os.WriteFile(path, raw, 0o600))
+	path := dbtest.Fixture(t, fixtureFile)
 
 	ctx := context.Background()
 	e := fixtureEnv(t, path)

@@ -5,6 +5,8 @@
 package dbtest
 
 import (
+	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -45,5 +47,39 @@ func Each(t *testing.T, fn func(t *testing.T, dbo database.Options)) {
 	t.Helper()
 	for _, be := range Backends() {
 		t.Run(be.Name, func(t *testing.T) { fn(t, be.Options(t)) })
+	}
+}
+
+// Fixture returns the path of a private copy of a SQLite database file
+// committed under testdata (a database written by older code), so a test
+// can open and change it without touching the original.
+func Fixture(t testing.TB, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("dbtest: read fixture: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "fixture.db")
+	if err = os.WriteFile(out, raw, 0o600); err != nil {
+		t.Fatalf("dbtest: copy fixture: %v", err)
+	}
+	return out
+}
+
+// CompactSQLite rewrites a SQLite file with small pages and no free ones
+// and without a write-ahead log, so a fixture committed to the repository
+// stays small.
+func CompactSQLite(t testing.TB, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatalf("dbtest: open %s: %v", path, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA page_size=1024", "VACUUM"} {
+		if _, err = db.Exec(q); err != nil {
+			t.Fatalf("dbtest: %s: %v", q, err)
+		}
 	}
 }
