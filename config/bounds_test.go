@@ -42,6 +42,7 @@ func TestBoundsRefused(t *testing.T) {
 		{"millennium retention", "retention.default", "1000000h"},
 		{"nanosecond metadata", "retention.metadata", "1ns"},
 		{"nanosecond network retention", "retention.networks.sms", "1ns"},
+		{"short identity secret", "identity.secret", "fifteen-chars!!"},
 		{"short as_token", "appservice.as_token", "a"},
 		{"short hs_token", "appservice.hs_token", strings.Repeat("h", MinTokenLength-1)},
 		{"hs_token equal to as_token", "appservice.hs_token", "as-secret-0123456789abcdef0123456789"},

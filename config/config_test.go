@@ -40,7 +40,7 @@ permissions:
   example.net: admin
   "@alice:example.org": admin
 identity:
-  secret: identity-secret
+  secret: identity-secret-0123456789
 sms:
   enabled: true
   public_url: https://sms.bridge.example.net
@@ -101,7 +101,7 @@ func TestParseFull(t *testing.T) {
 		Permissions: map[string]string{
 			"*": "user", "example.net": "admin", "@alice:example.org": "admin",
 		},
-		Identity: Identity{Secret: "identity-secret"},
+		Identity: Identity{Secret: "identity-secret-0123456789"},
 		SMS: SMS{
 			Enabled:   true,
 			PublicURL: "https://sms.bridge.example.net",
@@ -154,7 +154,7 @@ func TestParseDefaults(t *testing.T) {
 	want := Default()
 	want.Appservice.ASToken, want.Appservice.HSToken = "as-secret-0123456789abcdef0123456789", "hs-secret-0123456789abcdef0123456789"
 	want.Encryption.PickleKey = "pickle-secret"
-	want.Identity.Secret = "identity-secret"
+	want.Identity.Secret = "identity-secret-0123456789"
 	require.Equal(t, want, cfg)
 
 	// The SPEC's defaults, spelled out.

@@ -18,7 +18,7 @@ appservice:
 encryption:
   pickle_key: pickle-secret
 identity:
-  secret: identity-secret
+  secret: identity-secret-0123456789
 `
 
 // smsYAML is minimalYAML with a valid, enabled SMS section.

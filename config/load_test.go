@@ -248,7 +248,7 @@ encryption:
 permissions:
   "@me:example.net": admin
 identity:
-  secret: identity-secret
+  secret: identity-secret-0123456789
 retention:
   networks:
     sms: 24h

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/switchboard-bridge/switchboard/internal/keyring"
 	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
@@ -68,6 +69,9 @@ func (c *Config) Validate() error {
 
 	checkSecret(&e, "encryption.pickle_key", c.Encryption.PickleKey, c.Encryption.Allow)
 	checkSecret(&e, "identity.secret", c.Identity.Secret, true)
+	if s := c.Identity.Secret; s != "" && s != PlaceholderGenerate && len(s) < keyring.MinSecretLength {
+		e.add("identity.secret", fmt.Errorf("%w: at least %d characters (every key and pseudonym is derived from it)", ErrInvalidValue, keyring.MinSecretLength))
+	}
 
 	for _, k := range sortedKeys(c.Permissions) {
 		key := joinKey("permissions", k)
