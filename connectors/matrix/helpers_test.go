@@ -172,6 +172,19 @@ func startWithDendrite(t testing.TB, configure ...func(*config.Config)) *env {
 // default phone network (phoneLoop on netLoop) registered on the router.
 func startWithDendriteAnd(t testing.TB, extra []bridge.Connector, configure ...func(*config.Config)) *env {
 	t.Helper()
+	e := startOnDendrite(t, extra, nil, configure...)
+	waitFor(t, 15*time.Second, "connector healthy", func() bool {
+		return e.conn.Health(context.Background()).State == bridge.HealthOK
+	})
+	return e
+}
+
+// startOnDendrite starts Dendrite with the config's registration and the
+// bridge against it, without waiting for the connector to be healthy.
+// route, when set, turns Dendrite's URL into the address the bridge is
+// given (a proxy in front of it).
+func startOnDendrite(t testing.TB, extra []bridge.Connector, route func(hsURL string) string, configure ...func(*config.Config)) *env {
+	t.Helper()
 	cfg := testConfig(t)
 	cfg.Encryption.Allow = true
 	for _, fn := range configure {
@@ -181,9 +194,12 @@ func startWithDendriteAnd(t testing.TB, extra []bridge.Connector, configure ...f
 	require.NoError(t, config.WriteRegistration(cfg, reg))
 	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{reg}})
 	cfg.Homeserver.Address = hs.URL
+	if route != nil {
+		cfg.Homeserver.Address = route(hs.URL)
+	}
 	cfg.Homeserver.Domain = hs.ServerName
 	// CI runs the suite twice: on SQLite, then with PostgreSQL.
-	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
+	dbo := dbtest.SQLite(t)
 	if os.Getenv(pgtest.EnvDSN) != "" {
 		dbo = dbtest.Postgres(t)
 	}
@@ -193,9 +209,6 @@ func startWithDendriteAnd(t testing.TB, extra []bridge.Connector, configure ...f
 		if t.Failed() {
 			t.Logf("--- bridge log ---\n%s", testenv.TailBytes([]byte(e.logs.String()), 120))
 		}
-	})
-	waitFor(t, 15*time.Second, "connector healthy", func() bool {
-		return e.conn.Health(context.Background()).State == bridge.HealthOK
 	})
 	return e
 }

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,12 +22,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
-	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/jsclient"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/pgtest"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
 // gate is a proxy between the bridge's client and Dendrite that can hold
@@ -129,29 +122,13 @@ func (g *gate) setFailLogin(fail bool) {
 // healthy.
 func startGated(t testing.TB, failLogin bool, configure ...func(*config.Config)) (*env, *gate) {
 	t.Helper()
-	cfg := testConfig(t)
-	cfg.Encryption.Allow = true
-	for _, fn := range configure {
-		fn(cfg)
-	}
-	reg := filepath.Join(t.TempDir(), "registration.yaml")
-	require.NoError(t, config.WriteRegistration(cfg, reg))
-	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{reg}})
-	g, addr := newGate(t, hs.URL)
-	g.setFailLogin(failLogin)
-	cfg.Homeserver.Address = addr
-	cfg.Homeserver.Domain = hs.ServerName
-	dbo := database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "switchboard.db")}
-	if os.Getenv(pgtest.EnvDSN) != "" {
-		dbo = dbtest.Postgres(t)
-	}
-	e := startBridgeDB(t, cfg, dbo, nil)
-	e.hs = hs
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- bridge log ---\n%s", testenv.TailBytes([]byte(e.logs.String()), 120))
-		}
-	})
+	var g *gate
+	e := startOnDendrite(t, nil, func(hsURL string) string {
+		var addr string
+		g, addr = newGate(t, hsURL)
+		g.setFailLogin(failLogin)
+		return addr
+	}, configure...)
 	return e, g
 }
 
