@@ -90,15 +90,10 @@ func (c *Connector) takeLease(ctx context.Context) (bool, error) {
 	holder := c.leaseHolder()
 	now := time.Now()
 	until := now.Add(c.leaseDuration())
-	res, err := c.db.Exec(ctx, cryptoLeaseQuery, cryptoLeaseName, holder, ms(until), ms(now))
+	owned, err := c.execOne(ctx, "bot device lease", cryptoLeaseQuery, cryptoLeaseName, holder, ms(until), ms(now))
 	if err != nil {
-		return false, fmt.Errorf("%w: bot device lease: %w", ErrDatabase, err)
+		return false, err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("%w: bot device lease: %w", ErrDatabase, err)
-	}
-	owned := n == 1
 	if !owned {
 		// A process of an earlier run on this machine that was killed
 		// holds it: take it over now rather than after its lease expires
@@ -147,16 +142,9 @@ func (c *Connector) takeDeadLease(ctx context.Context, self string, until time.T
 	if !holderDead(current, self) {
 		return false, nil
 	}
-	res, err := c.db.Exec(ctx, cryptoLeaseStealQuery, cryptoLeaseName, self, ms(until), current)
-	if err != nil {
-		return false, fmt.Errorf("%w: bot device lease: %w", ErrDatabase, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("%w: bot device lease: %w", ErrDatabase, err)
-	}
-	if n == 1 {
+	took, err := c.execOne(ctx, "bot device lease", cryptoLeaseStealQuery, cryptoLeaseName, self, ms(until), current)
+	if took {
 		c.log.Info().Msg("Took over the bot's encryption device from a process of an earlier run that is gone")
 	}
-	return n == 1, nil
+	return took, err
 }

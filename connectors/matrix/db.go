@@ -18,7 +18,6 @@ const (
 	eventInsertQuery  = `INSERT INTO sb_matrix_event (event_id, handled_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`
 	eventPruneQuery   = `DELETE FROM sb_matrix_event WHERE handled_at < $1`
 	setAsideQuery     = `INSERT INTO sb_matrix_setaside (event_id, room_id, reason, set_at) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING`
-	setAsideSeenQuery = `SELECT 1 FROM sb_matrix_setaside WHERE event_id=$1`
 	setAsidePrune     = `DELETE FROM sb_matrix_setaside WHERE set_at < $1`
 	ghostGetQuery     = `SELECT displayname FROM sb_matrix_ghost WHERE user_id=$1`
 	ghostUpsertQuery  = `INSERT INTO sb_matrix_ghost (user_id, displayname, registered_at) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET displayname=excluded.displayname`
@@ -55,6 +54,21 @@ func (c *Connector) exec(ctx context.Context, query string, args ...any) error {
 	return nil
 }
 
+// execOne runs a conditional write (an insert-if-absent, an update with a
+// guard) and reports whether it changed exactly one row; what names the
+// operation in errors.
+func (c *Connector) execOne(ctx context.Context, what, query string, args ...any) (bool, error) {
+	res, err := c.db.Exec(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", ErrDatabase, what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", ErrDatabase, what, err)
+	}
+	return n == 1, nil
+}
+
 func (c *Connector) txnSeen(ctx context.Context, txnID string) (bool, error) {
 	return c.exists(ctx, txnSeenQuery, txnID)
 }
@@ -63,48 +77,19 @@ func (c *Connector) markTxn(ctx context.Context, txnID string) error {
 	return c.exec(ctx, txnInsertQuery, txnID, ms(time.Now()))
 }
 
-func (c *Connector) eventHandled(ctx context.Context, evtID id.EventID) (bool, error) {
-	return c.exists(ctx, eventSeenQuery, evtID)
-}
-
-func (c *Connector) markEvent(ctx context.Context, evtID id.EventID) error {
-	return c.exec(ctx, eventInsertQuery, evtID, ms(time.Now()))
-}
-
 // claim records that the side effects keyed by key (an event ID, or an
 // event ID with a suffix naming one of several effects) are being carried
 // out, and reports whether this caller won: the insert-if-absent makes two
 // concurrent transactions carrying one event act once. A claim is never
 // released, so an effect that fails half-way is not repeated (at most once).
 func (c *Connector) claim(ctx context.Context, key string) (bool, error) {
-	res, err := c.db.Exec(ctx, eventInsertQuery, key, ms(time.Now()))
-	if err != nil {
-		return false, fmt.Errorf("%w: claim event: %w", ErrDatabase, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("%w: claim event: %w", ErrDatabase, err)
-	}
-	return n == 1, nil
+	return c.execOne(ctx, "claim event", eventInsertQuery, key, ms(time.Now()))
 }
 
 // setAside records an event that kept failing, and reports whether it was
 // not set aside before.
 func (c *Connector) setAside(ctx context.Context, evtID id.EventID, room id.RoomID, reason string) (bool, error) {
-	res, err := c.db.Exec(ctx, setAsideQuery, evtID, room, reason, ms(time.Now()))
-	if err != nil {
-		return false, fmt.Errorf("%w: set event aside: %w", ErrDatabase, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("%w: set event aside: %w", ErrDatabase, err)
-	}
-	return n == 1, nil
-}
-
-// isSetAside reports whether an event was set aside.
-func (c *Connector) isSetAside(ctx context.Context, evtID id.EventID) (bool, error) {
-	return c.exists(ctx, setAsideSeenQuery, evtID)
+	return c.execOne(ctx, "set event aside", setAsideQuery, evtID, room, reason, ms(time.Now()))
 }
 
 // prune drops handled-transaction and handled-event rows old enough that
