@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 )
 
 // TestDaemonLoad is the load tool for the SMS path: it drives the running
@@ -30,14 +28,7 @@ func TestDaemonLoad(t *testing.T) {
 		t.Skip("load tool: set SWITCHBOARD_LOAD=1 to run it")
 	}
 	d := startSMSDaemon(t, "warn")
-	raw, err := os.ReadFile(filepath.Join(d.dir, "config.yaml"))
-	require.NoError(t, err)
-	var cfg struct {
-		Appservice struct {
-			HSToken string `yaml:"hs_token"`
-		} `yaml:"appservice"`
-	}
-	require.NoError(t, yaml.Unmarshal(raw, &cfg))
+	hsToken := d.hsToken(t)
 	pid := d.proc.Process.Pid
 	time.Sleep(3 * time.Second)
 	t.Logf("RSS idle: %.1f MB", rssMB(t, pid))
@@ -70,7 +61,7 @@ func TestDaemonLoad(t *testing.T) {
 					}
 					body, _ := json.Marshal(map[string]any{"events": events})
 					req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/_matrix/app/v1/transactions/load%d-%d", d.listen, tc.perTxn, first), bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+cfg.Appservice.HSToken)
+					req.Header.Set("Authorization", "Bearer "+hsToken)
 					req.Header.Set("Content-Type", "application/json")
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twilio/twilio-go/client"
+	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 )
@@ -151,6 +152,21 @@ type smsDaemon struct {
 	// restart stops the daemon (SIGTERM) and starts it again on the same
 	// config and database.
 	restart func()
+}
+
+// hsToken reads the hs_token the daemon generated into its config, to push
+// transactions to it as the homeserver does.
+func (d *smsDaemon) hsToken(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(d.dir, "config.yaml"))
+	require.NoError(t, err)
+	var cfg struct {
+		Appservice struct {
+			HSToken string `yaml:"hs_token"`
+		} `yaml:"appservice"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &cfg))
+	return cfg.Appservice.HSToken
 }
 
 // startSMSDaemon sets up what TestSMSEndToEnd checks step by step: the

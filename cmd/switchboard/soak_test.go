@@ -32,7 +32,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 )
 
 // TestSoak is the bounded soak of issue 12: for SWITCHBOARD_SOAK (a
@@ -81,14 +80,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak: %s, seed %d", dur, seed)
 
 	d := startSMSDaemon(t, "debug")
-	raw, err := os.ReadFile(filepath.Join(d.dir, "config.yaml"))
-	require.NoError(t, err)
-	var cfg struct {
-		Appservice struct {
-			HSToken string `yaml:"hs_token"`
-		} `yaml:"appservice"`
-	}
-	require.NoError(t, yaml.Unmarshal(raw, &cfg))
+	hsToken := d.hsToken(t)
+	var err error
 
 	// The stranger's room with the bot.
 	malloryID, malloryToken := d.hs.RegisterUser(t, "mallory", "correct horse battery")
@@ -114,7 +107,7 @@ func TestSoak(t *testing.T) {
 	sd.waitHealthy(t, 60*time.Second)
 
 	s := &soak{
-		t: t, d: d, sd: sd, hsToken: cfg.Appservice.HSToken, evil: evil, mallory: malloryID, malloryToken: malloryToken,
+		t: t, d: d, sd: sd, hsToken: hsToken, evil: evil, mallory: malloryID, malloryToken: malloryToken,
 		client:  &http.Client{Timeout: 30 * time.Second},
 		hostile: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
 		start:   time.Now(),
