@@ -185,8 +185,8 @@ func (r *Router) Connectors() []Connector {
 // DB returns the router's database (with the core version table).
 func (r *Router) DB() *dbutil.Database { return r.db }
 
-// Start migrates the core schema, recovers undelivered messages, starts the
-// delivery workers, and then starts every connector. If a connector fails to
+// Start migrates the core schema, recovers undelivered messages, starts
+// every connector, and then the delivery workers. If a connector fails to
 // start, the ones already started are stopped and the error returned.
 func (r *Router) Start(ctx context.Context) error {
 	db, err := database.Upgrade(ctx, r.db, migrations.Core, r.log)
@@ -217,7 +217,6 @@ func (r *Router) Start(ctx context.Context) error {
 		r.writer.close()
 		return err
 	}
-	r.disp.start(r.opts.Workers)
 	r.bg.Add(1)
 	go r.pollLoop()
 	for _, network := range r.order {
@@ -230,6 +229,9 @@ func (r *Router) Start(ctx context.Context) error {
 		}
 		r.started = append(r.started, c)
 	}
+	// Workers start once every connector has: a recovered delivery must
+	// not reach a connector whose Start is still setting it up.
+	r.disp.start(r.opts.Workers)
 	r.startExpiry() // after the connectors: overdue deletes need them
 	return nil
 }
