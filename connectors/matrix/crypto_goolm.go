@@ -223,8 +223,16 @@ func (o *olmCryptor) encrypt(ctx context.Context, room id.RoomID, typ event.Type
 			users = append(users, id.UserID(evt.GetStateKey()))
 		}
 	}
-	if err = mach.ShareGroupSession(ctx, room, users); err != nil {
-		return nil, fmt.Errorf("share room key: %w", err)
+	// The sync loop may drop the new outbound session between sharing and
+	// encrypting (a membership change in the room, such as the bot's own
+	// join, invalidates it): share once more before giving up.
+	for attempt := 0; ; attempt++ {
+		if err = mach.ShareGroupSession(ctx, room, users); err != nil {
+			return nil, fmt.Errorf("share room key: %w", err)
+		}
+		encrypted, err = mach.EncryptMegolmEvent(ctx, room, typ, content)
+		if attempt > 0 || !errors.Is(err, crypto.ErrNoGroupSession) {
+			return encrypted, err
+		}
 	}
-	return mach.EncryptMegolmEvent(ctx, room, typ, content)
 }
