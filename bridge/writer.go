@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
 )
@@ -110,7 +112,7 @@ func (w *writer) loop() {
 func (w *writer) run(batch []*writeOp) {
 	// Background work: never tied to a request's context.
 	ctx := w.log.WithContext(context.Background())
-	err := w.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+	err := w.txn(ctx, func(ctx context.Context) error {
 		for _, op := range batch {
 			if err := op.fn(ctx); err != nil {
 				return err
@@ -121,11 +123,37 @@ func (w *writer) run(batch []*writeOp) {
 	if err != nil && len(batch) > 1 {
 		w.log.Warn().Err(err).Int("batch", len(batch)).Msg("Batched write failed, retrying ops one by one")
 		for _, op := range batch {
-			op.done(w.db.DoTxn(ctx, nil, op.fn))
+			op.done(w.txn(ctx, op.fn))
 		}
 		return
 	}
 	for _, op := range batch {
 		op.done(err)
 	}
+}
+
+// maxTxnTries bounds how often a transaction PostgreSQL aborted to break a
+// deadlock (or a serialization conflict) is run again.
+const maxTxnTries = 3
+
+// txn runs fn in a transaction, running it again when PostgreSQL aborted
+// it as a deadlock victim or for a serialization conflict: concurrent
+// writers (several per process on PostgreSQL) may lock rows in different
+// orders, and the victim's work is then simply redone.
+func (w *writer) txn(ctx context.Context, fn func(ctx context.Context) error) error {
+	var err error
+	for try := 1; try <= maxTxnTries; try++ {
+		if err = w.db.DoTxn(ctx, nil, fn); !retryableTxn(err) {
+			return err
+		}
+		w.log.Debug().Err(err).Int("try", try).Msg("Transaction aborted by PostgreSQL, running it again")
+	}
+	return err
+}
+
+// retryableTxn reports whether PostgreSQL aborted a transaction that can
+// simply be run again (deadlock_detected, serialization_failure).
+func retryableTxn(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
