@@ -37,7 +37,9 @@ type Config struct {
 	Retention   Retention         `yaml:"retention"`
 	Safety      Safety            `yaml:"safety"`
 	Delivery    Delivery          `yaml:"delivery"`
-	Logging     Logging           `yaml:"logging"`
+	// Provisioning configures the provisioning API.
+	Provisioning Provisioning `yaml:"provisioning"`
+	Logging      Logging      `yaml:"logging"`
 
 	// path is the file the config was loaded from, if any.
 	path string

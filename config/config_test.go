@@ -77,6 +77,8 @@ delivery:
   retry_max: 1m
   lease: 45s
   poll_interval: 250ms
+provisioning:
+  shared_secret: provisioning-secret-0123456789abcdef
 logging:
   level: debug
   format: json
@@ -134,7 +136,8 @@ func TestParseFull(t *testing.T) {
 			RetryBase: Duration(2 * time.Second), RetryMax: Duration(time.Minute),
 			Lease: Duration(45 * time.Second), PollInterval: Duration(250 * time.Millisecond),
 		},
-		Logging: Logging{Level: "debug", Format: "json"},
+		Provisioning: Provisioning{SharedSecret: "provisioning-secret-0123456789abcdef"},
+		Logging:      Logging{Level: "debug", Format: "json"},
 	}
 	require.Equal(t, want, cfg)
 
@@ -575,13 +578,14 @@ func TestExampleConfig(t *testing.T) {
 	t.Run("values are the defaults", func(t *testing.T) {
 		out, generated, err := GenerateSecrets(example, nil)
 		require.NoError(t, err)
-		require.ElementsMatch(t, []string{"appservice.as_token", "appservice.hs_token", "encryption.pickle_key", "identity.secret"}, generated)
+		require.ElementsMatch(t, []string{"appservice.as_token", "appservice.hs_token", "encryption.pickle_key", "identity.secret", "provisioning.shared_secret"}, generated)
 		cfg, err := Parse(out)
 		require.NoError(t, err)
 
 		want := Default()
 		want.Appservice.ASToken, want.Appservice.HSToken = cfg.Appservice.ASToken, cfg.Appservice.HSToken
 		want.Encryption.PickleKey, want.Identity.Secret = cfg.Encryption.PickleKey, cfg.Identity.Secret
+		want.Provisioning.SharedSecret = cfg.Provisioning.SharedSecret
 		// The SPEC's placeholders, harmless while sms is disabled.
 		want.SMS.PublicURL = "https://bridge.example.org"
 		want.SMS.Twilio.AccountSID, want.SMS.Twilio.AuthToken = "ACxxxxxxxx", "xxxxxxxx"

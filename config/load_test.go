@@ -12,7 +12,7 @@ import (
 	"github.com/switchboard-bridge/switchboard"
 )
 
-var secretKeys = []string{"appservice.as_token", "appservice.hs_token", "encryption.pickle_key", "identity.secret"}
+var secretKeys = []string{"appservice.as_token", "appservice.hs_token", "encryption.pickle_key", "identity.secret", "provisioning.shared_secret"}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -139,6 +139,8 @@ delivery:
   retry_max: 10m
   lease: 30s
   poll_interval: 1s
+provisioning:
+  shared_secret: generate
 `
 
 func TestLoadOrCreateGeneratesSecrets(t *testing.T) {
@@ -199,7 +201,7 @@ func TestLoadOrCreateEnvSecretsStayOutOfFile(t *testing.T) {
 
 	cfg, _, err := LoadOrCreate(path, env)
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"appservice.as_token", "encryption.pickle_key"}, cfg.GeneratedKeys())
+	require.ElementsMatch(t, []string{"appservice.as_token", "encryption.pickle_key", "provisioning.shared_secret"}, cfg.GeneratedKeys())
 	require.Equal(t, "identity-from-env", cfg.Identity.Secret)
 	require.Equal(t, "hs-from-env-0123456789abcdef0123456789", cfg.Appservice.HSToken)
 
@@ -284,8 +286,13 @@ func TestUpgrade(t *testing.T) {
 	require.NotContains(t, keys, `permissions["*"]`)
 	require.Equal(t, "24h", scalarAt(t, out, "retention.networks.sms"))
 	require.Equal(t, "0", scalarAt(t, out, "retention.networks.matrix"), "fixed-key maps are completed")
+	// A secret the old file lacks comes as "generate", which GenerateSecrets
+	// (next in LoadOrCreate) replaces.
+	require.Equal(t, PlaceholderGenerate, scalarAt(t, out, "provisioning.shared_secret"))
+	generated, _, err := GenerateSecrets(out, nil)
+	require.NoError(t, err)
 
-	cfg, err := Parse(out)
+	cfg, err := Parse(generated)
 	require.NoError(t, err)
 	require.Equal(t, "operator", cfg.Appservice.BotUsername)
 	require.Equal(t, "switchboard bridge", cfg.Appservice.BotDisplayname)
@@ -305,7 +312,8 @@ func TestLoadOrCreateUpgrades(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Contains(t, cfg.AddedKeys(), "delivery")
-	require.Empty(t, cfg.GeneratedKeys())
+	// A key added with "generate" (provisioning.shared_secret) is generated.
+	require.Equal(t, []string{"provisioning.shared_secret"}, cfg.GeneratedKeys())
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Contains(t, string(data), "bot_displayname: switchboard bridge")

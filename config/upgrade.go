@@ -25,6 +25,7 @@ var generatedSecrets = []generatedSecret{
 	{[]string{"appservice", "hs_token"}, func() string { return randomAlnum(64) }},
 	{[]string{"encryption", "pickle_key"}, randomKey},
 	{[]string{"identity", "secret"}, randomKey},
+	{[]string{"provisioning", "shared_secret"}, func() string { return randomAlnum(64) }},
 }
 
 const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -90,6 +90,7 @@ func (c *Config) Validate() error {
 	c.validateSafety(&e)
 
 	c.validateDelivery(&e)
+	c.validateProvisioning(&e)
 
 	if !slices.Contains(allowedLevels, c.Logging.Level) {
 		e.add("logging.level", fmt.Errorf("%w: %q (use trace, debug, info, warn or error)", ErrInvalidValue, c.Logging.Level))
