@@ -116,14 +116,31 @@ type Answer struct {
 	// Verbatim: show Text as is (see Command.Verbatim); otherwise the
 	// front end redacts phone numbers in it.
 	Verbatim bool
+	// Refused says why the command did not run (RefusedNone: it ran), for
+	// front ends that answer with a status (the provisioning API); Text
+	// is the answer either way.
+	Refused Refusal
 }
 
-// Run answers req: it checks the sender may use the bridge, finds the
-// command, checks the permission level and the arguments, and runs it.
-// The answer's text is never "".
-func (r *Registry) Run(ctx context.Context, req *Request) Answer {
+// Refusal is why Run or Check refused a request before the command ran.
+type Refusal int
+
+// Refusals.
+const (
+	RefusedNone    Refusal = iota
+	RefusedNoUse           // the sender may not use the bridge at all
+	RefusedUnknown         // no such command
+	RefusedLevel           // the command needs a higher permission level
+	RefusedArgs            // the arguments do not fit (Text: the usage)
+)
+
+// Check does what Run does before a command runs: it checks the sender may
+// use the bridge, finds the command, checks the permission level and the
+// arguments (filling in what they read, like Request.Phone). It returns
+// the command, or a refusal with the answer Run would give.
+func (r *Registry) Check(ctx context.Context, req *Request) (Command, Answer) {
 	if req.Level < LevelRelay {
-		return Answer{Text: "You are not allowed to use this bridge."}
+		return Command{}, Answer{Text: "You are not allowed to use this bridge.", Refused: RefusedNoUse}
 	}
 	if req.Name == "" {
 		req.Name = "help"
@@ -132,19 +149,30 @@ func (r *Registry) Run(ctx context.Context, req *Request) Answer {
 		req.Reply = func(context.Context, Step) {}
 	}
 	req.Region = r.region
-	zerolog.Ctx(ctx).Debug().Str("command", req.Name).Msg("Running command")
 	cmd, ok := r.Lookup(req.Name)
 	if !ok {
-		return Answer{Text: "unknown command, try help"}
+		return Command{}, Answer{Text: "unknown command, try help", Refused: RefusedUnknown}
 	}
 	if required := cmd.level(req.Args); req.Level < required {
 		if required == LevelAdmin {
-			return Answer{Text: fmt.Sprintf("%s is only available to bridge admins.", cmd.Name)}
+			return cmd, Answer{Text: fmt.Sprintf("%s is only available to bridge admins.", cmd.Name), Refused: RefusedLevel}
 		}
-		return Answer{Text: fmt.Sprintf("%s needs %s permission on this bridge; you have %s.", cmd.Name, required, req.Level)}
+		return cmd, Answer{Text: fmt.Sprintf("%s needs %s permission on this bridge; you have %s.", cmd.Name, required, req.Level), Refused: RefusedLevel}
 	}
 	if err := cmd.Args(req); err != nil {
-		return Answer{Text: problem(&cmd, err)}
+		return cmd, Answer{Text: problem(&cmd, err), Refused: RefusedArgs}
+	}
+	return cmd, Answer{}
+}
+
+// Run answers req: it checks the sender may use the bridge, finds the
+// command, checks the permission level and the arguments (Check), and runs
+// it. The answer's text is never "".
+func (r *Registry) Run(ctx context.Context, req *Request) Answer {
+	zerolog.Ctx(ctx).Debug().Str("command", req.Name).Msg("Running command")
+	cmd, refusal := r.Check(ctx, req)
+	if refusal.Refused != RefusedNone {
+		return refusal
 	}
 	text := cmd.Run(ctx, req)
 	if text == "" {
