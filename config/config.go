@@ -74,6 +74,9 @@ type Appservice struct {
 	ASToken string `yaml:"as_token"`
 	// HSToken authenticates the homeserver to the bridge. Secret.
 	HSToken string `yaml:"hs_token"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the listener, to
+	// callers with the as_token or hs_token as Bearer; off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Database selects and configures the SQL database.

@@ -87,6 +87,7 @@ appservice:
   # keep these secret
   as_token: generate
   hs_token: generate # from the homeserver admin
+  pprof: false
 database:
   type: sqlite
   uri: data/bridge.db
