@@ -86,41 +86,6 @@ func (d *dispatcher) halt() {
 	d.mu.Unlock()
 }
 
-// claim runs inside an accept transaction after a row with seq was queued
-// for key. It reports whether this process holds the lane (and so delivers
-// the row itself), and returns older rows of the lane that this process
-// must deliver first: rows left by a crashed process, or rows another
-// process queued while this one held the lease.
-func (d *dispatcher) claim(ctx context.Context, key laneKey, now time.Time, seq int64) (owned bool, older []*item, foreign int64, err error) {
-	d.mu.Lock()
-	until, leased := d.leases[key]
-	fresh := leased && until.Sub(now) > d.r.opts.Lease/2
-	d.mu.Unlock()
-	if fresh && !d.multiProcess {
-		return true, nil, 0, nil
-	}
-	var owner sql.NullString
-	err = d.r.db.QueryRow(ctx, claimLaneQuery, d.r.owner, ms(now), ms(now.Add(d.r.opts.Lease)), seq, key.Network, key.Chat).Scan(&owner, &foreign)
-	if err != nil {
-		return false, nil, 0, err
-	}
-	if owner.String != d.r.owner {
-		return false, nil, 0, nil
-	}
-	d.mu.Lock()
-	seen := int64(0)
-	if l := d.lanes[key]; l != nil {
-		seen = l.foreignSeen
-	}
-	d.mu.Unlock()
-	if !leased || foreign > seen {
-		if older, err = d.r.loadLane(ctx, key, seq); err != nil {
-			return false, nil, 0, err
-		}
-	}
-	return true, older, foreign, nil
-}
-
 func (d *dispatcher) markLeased(keys []laneKey, now time.Time) {
 	if len(keys) == 0 {
 		return
@@ -541,24 +506,18 @@ func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Eve
 	}
 	// The worker goes on with the lane while the row is deleted; the item
 	// stays held until then.
-	r.writer.doAsync(func(ctx context.Context) error {
-		if _, err := r.stmts.exec(ctx, r.stmts.del, it.seq); err != nil {
-			return err
-		}
-		if deliveryErr == nil && remote != "" {
-			_, err := r.stmts.exec(ctx, r.stmts.insMessage, it.lane.Network, it.lane.Chat, remote, it.msg, it.conv, ms(now), nullMS(it.expiresAt))
-			return err
-		}
-		return nil
-	}, func(err error) {
-		if err != nil {
-			// The delivery happened; the row stays and is retried after a
-			// restart, which the destination may see as a duplicate.
-			zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
-		}
-		r.pending.Delete(key)
-		r.pendingRemote.Delete(rkey)
-		r.disp.release(it)
+	r.writer.doAsync(&writeOp{
+		finish: &finishOp{it: it, remote: remote, record: deliveryErr == nil && remote != "", now: now},
+		done: func(err error) {
+			if err != nil {
+				// The delivery happened; the row stays and is retried after a
+				// restart, which the destination may see as a duplicate.
+				zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
+			}
+			r.pending.Delete(key)
+			r.pendingRemote.Delete(rkey)
+			r.disp.release(it)
+		},
 	})
 	if deliveryErr != nil {
 		r.metrics.messages.WithLabelValues(network, "out", "failed").Inc()

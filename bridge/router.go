@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -204,7 +203,7 @@ func (r *Router) Start(ctx context.Context) error {
 	if r.stmts, err = prepareStmts(ctx, r.db); err != nil {
 		return err
 	}
-	r.writer = newWriter(r.db, r.log.With().Str("component", "queue_writer").Logger())
+	r.writer = newWriter(r.db, r, r.log.With().Str("component", "queue_writer").Logger())
 	writers := 1
 	if r.db.Dialect != dbutil.SQLite {
 		writers = 4
@@ -460,7 +459,7 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 		excluded = excl
 	}
 	op := &acceptOp{evt: evt, msg: NewMessageID(), excluded: excluded}
-	err := r.writer.do(ctx, func(ctx context.Context) error { return r.accept(ctx, op) })
+	err := r.writer.doOp(ctx, &writeOp{accept: op})
 	defer r.disp.unreserve(op.reserved)
 	if err != nil {
 		return fmt.Errorf("%w: accept: %w", ErrDatabase, err)
@@ -483,116 +482,6 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 	for leg, foreign := range op.foreign {
 		r.disp.noteForeign(leg, foreign)
 	}
-	return nil
-}
-
-// accept runs inside the writer's transaction. Reads and checks come first,
-// so an op that fails a check has written nothing.
-func (r *Router) accept(ctx context.Context, op *acceptOp) error {
-	// A batch that failed runs each op again: forget the first attempt.
-	r.disp.unreserve(op.reserved)
-	op.duplicate, op.ignored, op.err, op.items, op.leased, op.foreign, op.reserved = false, false, nil, nil, nil, nil, nil
-	evt := op.evt
-	// A source event whose message expired has no mapping row left; its
-	// keyed hash says it was seen (expiry.go).
-	if seen, err := r.seenBefore(ctx, evt.Source, evt.SourceID); err != nil {
-		return err
-	} else if seen {
-		op.duplicate = true
-		return nil
-	}
-	rows, err := r.stmts.query(ctx, r.stmts.siblings, evt.Source.Network, evt.Source.Chat)
-	if err != nil {
-		return err
-	}
-	var conv ConversationID
-	var legs, dests []Leg
-	for rows.Next() {
-		var l Leg
-		if err = rows.Scan(&conv, &l.Network, &l.Chat); err != nil {
-			rows.Close()
-			return err
-		}
-		legs = append(legs, l)
-		if l != evt.Source {
-			dests = append(dests, l)
-		}
-	}
-	rows.Close()
-	if err = rows.Err(); err != nil {
-		return err
-	}
-	if conv == "" {
-		op.err = fmt.Errorf("%w: %s", ErrUnknownLeg, evt.Source)
-		return nil
-	}
-	q := queuedEvent{Event: evt}
-	if evt.ReplyTo != "" {
-		// A reply to a message the bridge never saw is delivered as a plain message.
-		if q.ReplyTo, err = r.messageID(ctx, evt.Source, evt.ReplyTo); err != nil {
-			return err
-		}
-	}
-	if evt.Target != "" {
-		if q.Target, err = r.messageID(ctx, evt.Source, evt.Target); err != nil {
-			return err
-		}
-		if q.Target == "" {
-			if evt.Kind == KindReadReceipt {
-				op.ignored = true
-			} else {
-				op.err = fmt.Errorf("%w: %s of %s", ErrTargetUnknown, evt.Kind, evt.SourceID)
-			}
-			return nil
-		}
-	}
-	now := r.now()
-	expires, err := r.messageExpiry(ctx, conv, legs, evt, now)
-	if err != nil {
-		return err
-	}
-	op.expires = expires
-	res, err := r.stmts.exec(ctx, r.stmts.insMessage, evt.Source.Network, evt.Source.Chat, evt.SourceID, op.msg, conv, ms(now), nullMS(expires))
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		op.duplicate = true
-		return nil
-	}
-	plain, err := json.Marshal(&q)
-	if err != nil {
-		op.err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-		return nil
-	}
-	for _, dest := range dests {
-		if op.excluded[dest] {
-			continue
-		}
-		it := &item{conv: conv, msg: op.msg, lane: dest, nextAt: now, acceptedAt: now, expiresAt: expires}
-		it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
-		if err = r.stmts.queryRow(ctx, r.stmts.insQueue, conv, op.msg, dest.Network, dest.Chat, it.payload, ms(now), nullMS(expires)).Scan(&it.seq); err != nil {
-			return err
-		}
-		owned, older, foreign, err := r.disp.claim(ctx, dest, now, it.seq)
-		if err != nil {
-			return err
-		}
-		if owned {
-			r.disp.reserve(it.seq)
-			op.reserved = append(op.reserved, it.seq)
-			op.leased = append(op.leased, dest)
-			op.items = append(op.items, older...)
-			op.items = append(op.items, it)
-			if foreign > 0 {
-				if op.foreign == nil {
-					op.foreign = make(map[Leg]int64)
-				}
-				op.foreign[dest] = foreign
-			}
-		}
-	}
-	clear(plain)
 	return nil
 }
 

@@ -10,13 +10,23 @@ import (
 	"go.mau.fi/util/dbutil"
 )
 
-// writeOp is one unit of work for the writer. fn runs inside a shared
-// transaction and returns only database errors (outcomes that are not
-// database errors are recorded in the op itself, before any write).
+// writeOp is one unit of work for the writer: fn, or an accept or a
+// finished delivery, which the writer hands to the batch's batcher together
+// so that a whole batch shares a few statements (batch.go). Each runs inside
+// a shared transaction and returns only database errors (outcomes that are
+// not database errors are recorded in the op itself, before any write).
 // done runs after the transaction committed or failed.
 type writeOp struct {
-	fn   func(ctx context.Context) error
-	done func(err error)
+	fn     func(ctx context.Context) error
+	accept *acceptOp
+	finish *finishOp
+	done   func(err error)
+}
+
+// batcher runs the accepts and finished deliveries of one batch.
+type batcher interface {
+	acceptBatch(ctx context.Context, ops []*acceptOp) error
+	finishBatch(ctx context.Context, ops []*finishOp) error
 }
 
 // writer batches writes from many goroutines into few transactions (group
@@ -26,14 +36,15 @@ type writeOp struct {
 type writer struct {
 	db       *dbutil.Database
 	log      zerolog.Logger
+	batcher  batcher
 	ops      chan *writeOp
 	maxBatch int
 	wg       sync.WaitGroup
 	stop     chan struct{}
 }
 
-func newWriter(db *dbutil.Database, log zerolog.Logger) *writer {
-	return &writer{db: db, log: log, ops: make(chan *writeOp, 4096), maxBatch: 512, stop: make(chan struct{})}
+func newWriter(db *dbutil.Database, b batcher, log zerolog.Logger) *writer {
+	return &writer{db: db, batcher: b, log: log, ops: make(chan *writeOp, 4096), maxBatch: 512, stop: make(chan struct{})}
 }
 
 // start runs n batching loops. SQLite takes one writer at a time, so one
@@ -54,8 +65,13 @@ func (w *writer) close() {
 
 // do runs fn in the next batch and waits for the commit.
 func (w *writer) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	return w.doOp(ctx, &writeOp{fn: fn})
+}
+
+// doOp queues op (its done is set here) and waits for the commit.
+func (w *writer) doOp(ctx context.Context, op *writeOp) error {
 	result := make(chan error, 1)
-	op := &writeOp{fn: fn, done: func(err error) { result <- err }}
+	op.done = func(err error) { result <- err }
 	select {
 	case w.ops <- op:
 	case <-w.stop:
@@ -70,11 +86,11 @@ func (w *writer) do(ctx context.Context, fn func(ctx context.Context) error) err
 
 // doAsync queues fn and returns; done runs after the commit. Once the
 // writer is stopped, done gets ErrStopped.
-func (w *writer) doAsync(fn func(ctx context.Context) error, done func(err error)) {
+func (w *writer) doAsync(op *writeOp) {
 	select {
-	case w.ops <- &writeOp{fn: fn, done: done}:
+	case w.ops <- op:
 	case <-w.stop:
-		done(ErrStopped)
+		op.done(ErrStopped)
 	}
 }
 
@@ -112,24 +128,49 @@ func (w *writer) loop() {
 func (w *writer) run(batch []*writeOp) {
 	// Background work: never tied to a request's context.
 	ctx := w.log.WithContext(context.Background())
-	err := w.txn(ctx, func(ctx context.Context) error {
-		for _, op := range batch {
-			if err := op.fn(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := w.txn(ctx, func(ctx context.Context) error { return w.apply(ctx, batch) })
 	if err != nil && len(batch) > 1 {
 		w.log.Warn().Err(err).Int("batch", len(batch)).Msg("Batched write failed, retrying ops one by one")
 		for _, op := range batch {
-			op.done(w.txn(ctx, op.fn))
+			op.done(w.txn(ctx, func(ctx context.Context) error { return w.apply(ctx, []*writeOp{op}) }))
 		}
 		return
 	}
 	for _, op := range batch {
 		op.done(err)
 	}
+}
+
+// apply runs a batch inside its transaction: finished deliveries first
+// (they are older than anything accepted now), then plain ops, then the
+// accepts, each kind sharing its statements.
+func (w *writer) apply(ctx context.Context, batch []*writeOp) error {
+	var accepts []*acceptOp
+	var finishes []*finishOp
+	for _, op := range batch {
+		switch {
+		case op.accept != nil:
+			accepts = append(accepts, op.accept)
+		case op.finish != nil:
+			finishes = append(finishes, op.finish)
+		}
+	}
+	if len(finishes) > 0 {
+		if err := w.batcher.finishBatch(ctx, finishes); err != nil {
+			return err
+		}
+	}
+	for _, op := range batch {
+		if op.fn != nil {
+			if err := op.fn(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if len(accepts) > 0 {
+		return w.batcher.acceptBatch(ctx, accepts)
+	}
+	return nil
 }
 
 // maxTxnTries bounds how often a transaction PostgreSQL aborted to break a
