@@ -230,7 +230,11 @@ func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Register
 	if err = d.registerSafety(ctx, mx, reg); err != nil {
 		return err
 	}
-	return d.registerCommands(d.cmds, mx, wa)
+	if err = d.registerCommands(d.cmds, mx, wa); err != nil {
+		return err
+	}
+	d.registerProvisioning(mx, wa)
+	return nil
 }
 
 // registerCommands registers every bot command with its owner, in the
@@ -244,7 +248,7 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 			return svc.NewChatGate(ctx, string(user), network)
 		},
 	})
-	if err := cmds.Register(matrix.StartCommand(starter)); err != nil {
+	if err := cmds.Register(matrix.StartCommand(recordStart(starter))); err != nil {
 		return err
 	}
 	if err := d.idsvc.Register(cmds); err != nil {
@@ -253,7 +257,7 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 	if err := whatsapp.Register(cmds, wa); err != nil {
 		return err
 	}
-	if err := cmds.Register(matrix.RetentionCommand(matrix.NewRouterRetention(d.router))); err != nil {
+	if err := cmds.Register(matrix.RetentionCommand(recordRetention(matrix.NewRouterRetention(d.router)))); err != nil {
 		return err
 	}
 	return svc.Register(cmds)
