@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/connectors/whatsapp"
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
+	"github.com/switchboard-bridge/switchboard/provision"
 	"github.com/switchboard-bridge/switchboard/safety"
 )
 
@@ -248,7 +249,7 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 			return svc.NewChatGate(ctx, string(user), network)
 		},
 	})
-	if err := cmds.Register(matrix.StartCommand(recordStart(starter))); err != nil {
+	if err := cmds.Register(matrix.StartCommand(provision.StartRecorder(starter))); err != nil {
 		return err
 	}
 	if err := d.idsvc.Register(cmds); err != nil {
@@ -257,7 +258,7 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 	if err := whatsapp.Register(cmds, wa); err != nil {
 		return err
 	}
-	if err := cmds.Register(matrix.RetentionCommand(recordRetention(matrix.NewRouterRetention(d.router)))); err != nil {
+	if err := cmds.Register(matrix.RetentionCommand(provision.RetentionRecorder(matrix.NewRouterRetention(d.router)))); err != nil {
 		return err
 	}
 	return svc.Register(cmds)

@@ -73,34 +73,6 @@ func (d *Daemon) provisionNetworks(ctx context.Context) []provision.Network {
 	return out
 }
 
-// recordStart wraps the start routing so an API request running `start`
-// gets the result as data (provision.RecordStart); the bot is unaffected.
-func recordStart(fn matrix.StartFunc) matrix.StartFunc {
-	return func(ctx context.Context, req matrix.StartRequest) (*matrix.StartResult, error) {
-		res, err := fn(ctx, req)
-		out := provision.StartOutcome{Err: err}
-		if res != nil {
-			out = provision.StartOutcome{
-				Room: string(res.Room), Network: string(res.Network),
-				Encrypted: res.Encrypted, RoomEncrypted: res.RoomEncrypted, Native: res.Native,
-				Existing: res.Existing, Group: res.Group, Undeletable: res.Undeletable, Err: err,
-			}
-		}
-		provision.RecordStart(ctx, out)
-		return res, err
-	}
-}
-
-// recordRetention wraps `retention` so an API request learns that it
-// failed (provision.RecordError).
-func recordRetention(fn matrix.RetentionFunc) matrix.RetentionFunc {
-	return func(ctx context.Context, req matrix.RetentionRequest) (string, error) {
-		answer, err := fn(ctx, req)
-		provision.RecordError(ctx, err)
-		return answer, err
-	}
-}
-
 // provisionWhatsApp adapts the WhatsApp connector to provision.WhatsApp.
 type provisionWhatsApp struct{ c *whatsapp.Connector }
 

@@ -12,7 +12,8 @@
 // those of the bot; answers pass through the same phone number redaction.
 // Structured results come from the owners' data providers (identity's
 // store, the WhatsApp connector's LoginStatus) and from what `start` and
-// `retention` record in the request's context (RecordStart, RecordError).
+// `retention` record in the request's context (StartRecorder,
+// RetentionRecorder).
 //
 // A WhatsApp login started here is kept in memory (logins.go): bounded in
 // number, dropped a while after it ends, visible only to its user.

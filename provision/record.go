@@ -3,11 +3,12 @@ package provision
 import (
 	"context"
 	"sync"
+
+	"github.com/switchboard-bridge/switchboard/connectors/matrix"
 )
 
 // StartOutcome is what a `start` run for the API did: where the chat is
-// and how it is carried, or why it was refused. The daemon wraps the
-// start routing so it records one with RecordStart.
+// and how it is carried, or why it was refused (StartRecorder records it).
 type StartOutcome struct {
 	Room          string
 	Network       string
@@ -40,9 +41,9 @@ func outcomeOf(ctx context.Context) *outcome {
 	return o
 }
 
-// RecordStart records what a `start` did, for the API request running it;
+// recordStart records what a `start` did, for the API request running it;
 // outside one (the bot) it does nothing.
-func RecordStart(ctx context.Context, res StartOutcome) {
+func recordStart(ctx context.Context, res StartOutcome) {
 	if o := outcomeOf(ctx); o != nil {
 		o.mu.Lock()
 		o.start = &res
@@ -50,9 +51,9 @@ func RecordStart(ctx context.Context, res StartOutcome) {
 	}
 }
 
-// RecordError records why a command run for an API request failed (a
+// recordError records why a command run for an API request failed (a
 // `retention` the router refused); outside one it does nothing.
-func RecordError(ctx context.Context, err error) {
+func recordError(ctx context.Context, err error) {
 	if o := outcomeOf(ctx); o != nil && err != nil {
 		o.mu.Lock()
 		o.err = err
@@ -64,4 +65,33 @@ func (o *outcome) get() (*StartOutcome, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.start, o.err
+}
+
+// StartRecorder wraps the start routing behind `start` (the daemon
+// registers matrix.StartCommand(StartRecorder(starter))) so an API request
+// running `start` gets the result as data; the bot is unaffected.
+func StartRecorder(fn matrix.StartFunc) matrix.StartFunc {
+	return func(ctx context.Context, req matrix.StartRequest) (*matrix.StartResult, error) {
+		res, err := fn(ctx, req)
+		out := StartOutcome{Err: err}
+		if res != nil {
+			out = StartOutcome{
+				Room: string(res.Room), Network: string(res.Network),
+				Encrypted: res.Encrypted, RoomEncrypted: res.RoomEncrypted, Native: res.Native,
+				Existing: res.Existing, Group: res.Group, Undeletable: res.Undeletable, Err: err,
+			}
+		}
+		recordStart(ctx, out)
+		return res, err
+	}
+}
+
+// RetentionRecorder wraps the retention behind `retention` so an API
+// request learns that it failed.
+func RetentionRecorder(fn matrix.RetentionFunc) matrix.RetentionFunc {
+	return func(ctx context.Context, req matrix.RetentionRequest) (string, error) {
+		answer, err := fn(ctx, req)
+		recordError(ctx, err)
+		return answer, err
+	}
 }

@@ -41,7 +41,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, c caller) *Error 
 	res, _ := out.get()
 	if res == nil {
 		// The start routing records nothing when it is not wrapped
-		// (RecordStart); the answer is all there is.
+		// (StartRecorder); the answer is all there is.
 		zerolog.Ctx(r.Context()).Warn().Msg("Provisioning: start recorded no outcome")
 		writeJSON(w, http.StatusOK, StartResponse{Message: msg})
 		return nil
