@@ -62,19 +62,7 @@ func (r *Router) acceptSegment(ctx context.Context, ops []*acceptOp) error {
 		// its keyed hash says it was seen (expiry.go).
 		hashes[i] = r.seal.seenHash(op.evt.Source, op.evt.SourceID)
 	}
-	seen, err := r.seenMany(ctx, hashes)
-	if err != nil {
-		return err
-	}
-	var sources []Leg
-	for i := range rows {
-		if seen[i] {
-			rows[i].op.duplicate = true
-		} else if !slices.Contains(sources, rows[i].op.evt.Source) {
-			sources = append(sources, rows[i].op.evt.Source)
-		}
-	}
-	sibs, err := r.siblingsMany(ctx, sources)
+	seen, sibs, err := r.readMany(ctx, ops, hashes)
 	if err != nil {
 		return err
 	}
@@ -84,11 +72,14 @@ func (r *Router) acceptSegment(ctx context.Context, ops []*acceptOp) error {
 	for i := range rows {
 		row := &rows[i]
 		op := row.op
+		if seen[i] {
+			op.duplicate = true
+		}
 		if op.duplicate {
 			continue
 		}
 		evt := op.evt
-		s := sibs[evt.Source]
+		s := sibs[i]
 		if s == nil {
 			op.err = fmt.Errorf("%w: %s", ErrUnknownLeg, evt.Source)
 			continue
@@ -120,40 +111,60 @@ func (r *Router) acceptSegment(ctx context.Context, ops []*acceptOp) error {
 		msgs = append(msgs, messageRow{leg: evt.Source, remote: evt.SourceID, msg: op.msg, conv: row.conv, created: ms(row.now), expires: ms(expires)})
 		live = append(live, row)
 	}
-	inserted, err := r.insertMessages(ctx, msgs, true)
+	if r.arrays() {
+		return r.writeAcceptsPG(ctx, live, msgs)
+	}
+	inserted, err := r.insertMessages(ctx, msgs)
 	if err != nil {
 		return err
 	}
 	var queue []*item
 	for i, row := range live {
-		op := row.op
 		if !inserted[i] {
-			op.duplicate = true
+			row.op.duplicate = true
 			continue
 		}
-		plain, err := json.Marshal(&row.q)
-		if err != nil {
-			op.err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-			continue
-		}
-		for _, dest := range row.dests {
-			if op.excluded[dest] {
-				continue
-			}
-			it := &item{conv: row.conv, msg: op.msg, lane: dest, nextAt: row.now, acceptedAt: row.now, expiresAt: op.expires}
-			it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
-			row.queued = append(row.queued, it)
-			queue = append(queue, it)
-		}
-		clear(plain)
+		queue = append(queue, r.sealRow(row)...)
 	}
 	if err = r.insertQueue(ctx, queue); err != nil {
 		return err
 	}
-	claims, err := r.disp.claimMany(ctx, queue)
+	claims, ask := r.disp.prepareClaims(queue)
+	owners, err := r.claimLanes(ctx, ask, claims)
 	if err != nil {
 		return err
 	}
+	if err = r.disp.finishClaims(ctx, claims, ask, owners); err != nil {
+		return err
+	}
+	r.takeRows(live, claims)
+	return nil
+}
+
+// sealRow seals a row's event for each of its destinations and returns the
+// queue items (without seqs). An event that cannot be encoded sets op.err.
+func (r *Router) sealRow(row *acceptRow) []*item {
+	op := row.op
+	plain, err := json.Marshal(&row.q)
+	if err != nil {
+		op.err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return nil
+	}
+	defer clear(plain)
+	for _, dest := range row.dests {
+		if op.excluded[dest] {
+			continue
+		}
+		it := &item{conv: row.conv, msg: op.msg, lane: dest, nextAt: row.now, acceptedAt: row.now, expiresAt: op.expires}
+		it.payload = r.seal.seal(plain, payloadAD(dest, op.msg))
+		row.queued = append(row.queued, it)
+	}
+	return row.queued
+}
+
+// takeRows hands each op the rows it queued on lanes this process holds,
+// after the rows older than them, and reserves them (see reserve).
+func (r *Router) takeRows(live []*acceptRow, claims map[laneKey]*laneClaim) {
 	for _, row := range live {
 		op := row.op
 		for _, it := range row.queued {
@@ -178,7 +189,6 @@ func (r *Router) acceptSegment(ctx context.Context, ops []*acceptOp) error {
 			op.items = append(op.items, it)
 		}
 	}
-	return nil
 }
 
 // resolveRefs translates a row's reply and target into core message IDs.
@@ -212,20 +222,23 @@ func (r *Router) resolveRefs(ctx context.Context, row *acceptRow) (bool, error) 
 type laneClaim struct {
 	// first and last are the lowest and highest seqs queued on the lane.
 	first, last int64
-	owned       bool
-	older       []*item
-	foreign     int64
+	// leased: this process held the lane before the claim.
+	leased  bool
+	owned   bool
+	older   []*item
+	foreign int64
 }
 
-// claimMany runs inside an accept transaction after rows were queued. For
-// each lane it reports whether this process holds it (and so delivers the
-// rows itself), and returns older rows of the lane that this process must
-// deliver first: rows left by a crashed process, or rows another process
-// queued while this one held the lease. See claimLaneQuery.
-func (d *dispatcher) claimMany(ctx context.Context, queued []*item) (map[laneKey]*laneClaim, error) {
-	if len(queued) == 0 {
-		return nil, nil
-	}
+// prepareClaims runs inside an accept transaction after rows were queued.
+// A lane is delivered by the process holding its lease (see
+// claimLaneQuery); the rows this process queues on a lane it holds are
+// delivered by it, after older rows it must load first: rows left by a
+// crashed process, or rows another process queued while this one held the
+// lease. prepareClaims groups the rows by lane and returns the lanes whose
+// lease must be claimed in the database (sorted: a stable lock order keeps
+// concurrent writers from deadlocking). On SQLite a lane this process
+// holds with time to spare needs no claim.
+func (d *dispatcher) prepareClaims(queued []*item) (map[laneKey]*laneClaim, []laneKey) {
 	claims := make(map[laneKey]*laneClaim)
 	var lanes []laneKey
 	for _, it := range queued {
@@ -238,30 +251,33 @@ func (d *dispatcher) claimMany(ctx context.Context, queued []*item) (map[laneKey
 		c.first, c.last = min(c.first, it.seq), max(c.last, it.seq)
 	}
 	now := d.r.now()
-	leased := make(map[laneKey]bool, len(lanes))
 	var ask []laneKey
 	d.mu.Lock()
 	for _, k := range lanes {
 		until, ok := d.leases[k]
-		leased[k] = ok
+		c := claims[k]
+		c.leased = ok
 		if ok && until.Sub(now) > d.r.opts.Lease/2 && !d.multiProcess {
-			claims[k].owned = true
+			c.owned = true
 			continue
 		}
 		ask = append(ask, k)
 	}
 	d.mu.Unlock()
-	if len(ask) == 0 {
-		return claims, nil
-	}
-	// A stable lock order keeps concurrent writers from deadlocking.
 	slices.SortFunc(ask, func(a, b laneKey) int {
-		return strings.Compare(string(a.Network)+"\x00"+string(a.Chat), string(b.Network)+"\x00"+string(b.Chat))
+		if c := strings.Compare(string(a.Network), string(b.Network)); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Chat), string(b.Chat))
 	})
-	owners, err := d.r.claimLanes(ctx, ask, claims, now)
-	if err != nil {
-		return nil, err
-	}
+	return claims, ask
+}
+
+// finishClaims marks the claimed lanes this process now holds as owned and
+// loads the rows it must deliver before this batch's: all of them when it
+// did not hold the lane, and those another process queued (foreign_seq)
+// since it last looked.
+func (d *dispatcher) finishClaims(ctx context.Context, claims map[laneKey]*laneClaim, ask []laneKey, owners map[laneKey]string) error {
 	for _, k := range ask {
 		c := claims[k]
 		if owners[k] != d.r.owner {
@@ -274,13 +290,14 @@ func (d *dispatcher) claimMany(ctx context.Context, queued []*item) (map[laneKey
 			seen = l.foreignSeen
 		}
 		d.mu.Unlock()
-		if !leased[k] || c.foreign > seen {
+		if !c.leased || c.foreign > seen {
+			var err error
 			if c.older, err = d.r.loadLane(ctx, k, c.first); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return claims, nil
+	return nil
 }
 
 // finishOp is a finished delivery inside a writer batch: its queue row is
@@ -292,91 +309,55 @@ type finishOp struct {
 	now    time.Time
 }
 
-// finishBatch records the finished deliveries of a writer batch.
-func (r *Router) finishBatch(ctx context.Context, ops []*finishOp) error {
-	seqs := make([]int64, len(ops))
-	var msgs []messageRow
-	for i, op := range ops {
-		seqs[i] = op.it.seq
-		if op.record {
-			it := op.it
-			msgs = append(msgs, messageRow{leg: it.lane, remote: op.remote, msg: it.msg, conv: it.conv, created: ms(op.now), expires: ms(it.expiresAt)})
-		}
-	}
-	if err := r.deleteQueue(ctx, seqs); err != nil {
-		return err
-	}
-	_, err := r.insertMessages(ctx, msgs, false)
-	return err
-}
-
-// Statements over arrays, for PostgreSQL.
+// The two statements of an accept batch on PostgreSQL.
 const (
-	seenManyQuery     = `SELECT hash FROM sb_seen WHERE hash = ANY($1::bytea[])`
-	siblingsManyQuery = `
-		SELECT l1.network, l1.chat_id, l2.conversation_id, l2.network, l2.chat_id FROM sb_leg l1
-		JOIN sb_leg l2 ON l2.conversation_id = l1.conversation_id
-		WHERE (l1.network, l1.chat_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
-	insertMessagesQuery = `
+	// readManyQuery reads, for each event (row number i), whether its
+	// keyed hash is in sb_seen and every leg of its source leg's
+	// conversation (none: a NULL leg).
+	readManyQuery = `
+		SELECT u.i, EXISTS (SELECT 1 FROM sb_seen WHERE hash = u.h), l2.conversation_id, l2.network, l2.chat_id
+		FROM unnest($1::bytea[], $2::text[], $3::text[]) WITH ORDINALITY AS u(h, n, c, i)
+		LEFT JOIN sb_leg l1 ON l1.network = u.n AND l1.chat_id = u.c
+		LEFT JOIN sb_leg l2 ON l2.conversation_id = l1.conversation_id`
+	// writeManyQuery inserts the map rows (m), the queue rows of the
+	// messages that were not duplicates (q), and claims their lanes as
+	// claimLaneQuery does (c), returning what each step did.
+	writeManyQuery = `
+		WITH m AS (
+			INSERT INTO sb_message (network, chat_id, remote_id, message_id, conversation_id, created_at, expires_at)
+			SELECT n, c, rid, mid, cv, t, NULLIF(e, 0)
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS u(n, c, rid, mid, cv, t, e)
+			ON CONFLICT DO NOTHING RETURNING message_id
+		), q AS (
+			INSERT INTO sb_queue (conversation_id, message_id, network, chat_id, payload, attempts, next_attempt_at, accepted_at, expires_at)
+			SELECT cv, mid, n, c, p, 0, t, t, NULLIF(e, 0)
+			FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::bigint[], $14::bigint[]) WITH ORDINALITY AS u(cv, mid, n, c, p, t, e, o)
+			WHERE mid IN (SELECT message_id FROM m)
+			ORDER BY o
+			RETURNING seq, message_id, network, chat_id
+		), c AS (
+			UPDATE sb_leg SET
+				lease_owner = CASE WHEN lease_owner = $15 OR lease_until < $16 THEN $15 ELSE lease_owner END,
+				lease_until = CASE WHEN lease_owner = $15 OR lease_until < $16 THEN $17 ELSE lease_until END,
+				foreign_seq = CASE WHEN lease_owner = $15 OR lease_until < $16 OR foreign_seq > v.seq THEN foreign_seq ELSE v.seq END
+			FROM (SELECT network, chat_id, max(seq) AS seq FROM q GROUP BY network, chat_id ORDER BY network, chat_id) v
+			WHERE sb_leg.network = v.network AND sb_leg.chat_id = v.chat_id
+			RETURNING sb_leg.network, sb_leg.chat_id, sb_leg.lease_owner, sb_leg.foreign_seq
+		)
+		SELECT 'm', message_id, '', '', 0::bigint, '' FROM m
+		UNION ALL SELECT 'q', message_id, network, chat_id, seq, '' FROM q
+		UNION ALL SELECT 'c', '', network, chat_id, foreign_seq, COALESCE(lease_owner, '') FROM c`
+	// finishManyQuery deletes finished queue rows and writes the map rows
+	// of the delivered copies.
+	finishManyQuery = `
+		WITH d AS (DELETE FROM sb_queue WHERE seq = ANY($8::bigint[]))
 		INSERT INTO sb_message (network, chat_id, remote_id, message_id, conversation_id, created_at, expires_at)
 		SELECT n, c, rid, mid, cv, t, NULLIF(e, 0)
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS u(n, c, rid, mid, cv, t, e)
-		ON CONFLICT DO NOTHING RETURNING message_id`
-	insertQueueManyQuery = `
-		INSERT INTO sb_queue (conversation_id, message_id, network, chat_id, payload, attempts, next_attempt_at, accepted_at, expires_at)
-		SELECT cv, mid, n, c, p, 0, t, t, NULLIF(e, 0)
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(cv, mid, n, c, p, t, e, o)
-		ORDER BY o
-		RETURNING seq, message_id, network, chat_id`
-	// claimLanesQuery is claimLaneQuery for many lanes at once.
-	claimLanesQuery = `
-		UPDATE sb_leg SET
-			lease_owner = CASE WHEN lease_owner = $1 OR lease_until < $2 THEN $1 ELSE lease_owner END,
-			lease_until = CASE WHEN lease_owner = $1 OR lease_until < $2 THEN $3 ELSE lease_until END,
-			foreign_seq = CASE WHEN lease_owner = $1 OR lease_until < $2 OR foreign_seq > v.seq THEN foreign_seq ELSE v.seq END
-		FROM unnest($4::text[], $5::text[], $6::bigint[]) AS v(network, chat_id, seq)
-		WHERE sb_leg.network = v.network AND sb_leg.chat_id = v.chat_id
-		RETURNING sb_leg.network, sb_leg.chat_id, sb_leg.lease_owner, sb_leg.foreign_seq`
-	deleteQueueManyQuery = `DELETE FROM sb_queue WHERE seq = ANY($1::bigint[])`
+		ON CONFLICT DO NOTHING`
 )
 
 func (r *Router) arrays() bool { return r.db.Dialect == dbutil.Postgres }
-
-// seenMany reports for each hash whether sb_seen holds it.
-func (r *Router) seenMany(ctx context.Context, hashes [][]byte) ([]bool, error) {
-	out := make([]bool, len(hashes))
-	if !r.arrays() {
-		for i, h := range hashes {
-			var one int
-			err := r.stmts.queryRow(ctx, r.stmts.seen, h).Scan(&one)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("%w: look up seen event: %w", ErrDatabase, err)
-			}
-			out[i] = err == nil
-		}
-		return out, nil
-	}
-	rows, err := r.db.Query(ctx, seenManyQuery, hashes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: look up seen events: %w", ErrDatabase, err)
-	}
-	defer rows.Close()
-	found := make(map[string]bool)
-	for rows.Next() {
-		var h []byte
-		if err = rows.Scan(&h); err != nil {
-			return nil, err
-		}
-		found[string(h)] = true
-	}
-	if err = rows.Err(); err != nil {
-		return nil, err
-	}
-	for i, h := range hashes {
-		out[i] = found[string(h)]
-	}
-	return out, nil
-}
 
 // siblings is a source leg's conversation and every leg of it.
 type siblings struct {
@@ -384,56 +365,172 @@ type siblings struct {
 	legs []Leg
 }
 
-// siblingsMany returns the conversation of each source leg that has one.
-func (r *Router) siblingsMany(ctx context.Context, sources []Leg) (map[Leg]*siblings, error) {
-	out := make(map[Leg]*siblings, len(sources))
-	if len(sources) == 0 {
-		return out, nil
-	}
-	scan := func(rows dbutil.Rows, src *Leg) error {
+// readMany reports for each op whether its source event was seen before
+// (sb_seen; hashes[i] is op i's) and its source leg's conversation (nil:
+// none).
+func (r *Router) readMany(ctx context.Context, ops []*acceptOp, hashes [][]byte) ([]bool, []*siblings, error) {
+	seen, sibs := make([]bool, len(ops)), make([]*siblings, len(ops))
+	if r.arrays() {
+		networks, chats := make([]string, len(ops)), make([]string, len(ops))
+		for i, op := range ops {
+			networks[i], chats[i] = string(op.evt.Source.Network), string(op.evt.Source.Chat)
+		}
+		rows, err := r.db.Query(ctx, readManyQuery, hashes, networks, chats)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: read batch: %w", ErrDatabase, err)
+		}
 		defer rows.Close()
 		for rows.Next() {
-			var from, l Leg
-			var conv ConversationID
-			dst := []any{&conv, &l.Network, &l.Chat}
-			if src == nil {
-				dst = append([]any{&from.Network, &from.Chat}, dst...)
-			} else {
-				from = *src
+			var i int
+			var found bool
+			var conv, network, chat sql.NullString
+			if err = rows.Scan(&i, &found, &conv, &network, &chat); err != nil {
+				return nil, nil, err
 			}
-			if err := rows.Scan(dst...); err != nil {
-				return err
+			if i < 1 || i > len(ops) {
+				return nil, nil, fmt.Errorf("%w: read batch: row %d of %d", ErrDatabase, i, len(ops))
 			}
-			s := out[from]
-			if s == nil {
-				s = &siblings{conv: conv}
-				out[from] = s
-			}
-			s.legs = append(s.legs, l)
-		}
-		return rows.Err()
-	}
-	if !r.arrays() {
-		for _, src := range sources {
-			rows, err := r.stmts.query(ctx, r.stmts.siblings, src.Network, src.Chat)
-			if err != nil {
-				return nil, err
-			}
-			if err = scan(rows, &src); err != nil {
-				return nil, err
+			seen[i-1] = found
+			if conv.Valid {
+				if sibs[i-1] == nil {
+					sibs[i-1] = &siblings{conv: ConversationID(conv.String)}
+				}
+				sibs[i-1].legs = append(sibs[i-1].legs, Leg{Network: NetworkID(network.String), Chat: ChatID(chat.String)})
 			}
 		}
-		return out, nil
+		return seen, sibs, rows.Err()
 	}
-	networks, chats := make([]string, len(sources)), make([]string, len(sources))
-	for i, s := range sources {
-		networks[i], chats[i] = string(s.Network), string(s.Chat)
+	bySource := make(map[Leg]*siblings)
+	for i, op := range ops {
+		var one int
+		err := r.stmts.queryRow(ctx, r.stmts.seen, hashes[i]).Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, fmt.Errorf("%w: look up seen event: %w", ErrDatabase, err)
+		}
+		seen[i] = err == nil
+		if seen[i] {
+			continue
+		}
+		src := op.evt.Source
+		s, ok := bySource[src]
+		if !ok {
+			if s, err = r.siblingsOf(ctx, src); err != nil {
+				return nil, nil, err
+			}
+			bySource[src] = s
+		}
+		sibs[i] = s
 	}
-	rows, err := r.db.Query(ctx, siblingsManyQuery, networks, chats)
+	return seen, sibs, nil
+}
+
+// siblingsOf reads the conversation of a source leg (nil: none).
+func (r *Router) siblingsOf(ctx context.Context, src Leg) (*siblings, error) {
+	rows, err := r.stmts.query(ctx, r.stmts.siblings, src.Network, src.Chat)
 	if err != nil {
 		return nil, err
 	}
-	return out, scan(rows, nil)
+	defer rows.Close()
+	var s *siblings
+	for rows.Next() {
+		var l Leg
+		var conv ConversationID
+		if err = rows.Scan(&conv, &l.Network, &l.Chat); err != nil {
+			return nil, err
+		}
+		if s == nil {
+			s = &siblings{conv: conv}
+		}
+		s.legs = append(s.legs, l)
+	}
+	return s, rows.Err()
+}
+
+// writeAcceptsPG writes an accept batch on PostgreSQL in one statement
+// (writeManyQuery). Payloads are sealed before it runs, so a duplicate's
+// sealing is wasted; duplicates are rare.
+func (r *Router) writeAcceptsPG(ctx context.Context, live []*acceptRow, msgs []messageRow) error {
+	var queue []*item
+	for _, row := range live {
+		queue = append(queue, r.sealRow(row)...)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	args := messageArgs(msgs)
+	n := len(queue)
+	convs, ids, networks, chats := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads, at, expires := make([][]byte, n), make([]int64, n), make([]int64, n)
+	type key struct {
+		msg  MessageID
+		lane laneKey
+	}
+	byKey := make(map[key]*item, n)
+	for i, it := range queue {
+		convs[i], ids[i], networks[i], chats[i] = string(it.conv), string(it.msg), string(it.lane.Network), string(it.lane.Chat)
+		payloads[i], at[i], expires[i] = it.payload, ms(it.nextAt), ms(it.expiresAt)
+		byKey[key{it.msg, it.lane}] = it
+	}
+	now := r.now()
+	args = append(args, convs, ids, networks, chats, payloads, at, expires, r.owner, ms(now), ms(now.Add(r.opts.Lease)))
+	rows, err := r.db.Query(ctx, writeManyQuery, args...)
+	if err != nil {
+		return err
+	}
+	inserted := make(map[MessageID]bool, len(msgs))
+	owners := make(map[laneKey]string)
+	claimed := make(map[laneKey]int64)
+	var queued []*item
+	for rows.Next() {
+		var what, owner string
+		var k key
+		var num int64
+		if err = rows.Scan(&what, &k.msg, &k.lane.Network, &k.lane.Chat, &num, &owner); err != nil {
+			rows.Close()
+			return err
+		}
+		switch what {
+		case "m":
+			inserted[k.msg] = true
+		case "q":
+			if it := byKey[k]; it != nil {
+				it.seq = num
+				queued = append(queued, it)
+			}
+		case "c":
+			owners[k.lane], claimed[k.lane] = owner, num
+		}
+	}
+	rows.Close()
+	if err = rows.Err(); err != nil {
+		return err
+	}
+	for _, row := range live {
+		if !inserted[row.op.msg] {
+			row.op.duplicate = true
+			row.queued = nil
+			continue
+		}
+		for _, it := range row.queued {
+			if it.seq == 0 {
+				return fmt.Errorf("%w: queue row of %s not returned", ErrDatabase, it.msg)
+			}
+		}
+	}
+	claims, ask := r.disp.prepareClaims(queued)
+	for _, k := range ask {
+		_, ok := owners[k]
+		if !ok {
+			// A lane without its leg row: the one-lane claim failed the same way.
+			return fmt.Errorf("%w: claim lane: %w", ErrDatabase, sql.ErrNoRows)
+		}
+		claims[k].foreign = claimed[k]
+	}
+	if err = r.disp.finishClaims(ctx, claims, ask, owners); err != nil {
+		return err
+	}
+	r.takeRows(live, claims)
+	return nil
 }
 
 // messageRow is one sb_message row to insert.
@@ -445,176 +542,85 @@ type messageRow struct {
 	created, expires int64
 }
 
-// insertMessages inserts map rows, skipping those whose (leg, remote ID)
-// exists. With report it returns which rows were inserted (the message IDs
-// of rows must then differ).
-func (r *Router) insertMessages(ctx context.Context, rows []messageRow, report bool) ([]bool, error) {
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	out := make([]bool, len(rows))
-	if !r.arrays() {
-		for i, m := range rows {
-			res, err := r.stmts.exec(ctx, r.stmts.insMessage, m.leg.Network, m.leg.Chat, m.remote, m.msg, m.conv, m.created, nullInt(m.expires))
-			if err != nil {
-				return nil, err
-			}
-			n, _ := res.RowsAffected()
-			out[i] = n > 0
-		}
-		return out, nil
-	}
-	cols := make([][]string, 5)
-	for i := range cols {
-		cols[i] = make([]string, len(rows))
-	}
-	created, expires := make([]int64, len(rows)), make([]int64, len(rows))
+// messageArgs are the array arguments $1..$7 of the map row inserts.
+func messageArgs(rows []messageRow) []any {
+	n := len(rows)
+	networks, chats, remotes, ids, convs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	created, expires := make([]int64, n), make([]int64, n)
 	for i, m := range rows {
-		cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i] = string(m.leg.Network), string(m.leg.Chat), string(m.remote), string(m.msg), string(m.conv)
+		networks[i], chats[i], remotes[i], ids[i], convs[i] = string(m.leg.Network), string(m.leg.Chat), string(m.remote), string(m.msg), string(m.conv)
 		created[i], expires[i] = m.created, m.expires
 	}
-	args := []any{cols[0], cols[1], cols[2], cols[3], cols[4], created, expires}
-	if !report {
-		_, err := r.db.Exec(ctx, insertMessagesQuery, args...)
-		return nil, err
-	}
-	res, err := r.db.Query(ctx, insertMessagesQuery, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
-	ins := make(map[MessageID]bool, len(rows))
-	for res.Next() {
-		var id MessageID
-		if err = res.Scan(&id); err != nil {
+	return []any{networks, chats, remotes, ids, convs, created, expires}
+}
+
+// insertMessages inserts map rows on SQLite, skipping those whose (leg,
+// remote ID) exists, and returns which were inserted.
+func (r *Router) insertMessages(ctx context.Context, rows []messageRow) ([]bool, error) {
+	out := make([]bool, len(rows))
+	for i, m := range rows {
+		res, err := r.stmts.exec(ctx, r.stmts.insMessage, m.leg.Network, m.leg.Chat, m.remote, m.msg, m.conv, m.created, nullInt(m.expires))
+		if err != nil {
 			return nil, err
 		}
-		ins[id] = true
-	}
-	if err = res.Err(); err != nil {
-		return nil, err
-	}
-	for i, m := range rows {
-		out[i] = ins[m.msg]
+		n, _ := res.RowsAffected()
+		out[i] = n > 0
 	}
 	return out, nil
 }
 
 func nullInt(v int64) sql.NullInt64 { return sql.NullInt64{Int64: v, Valid: v != 0} }
 
-// insertQueue inserts queue rows in order and sets their seqs.
+// insertQueue inserts queue rows in order on SQLite and sets their seqs.
 func (r *Router) insertQueue(ctx context.Context, items []*item) error {
-	if len(items) == 0 {
-		return nil
-	}
-	if !r.arrays() {
-		for _, it := range items {
-			err := r.stmts.queryRow(ctx, r.stmts.insQueue, it.conv, it.msg, it.lane.Network, it.lane.Chat, it.payload, ms(it.nextAt), nullMS(it.expiresAt)).Scan(&it.seq)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	n := len(items)
-	convs, msgs, networks, chats := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	payloads, at, expires := make([][]byte, n), make([]int64, n), make([]int64, n)
-	type key struct {
-		msg  MessageID
-		lane laneKey
-	}
-	byKey := make(map[key]*item, n)
-	for i, it := range items {
-		convs[i], msgs[i], networks[i], chats[i] = string(it.conv), string(it.msg), string(it.lane.Network), string(it.lane.Chat)
-		payloads[i], at[i], expires[i] = it.payload, ms(it.nextAt), ms(it.expiresAt)
-		byKey[key{it.msg, it.lane}] = it
-	}
-	rows, err := r.db.Query(ctx, insertQueueManyQuery, convs, msgs, networks, chats, payloads, at, expires)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	got := 0
-	for rows.Next() {
-		var k key
-		var seq int64
-		if err = rows.Scan(&seq, &k.msg, &k.lane.Network, &k.lane.Chat); err != nil {
+	for _, it := range items {
+		err := r.stmts.queryRow(ctx, r.stmts.insQueue, it.conv, it.msg, it.lane.Network, it.lane.Chat, it.payload, ms(it.nextAt), nullMS(it.expiresAt)).Scan(&it.seq)
+		if err != nil {
 			return err
 		}
-		if it := byKey[k]; it != nil {
-			it.seq = seq
-			got++
-		}
-	}
-	if err = rows.Err(); err != nil {
-		return err
-	}
-	if got != n {
-		return fmt.Errorf("%w: queued %d of %d rows", ErrDatabase, got, n)
 	}
 	return nil
 }
 
-// claimLanes claims lanes (sorted) for the rows in claims; it returns each
-// lane's lease owner after the claim and sets the claims' foreign seqs.
-func (r *Router) claimLanes(ctx context.Context, lanes []laneKey, claims map[laneKey]*laneClaim, now time.Time) (map[laneKey]string, error) {
+// claimLanes claims lanes on SQLite for the rows in claims (see
+// claimLaneQuery); it returns each lane's lease owner after the claim and
+// sets the claims' foreign seqs.
+func (r *Router) claimLanes(ctx context.Context, lanes []laneKey, claims map[laneKey]*laneClaim) (map[laneKey]string, error) {
 	owners := make(map[laneKey]string, len(lanes))
-	if !r.arrays() {
-		for _, k := range lanes {
-			var owner sql.NullString
-			c := claims[k]
-			err := r.db.QueryRow(ctx, claimLaneQuery, r.owner, ms(now), ms(now.Add(r.opts.Lease)), c.last, k.Network, k.Chat).Scan(&owner, &c.foreign)
-			if err != nil {
-				return nil, err
-			}
-			owners[k] = owner.String
-		}
-		return owners, nil
-	}
-	networks, chats, seqs := make([]string, len(lanes)), make([]string, len(lanes)), make([]int64, len(lanes))
-	for i, k := range lanes {
-		networks[i], chats[i], seqs[i] = string(k.Network), string(k.Chat), claims[k].last
-	}
-	rows, err := r.db.Query(ctx, claimLanesQuery, r.owner, ms(now), ms(now.Add(r.opts.Lease)), networks, chats, seqs)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k laneKey
+	now := r.now()
+	for _, k := range lanes {
 		var owner sql.NullString
-		var foreign int64
-		if err = rows.Scan(&k.Network, &k.Chat, &owner, &foreign); err != nil {
+		c := claims[k]
+		err := r.db.QueryRow(ctx, claimLaneQuery, r.owner, ms(now), ms(now.Add(r.opts.Lease)), c.last, k.Network, k.Chat).Scan(&owner, &c.foreign)
+		if err != nil {
 			return nil, err
 		}
 		owners[k] = owner.String
-		if c := claims[k]; c != nil {
-			c.foreign = foreign
-		}
-	}
-	if err = rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(owners) != len(lanes) {
-		// A lane without its leg row: the one-lane claim failed the same way.
-		return nil, fmt.Errorf("%w: claim lanes: %w", ErrDatabase, sql.ErrNoRows)
 	}
 	return owners, nil
 }
 
-// deleteQueue deletes queue rows by seq.
-func (r *Router) deleteQueue(ctx context.Context, seqs []int64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	if !r.arrays() {
-		for _, s := range seqs {
-			if _, err := r.stmts.exec(ctx, r.stmts.del, s); err != nil {
-				return err
-			}
+// finishBatch records the finished deliveries of a writer batch: deletes
+// their queue rows and writes the map rows of delivered copies.
+func (r *Router) finishBatch(ctx context.Context, ops []*finishOp) error {
+	seqs := make([]int64, len(ops))
+	var msgs []messageRow
+	for i, op := range ops {
+		seqs[i] = op.it.seq
+		if op.record {
+			it := op.it
+			msgs = append(msgs, messageRow{leg: it.lane, remote: op.remote, msg: it.msg, conv: it.conv, created: ms(op.now), expires: ms(it.expiresAt)})
 		}
-		return nil
 	}
-	_, err := r.db.Exec(ctx, deleteQueueManyQuery, seqs)
+	if r.arrays() {
+		_, err := r.db.Exec(ctx, finishManyQuery, append(messageArgs(msgs), seqs)...)
+		return err
+	}
+	for _, s := range seqs {
+		if _, err := r.stmts.exec(ctx, r.stmts.del, s); err != nil {
+			return err
+		}
+	}
+	_, err := r.insertMessages(ctx, msgs)
 	return err
 }

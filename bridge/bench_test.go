@@ -142,3 +142,114 @@ func benchLatency(b *testing.B, dbo database.Options) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
+
+// pathSenders is how many conversations (one sender each) the accept and
+// deliver benchmarks use.
+const pathSenders = 8
+
+// BenchmarkRouterAccept measures the accept path alone: 8 senders submit
+// b.N messages (each Submit returns once its sealed row is committed) while
+// the destination holds every delivery back, so no delivery competes with
+// the accepts. msg/s is accepted messages per second; allocs/op and B/op
+// are per message, over the whole process (database driver included).
+//
+//	go test -tags goolm -run '^$' -bench RouterAccept -benchtime 20000x -count 5 ./bridge
+func BenchmarkRouterAccept(b *testing.B) {
+	for _, be := range dbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			h, gate := gatedHarness(b, be.Options(b))
+			b.ReportAllocs()
+			start := time.Now()
+			b.ResetTimer()
+			submitAll(b, h, b.N)
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(gate)
+			require.Len(b, h.b.WaitSent(b.N, 5*time.Minute), b.N)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkRouterDeliver measures the deliver path alone: b.N messages are
+// accepted while the destination holds deliveries back, then it is let go
+// and the clock runs until every message reached the loopback connector and
+// every queue row is deleted (completions committed, ID map rows written).
+// allocs/op and B/op are per message.
+//
+//	go test -tags goolm -run '^$' -bench RouterDeliver -benchtime 20000x -count 5 ./bridge
+func BenchmarkRouterDeliver(b *testing.B) {
+	for _, be := range dbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			h, gate := gatedHarness(b, be.Options(b))
+			submitAll(b, h, b.N)
+			b.ReportAllocs()
+			start := time.Now()
+			b.ResetTimer()
+			close(gate)
+			require.Len(b, h.b.WaitSent(b.N, 5*time.Minute), b.N)
+			for {
+				n, err := h.router.QueueDepth(context.Background())
+				require.NoError(b, err)
+				if n == 0 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// gatedHarness starts a harness with pathSenders conversations whose B side
+// holds every delivery until gate is closed.
+func gatedHarness(b *testing.B, dbo database.Options) (*harness, chan struct{}) {
+	h := startHarness(b, dbo, withOptions(func(o *bridge.Options) { o.Workers = 8 }))
+	for i := 0; i < pathSenders; i++ {
+		chat := "c" + strconv.Itoa(i)
+		h.conversation(legA(chat), legB(chat))
+	}
+	gate := make(chan struct{})
+	h.b.OnSend(func(*bridge.Delivery) error {
+		<-gate
+		return nil
+	})
+	b.Cleanup(func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	return h, gate
+}
+
+// submitAll submits n messages from pathSenders senders, each waiting for
+// its Submit to return before the next (as a connector does).
+func submitAll(b *testing.B, h *harness, n int) {
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < pathSenders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chat := "c" + strconv.Itoa(g)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := h.a.Receive(ctx, text(chat, "m"+strconv.Itoa(i), strconv.Itoa(i))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

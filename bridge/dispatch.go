@@ -577,23 +577,34 @@ func (r *Router) poll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: scan queue: %w", ErrDatabase, err)
 	}
-	var lanes []laneKey
+	type pending struct {
+		k       laneKey
+		ours    bool
+		foreign int64
+	}
+	var lanes []pending
 	for rows.Next() {
-		var k laneKey
-		if err = rows.Scan(&k.Network, &k.Chat); err != nil {
+		var p pending
+		var ours sql.NullBool
+		if err = rows.Scan(&p.k.Network, &p.k.Chat, &ours, &p.foreign); err != nil {
 			rows.Close()
 			return err
 		}
-		lanes = append(lanes, k)
+		p.ours = ours.Valid && ours.Bool
+		lanes = append(lanes, p)
 	}
 	rows.Close()
-	for _, k := range lanes {
+	for _, p := range lanes {
+		k := p.k
 		r.disp.mu.Lock()
 		l := r.disp.lanes[k]
 		busy := l != nil && (len(l.items) > 0 || l.inflight != nil)
+		// A busy lane this process holds whose rows queued by other
+		// processes are all loaded holds everything queued for it.
+		current := busy && p.ours && p.foreign <= l.foreignSeen
 		r.disp.mu.Unlock()
-		if busy && !r.disp.multiProcess {
-			continue // one process: everything queued is already held
+		if busy && (!r.disp.multiProcess || current) {
+			continue // everything queued is already held
 		}
 		res, err := r.db.Exec(ctx, acquireLeaseQuery, r.owner, ms(now.Add(r.opts.Lease)), k.Network, k.Chat, ms(now))
 		if err != nil {
@@ -608,13 +619,17 @@ func (r *Router) poll(ctx context.Context) error {
 			return err
 		}
 		r.disp.push(items)
+		if len(items) < laneLoadLimit {
+			// Rows up to foreign_seq were committed before it was read.
+			r.disp.noteForeign(k, p.foreign)
+		}
 	}
 	return nil
 }
 
 // loadLane reads the queued rows of a lane with seq below before.
 func (r *Router) loadLane(ctx context.Context, k laneKey, before int64) ([]*item, error) {
-	rows, err := r.db.Query(ctx, laneItemsQuery, k.Network, k.Chat, before, 10000)
+	rows, err := r.db.Query(ctx, laneItemsQuery, k.Network, k.Chat, before, laneLoadLimit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: load lane: %w", ErrDatabase, err)
 	}

@@ -34,7 +34,9 @@ const (
 		VALUES ($1, $2, $3, $4, $5, 0, $6, $6, $7) RETURNING seq`
 	deleteQueueQuery = `DELETE FROM sb_queue WHERE seq=$1`
 	retryQueueQuery  = `UPDATE sb_queue SET attempts=$1, next_attempt_at=$2 WHERE seq=$3`
-	laneItemsQuery   = `
+	// laneLoadLimit bounds the rows one lane load reads.
+	laneLoadLimit  = 10000
+	laneItemsQuery = `
 		SELECT seq, conversation_id, message_id, payload, attempts, next_attempt_at, accepted_at, expires_at
 		FROM sb_queue WHERE network=$1 AND chat_id=$2 AND seq < $3 ORDER BY seq LIMIT $4`
 
@@ -56,7 +58,7 @@ const (
 	releaseAllQuery   = `UPDATE sb_leg SET lease_owner=NULL, lease_until=0 WHERE lease_owner IS NOT NULL`
 	releaseOwnQuery   = `UPDATE sb_leg SET lease_owner=NULL, lease_until=0 WHERE lease_owner=$1`
 	pendingLanesQuery = `
-		SELECT DISTINCT q.network, q.chat_id FROM sb_queue q
+		SELECT DISTINCT q.network, q.chat_id, l.lease_owner = $2 AND l.lease_until >= $1, l.foreign_seq FROM sb_queue q
 		JOIN sb_leg l ON l.network = q.network AND l.chat_id = q.chat_id
 		WHERE l.lease_until < $1 OR l.lease_owner = $2`
 	queueDepthQuery = `SELECT COUNT(*) FROM sb_queue`
