@@ -400,10 +400,12 @@ func (r *Router) readMany(ctx context.Context, ops []*acceptOp, hashes [][]byte)
 		}
 		return seen, sibs, rows.Err()
 	}
+	// Each statement is bound to the transaction once per batch.
+	seenStmt, sibStmt := r.stmts.in(ctx, r.stmts.seen), r.stmts.in(ctx, r.stmts.siblings)
 	bySource := make(map[Leg]*siblings)
 	for i, op := range ops {
 		var one int
-		err := r.stmts.queryRow(ctx, r.stmts.seen, hashes[i]).Scan(&one)
+		err := seenStmt.QueryRowContext(ctx, hashes[i]).Scan(&one)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, nil, fmt.Errorf("%w: look up seen event: %w", ErrDatabase, err)
 		}
@@ -414,7 +416,7 @@ func (r *Router) readMany(ctx context.Context, ops []*acceptOp, hashes [][]byte)
 		src := op.evt.Source
 		s, ok := bySource[src]
 		if !ok {
-			if s, err = r.siblingsOf(ctx, src); err != nil {
+			if s, err = siblingsOf(ctx, sibStmt, src); err != nil {
 				return nil, nil, err
 			}
 			bySource[src] = s
@@ -424,9 +426,10 @@ func (r *Router) readMany(ctx context.Context, ops []*acceptOp, hashes [][]byte)
 	return seen, sibs, nil
 }
 
-// siblingsOf reads the conversation of a source leg (nil: none).
-func (r *Router) siblingsOf(ctx context.Context, src Leg) (*siblings, error) {
-	rows, err := r.stmts.query(ctx, r.stmts.siblings, src.Network, src.Chat)
+// siblingsOf reads the conversation of a source leg (nil: none) with the
+// prepared siblingLegsQuery.
+func siblingsOf(ctx context.Context, stmt *sql.Stmt, src Leg) (*siblings, error) {
+	rows, err := stmt.QueryContext(ctx, src.Network, src.Chat)
 	if err != nil {
 		return nil, err
 	}
@@ -558,8 +561,12 @@ func messageArgs(rows []messageRow) []any {
 // remote ID) exists, and returns which were inserted.
 func (r *Router) insertMessages(ctx context.Context, rows []messageRow) ([]bool, error) {
 	out := make([]bool, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	stmt := r.stmts.in(ctx, r.stmts.insMessage)
 	for i, m := range rows {
-		res, err := r.stmts.exec(ctx, r.stmts.insMessage, m.leg.Network, m.leg.Chat, m.remote, m.msg, m.conv, m.created, nullInt(m.expires))
+		res, err := stmt.ExecContext(ctx, m.leg.Network, m.leg.Chat, m.remote, m.msg, m.conv, m.created, nullInt(m.expires))
 		if err != nil {
 			return nil, err
 		}
@@ -573,8 +580,12 @@ func nullInt(v int64) sql.NullInt64 { return sql.NullInt64{Int64: v, Valid: v !=
 
 // insertQueue inserts queue rows in order on SQLite and sets their seqs.
 func (r *Router) insertQueue(ctx context.Context, items []*item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	stmt := r.stmts.in(ctx, r.stmts.insQueue)
 	for _, it := range items {
-		err := r.stmts.queryRow(ctx, r.stmts.insQueue, it.conv, it.msg, it.lane.Network, it.lane.Chat, it.payload, ms(it.nextAt), nullMS(it.expiresAt)).Scan(&it.seq)
+		err := stmt.QueryRowContext(ctx, it.conv, it.msg, it.lane.Network, it.lane.Chat, it.payload, ms(it.nextAt), nullMS(it.expiresAt)).Scan(&it.seq)
 		if err != nil {
 			return err
 		}
@@ -616,8 +627,9 @@ func (r *Router) finishBatch(ctx context.Context, ops []*finishOp) error {
 		_, err := r.db.Exec(ctx, finishManyQuery, append(messageArgs(msgs), seqs)...)
 		return err
 	}
+	del := r.stmts.in(ctx, r.stmts.del)
 	for _, s := range seqs {
-		if _, err := r.stmts.exec(ctx, r.stmts.del, s); err != nil {
+		if _, err := del.ExecContext(ctx, s); err != nil {
 			return err
 		}
 	}
