@@ -119,6 +119,7 @@ func (d *Daemon) handler(reg *prometheus.Registry) http.Handler {
 		_ = json.NewEncoder(w).Encode(rep)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	d.mountWeb(mux)
 	d.pprofRoutes(mux)
 	for pattern, h := range d.routes {
 		mux.Handle(pattern, h)
