@@ -329,7 +329,7 @@ func TestContainerImage(t *testing.T) {
 		if cfg.hdr.Uid != 10001 || cfg.hdr.Mode&0o777 != 0o600 {
 			t.Errorf("/data/config.yaml: owner %d mode %o, want the container user 10001 and 0600", cfg.hdr.Uid, cfg.hdr.Mode&0o777)
 		}
-		if strings.Contains(string(cfg.data), "generate") {
+		if regexp.MustCompile(`(?m):\s*generate\s*$`).Match(cfg.data) {
 			t.Error("/data/config.yaml still holds 'generate' placeholders")
 		}
 		reg := copyOut(t, docker, id, "/data/registration.yaml")

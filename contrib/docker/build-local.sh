@@ -20,20 +20,20 @@ docker=${DOCKER:-docker}
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT INT TERM
 root=$ctx/rootfs
-mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/data" "$root/tmp"
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/tmp" "$ctx/userfs/data"
 CGO_ENABLED=0 go build -tags goolm -trimpath \
 	-ldflags "-s -w ${VERSION:+-X main.Version=$VERSION}" \
 	-o "$root/usr/local/bin/switchboard" ./cmd/switchboard
 cp "$ca" "$root/etc/ssl/certs/ca-certificates.crt"
 chmod 0755 "$root/usr/local/bin/switchboard"
 chmod 0644 "$root/etc/ssl/certs/ca-certificates.crt"
-chmod 0700 "$root/data"
 chmod 1777 "$root/tmp"
+chmod 0700 "$ctx/userfs/data"
 
-# A stand-in "builder" stage holding the tree prepared above, then the
+# A stand-in "builder" stage holding the trees prepared above, then the
 # Dockerfile's own final stage.
 {
-	printf 'FROM scratch AS builder\nCOPY rootfs/ /rootfs/\n\n'
+	printf 'FROM scratch AS builder\nCOPY rootfs/ /rootfs/\nCOPY userfs/ /userfs/\n\n'
 	sed -n '/^FROM scratch$/,$p' Dockerfile
 } >"$ctx/Dockerfile"
 grep -q '^FROM scratch$' "$ctx/Dockerfile" || { echo "build-local.sh: no 'FROM scratch' stage in Dockerfile" >&2; exit 1; }
