@@ -83,6 +83,7 @@ var disabledFeatures = []string{
 	"MediaRouter", "DialMediaRouteProvider", "AutofillServerCommunication",
 	"CertificateTransparencyComponentUpdater", "InterestFeedContentSuggestions",
 	"LensOverlay", "PrivacySandboxSettings4",
+	"PasswordLeakDetection", "LeakDetectionUnauthenticated", "PasswordManagerOnboarding",
 }
 
 // Browser is one headless Chromium with one tab.
@@ -147,7 +148,7 @@ func Start(t testing.TB) *Browser {
 		chromedp.Flag("lso-url", "http://"+sink+"/"),
 		chromedp.Flag("google-apis-url", "http://"+sink+"/"),
 		chromedp.Flag("google-url", "http://"+sink+"/"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile(t)),
 		chromedp.WindowSize(1024, 900),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -178,6 +179,24 @@ func Start(t testing.TB) *Browser {
 		t.Fatalf("browser: set up the tab: %v", err)
 	}
 	return b
+}
+
+// profile returns a fresh user data directory whose preferences turn off
+// the password manager (its leak check would call Google on a password
+// sign-in) and Safe Browsing.
+func profile(t testing.TB) string {
+	dir := t.TempDir()
+	prefs := `{"credentials_enable_service": false,
+  "profile": {"password_manager_enabled": false, "password_manager_leak_detection": false},
+  "safebrowsing": {"enabled": false}, "search": {"suggest_enabled": false},
+  "translate": {"enabled": false}}`
+	if err := os.MkdirAll(filepath.Join(dir, "Default"), 0o700); err != nil {
+		t.Fatalf("browser: profile: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), []byte(prefs), 0o600); err != nil {
+		t.Fatalf("browser: profile: %v", err)
+	}
+	return dir
 }
 
 // artifactDir is where t's screenshots go.
