@@ -340,7 +340,7 @@ func TestContainerImage(t *testing.T) {
 			t.Errorf("switchboard version in the container = %q, want the VERSION it was built with", v)
 		}
 
-		mustDocker(t, docker, "stop", "--time", "30", id)
+		mustDocker(t, docker, "stop", "-t", "30", id)
 		if code := mustDocker(t, docker, "inspect", "--format", "{{.State.ExitCode}}", id); code != "0" {
 			t.Errorf("exit code after docker stop = %s, want 0 (SIGTERM handled)", code)
 		}
