@@ -166,21 +166,71 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err = c.markTxn(ctx, txnID); err != nil {
-		log.Error().Err(err).Msg("Failed to record transaction")
-	}
+	c.markTxn(txnID)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
+// wireEvent is an event as a transaction carries it. mautrix's own
+// decoding (event.Event's UnmarshalJSON) also decodes the content into a
+// map (Content.Raw), which prepareEvent then decodes a second time into
+// its struct; for the kinds of events that carry messages nothing reads
+// that map, so parseEvent leaves it out.
+type wireEvent struct {
+	StateKey      *string         `json:"state_key"`
+	Sender        id.UserID       `json:"sender"`
+	Type          event.Type      `json:"type"`
+	Timestamp     int64           `json:"origin_server_ts"`
+	ID            id.EventID      `json:"event_id"`
+	RoomID        id.RoomID       `json:"room_id"`
+	Content       json.RawMessage `json:"content"`
+	Redacts       id.EventID      `json:"redacts"`
+	Unsigned      *event.Unsigned `json:"unsigned"`
+	PrevContent   *event.Content  `json:"prev_content"`
+	ReplacesState *id.EventID     `json:"replaces_state"`
+	ToUserID      id.UserID       `json:"to_user_id"`
+	ToDeviceID    id.DeviceID     `json:"to_device_id"`
+}
+
 // parseEvent parses one event of a transaction; it returns nil for null,
-// malformed JSON, or an event without the fields every event has.
+// malformed JSON, content that is not an object, or an event without the
+// fields every event has. The event is what event.Event's UnmarshalJSON
+// gives, except that Content.Raw is left empty for messages, stickers,
+// reactions and redactions (see wireEvent).
 func parseEvent(raw json.RawMessage) *event.Event {
-	var evt *event.Event
-	if err := json.Unmarshal(raw, &evt); err != nil || evt == nil {
+	var w *wireEvent
+	if err := json.Unmarshal(raw, &w); err != nil || w == nil {
 		return nil
 	}
-	if evt.ID == "" || evt.RoomID == "" || evt.Sender == "" || evt.Type.Type == "" {
+	if w.ID == "" || w.RoomID == "" || w.Sender == "" || w.Type.Type == "" {
 		return nil
+	}
+	evt := &event.Event{
+		StateKey: w.StateKey, Sender: w.Sender, Type: w.Type, Timestamp: w.Timestamp,
+		ID: w.ID, RoomID: w.RoomID, Redacts: w.Redacts,
+		ToUserID: w.ToUserID, ToDeviceID: w.ToDeviceID,
+	}
+	if w.Content != nil {
+		evt.Content.VeryRaw = w.Content
+		switch w.Type {
+		case event.EventMessage, event.EventSticker, event.EventReaction, event.EventRedaction:
+			// Content.UnmarshalJSON refuses content that is not an object.
+			if c := w.Content[0]; c != '{' && c != 'n' {
+				return nil
+			}
+		default:
+			if err := json.Unmarshal(w.Content, &evt.Content.Raw); err != nil {
+				return nil
+			}
+		}
+	}
+	if w.Unsigned != nil {
+		evt.Unsigned = *w.Unsigned
+	}
+	if w.PrevContent != nil && evt.Unsigned.PrevContent == nil {
+		evt.Unsigned.PrevContent = w.PrevContent
+	}
+	if w.ReplacesState != nil && *w.ReplacesState != "" && evt.Unsigned.ReplacesState == "" {
+		evt.Unsigned.ReplacesState = *w.ReplacesState
 	}
 	return evt
 }

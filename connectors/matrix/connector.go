@@ -109,6 +109,11 @@ type Connector struct {
 	adminNotify AdminNotifier
 	// failed counts transient failures per event (see processEvent).
 	failed failures
+	// portals and mgmtRooms cache the per-message room look-ups (db.go).
+	portals   roomCache[*portalInfo]
+	mgmtRooms roomCache[id.UserID]
+	// txns remembers acknowledged transactions (txnmark.go).
+	txns *txnMarks
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -186,6 +191,7 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 		crypted:  make(map[id.RoomID]bool),
 		typers:   make(map[typerKey]id.UserID),
 		typing:   make(map[id.RoomID]map[id.UserID]bool),
+		txns:     newTxnMarks(),
 	}
 	if c.crypto, err = newCryptor(c); err != nil {
 		return nil, err
@@ -222,6 +228,8 @@ func (c *Connector) Start(ctx context.Context) error {
 		c.log.Warn().Err(err).Msg("Failed to prune handled transactions")
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(c.log.WithContext(context.Background()))
+	c.bg.Add(1)
+	go c.txnMarkLoop(c.bgCtx)
 	c.mu.Lock()
 	c.running = true
 	c.mu.Unlock()

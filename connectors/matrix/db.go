@@ -12,7 +12,6 @@ import (
 
 const (
 	txnSeenQuery      = `SELECT 1 FROM sb_matrix_txn WHERE txn_id=$1`
-	txnInsertQuery    = `INSERT INTO sb_matrix_txn (txn_id, received_at) VALUES ($1, $2) ON CONFLICT (txn_id) DO NOTHING`
 	txnPruneQuery     = `DELETE FROM sb_matrix_txn WHERE received_at < $1`
 	eventSeenQuery    = `SELECT 1 FROM sb_matrix_event WHERE event_id=$1`
 	eventInsertQuery  = `INSERT INTO sb_matrix_event (event_id, handled_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`
@@ -69,14 +68,6 @@ func (c *Connector) execOne(ctx context.Context, what, query string, args ...any
 	return n == 1, nil
 }
 
-func (c *Connector) txnSeen(ctx context.Context, txnID string) (bool, error) {
-	return c.exists(ctx, txnSeenQuery, txnID)
-}
-
-func (c *Connector) markTxn(ctx context.Context, txnID string) error {
-	return c.exec(ctx, txnInsertQuery, txnID, ms(time.Now()))
-}
-
 // claim records that the side effects keyed by key (an event ID, or an
 // event ID with a suffix naming one of several effects) are being carried
 // out, and reports whether this caller won: the insert-if-absent makes two
@@ -129,39 +120,65 @@ type portalInfo struct {
 	Encrypted bool
 }
 
+// getPortal returns a room's portal row, or nil when the room is no
+// portal. It is asked for every message, so answers are cached (see
+// roomCache); the returned value must not be changed.
 func (c *Connector) getPortal(ctx context.Context, roomID id.RoomID) (*portalInfo, error) {
+	now := time.Now()
+	if p, ok := c.portals.get(roomID, now); ok {
+		return p, nil
+	}
+	gen := c.portals.begin()
 	var p portalInfo
 	err := c.db.QueryRow(ctx, portalGetQuery, roomID).Scan(&p.Owner, &p.Direct, &p.Encrypted)
 	if errors.Is(err, sql.ErrNoRows) {
+		c.portals.put(roomID, nil, now, gen)
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDatabase, err)
 	}
+	c.portals.put(roomID, &p, now, gen)
 	return &p, nil
 }
 
 func (c *Connector) savePortal(ctx context.Context, roomID id.RoomID, p *portalInfo) error {
+	defer c.portals.invalidate(roomID)
 	return c.exec(ctx, portalInsertQuery, roomID, p.Owner, p.Direct, p.Encrypted, ms(time.Now()))
 }
 
 // managementRoomUser returns the user a management room (a DM with the
 // bot) belongs to, or "" when the room is not one.
+// It is asked for every text message, so answers are cached (see
+// roomCache). A room another process has just made a management room may
+// be answered "" for a while; a message there then reaches no
+// conversation, and handleMessage finds the direct chat with the bot all
+// the same.
 func (c *Connector) managementRoomUser(ctx context.Context, roomID id.RoomID) (id.UserID, error) {
+	now := time.Now()
+	if user, ok := c.mgmtRooms.get(roomID, now); ok {
+		return user, nil
+	}
+	gen := c.mgmtRooms.begin()
 	var user id.UserID
 	err := c.db.QueryRow(ctx, mgmtGetQuery, roomID).Scan(&user)
 	if errors.Is(err, sql.ErrNoRows) {
+		c.mgmtRooms.put(roomID, "", now, gen)
 		return "", nil
 	} else if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrDatabase, err)
 	}
+	c.mgmtRooms.put(roomID, user, now, gen)
 	return user, nil
 }
 
 func (c *Connector) saveManagementRoom(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+	defer c.mgmtRooms.invalidate(roomID)
 	return c.exec(ctx, mgmtInsertQuery, roomID, user, ms(time.Now()))
 }
 
 func (c *Connector) forgetRoom(ctx context.Context, roomID id.RoomID) error {
+	defer c.portals.invalidate(roomID)
+	defer c.mgmtRooms.invalidate(roomID)
 	if err := c.exec(ctx, mgmtDeleteQuery, roomID); err != nil {
 		return err
 	}
