@@ -176,6 +176,8 @@ type Connector struct {
 	pacer   *pacer
 	// highCost are safety.high_cost_prefixes.
 	highCost []string
+	// opened caches what sends need from chat rows (chatcache.go).
+	opened openChats
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
 	// spool keeps inbound webhooks while the database is unavailable
@@ -264,7 +266,7 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 	}
 	c.pacer = newPacer(cfg.Pacing, c.pool)
 	c.highCost = cfg.HighCostPrefixes
-	c.transport = &rewriteTransport{base: http.DefaultTransport, target: api}
+	c.transport = &rewriteTransport{base: newTwilioTransport(), target: api}
 	httpc := &client.Client{
 		Credentials: client.NewCredentials(s.Twilio.AccountSID, s.Twilio.AuthToken),
 		HTTPClient: &http.Client{
@@ -550,6 +552,9 @@ func (t *rewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	r.Host = t.target.Host
 	resp, err := t.base.RoundTrip(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = drainingBody{resp.Body}
+	}
 	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
 		t.mu.Lock()
 		t.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))

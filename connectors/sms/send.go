@@ -35,10 +35,13 @@ type metrics struct {
 	messages     *prometheus.CounterVec
 	mms          prometheus.Counter
 	mediaFetches *prometheus.CounterVec
+	// sent and refused are messages{direction="out"} looked up once, for
+	// the send path.
+	sent, refused prometheus.Counter
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sb_sms_segments_total",
 			Help: "SMS segments sent through Twilio (what carriers bill), by encoding (gsm7 or ucs2).",
@@ -56,6 +59,9 @@ func newMetrics() *metrics {
 			Help: "Fetches of outbound MMS attachments by Twilio, by result (served, not_found, too_large, error).",
 		}, []string{"result"}),
 	}
+	m.sent = m.messages.WithLabelValues("out", "sent")
+	m.refused = m.messages.WithLabelValues("out", "refused")
+	return m
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
@@ -80,39 +86,32 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 // send sends d's body, and with withMedia its attachment as an MMS with
 // the first part.
 func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool) (bridge.RemoteID, error) {
-	row, err := c.loadChat(ctx, d.Chat)
+	row, err := c.openChatFor(ctx, d.Chat)
 	if err != nil {
-		if errors.Is(err, ErrUnknownChat) {
-			return "", bridge.Permanent(err)
-		}
 		return "", err
 	}
-	to, err := c.keys.open(row.contactEnc, row.contactHash)
-	if err != nil {
-		return "", bridge.Permanent(err)
-	}
+	to, region := row.to, row.region
 	from, ok := c.pool[row.poolHash]
 	if !ok {
 		return "", bridge.Permanent(ErrPoolNumberGone)
 	}
-	_, region, err := readNumber(to)
-	if err != nil {
-		return "", bridge.Permanent(err)
-	}
 	if err = checkCountry(region, c.cfg.AllowedCountries); err != nil {
-		c.metrics.messages.WithLabelValues("out", "refused").Inc()
+		c.metrics.refused.Inc()
 		return "", bridge.Permanent(err)
 	}
-	if out, err := c.optedOut(ctx, row.contactHash); err != nil {
+	// One query for the contact's opt-out and the parts of this delivery
+	// an earlier attempt sent.
+	out, done, err := c.sendState(ctx, row.contactHash, d.ID)
+	if err != nil {
 		return "", err
 	} else if out {
-		c.metrics.messages.WithLabelValues("out", "refused").Inc()
+		c.metrics.refused.Inc()
 		return "", bridge.Permanent(ErrOptedOut)
 	}
 	contentType := ""
 	if withMedia {
 		if contentType, err = checkMMS(region, d.Event.Content.Media); err != nil {
-			c.metrics.messages.WithLabelValues("out", "refused").Inc()
+			c.metrics.refused.Inc()
 			return "", err
 		}
 	}
@@ -129,10 +128,6 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			return "", bridge.Permanent(errors.New("sms: nothing to send (empty body)"))
 		}
 		parts = SplitBody(body, MaxBodyLength)
-	}
-	done, err := c.sentParts(ctx, d.ID)
-	if err != nil {
-		return "", err
 	}
 	segments := 0
 	for i, part := range parts {
@@ -155,7 +150,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			Region: region, HighCost: highCost(to, c.highCost), Segments: segments,
 		}
 		if err = c.hooks.BeforeSend(ctx, info); err != nil {
-			c.metrics.messages.WithLabelValues("out", "refused").Inc()
+			c.metrics.refused.Inc()
 			return "", err
 		}
 	}
@@ -210,7 +205,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 				status = s
 			}
 		}
-		if _, err = c.db.Exec(ctx, insertSentQuery, sid, d.ID, i, d.Chat, d.Conversation, d.Message, string(status), c.now().UnixMilli()); err != nil {
+		if err = c.recordSent(ctx, d, sid, i, string(status), i == len(parts)-1); err != nil {
 			// Twilio has the message; losing the map only loses its status.
 			log.Warn().Err(err).Msg("Failed to record MessageSid of a sent SMS")
 		}
@@ -222,7 +217,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			c.metrics.segments.WithLabelValues(string(enc)).Add(float64(n))
 			log.Debug().Str("message_sid", sid).Int("part", i).Str("encoding", string(enc)).Int("segments", n).Msg("Sent SMS")
 		}
-		c.metrics.messages.WithLabelValues("out", "sent").Inc()
+		c.metrics.sent.Inc()
 		if i == 0 {
 			first = bridge.RemoteID(sid)
 		}
@@ -230,10 +225,28 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 	if h := c.Health(ctx); h.State == bridge.HealthBadCredential || h.Message == healthThrottled {
 		c.setHealth(bridge.HealthOK, "")
 	}
-	if _, err = c.db.Exec(ctx, touchChatQuery, d.Chat, c.now().UnixMilli()); err != nil {
-		log.Warn().Err(err).Msg("Failed to update SMS chat activity")
-	}
 	return first, nil
+}
+
+// recordSent records the MessageSid of a part Twilio accepted; with last,
+// the chat's activity (which conversation a reply on a shared pool number
+// goes to) is updated in the same commit.
+func (c *Connector) recordSent(ctx context.Context, d *bridge.Delivery, sid string, part int, status string, last bool) error {
+	now := c.now().UnixMilli()
+	insert := func(ctx context.Context) error {
+		_, err := c.db.Exec(ctx, insertSentQuery, sid, d.ID, part, d.Chat, d.Conversation, d.Message, status, now)
+		return err
+	}
+	if !last {
+		return insert(ctx)
+	}
+	return c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if err := insert(ctx); err != nil {
+			return err
+		}
+		_, err := c.db.Exec(ctx, touchChatQuery, d.Chat, now)
+		return err
+	})
 }
 
 // named reports whether a delivery goes out with its sender's name: in a
@@ -272,22 +285,34 @@ func (c *Connector) captionFor(ctx context.Context, d *bridge.Delivery) string {
 	return caption
 }
 
-func (c *Connector) sentParts(ctx context.Context, id bridge.DeliveryID) (map[int]string, error) {
-	rows, err := c.db.Query(ctx, sentPartsQuery, id)
+// sendState returns whether the contact opted out, and the parts of
+// delivery id that an earlier attempt had Twilio accept (part -> sid).
+func (c *Connector) sendState(ctx context.Context, contactHash string, id bridge.DeliveryID) (optedOut bool, done map[int]string, err error) {
+	rows, err := c.db.Query(ctx, sendStateQuery, contactHash, id)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", bridge.ErrDatabase, err)
+		return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
 	}
 	defer rows.Close()
-	done := make(map[int]string)
 	for rows.Next() {
 		var part int
 		var sid string
-		if err = rows.Scan(&part, &sid); err != nil {
-			return nil, err
+		var out bool
+		if err = rows.Scan(&part, &sid, &out); err != nil {
+			return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
+		}
+		if part < 0 {
+			optedOut = out
+			continue
+		}
+		if done == nil {
+			done = make(map[int]string)
 		}
 		done[part] = sid
 	}
-	return done, rows.Err()
+	if err = rows.Err(); err != nil {
+		return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
+	}
+	return optedOut, done, nil
 }
 
 // classify turns a twilio-go error into the router's retry semantics and

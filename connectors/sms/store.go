@@ -34,7 +34,12 @@ const (
 	insertSentQuery = `
 		INSERT INTO sb_sms_sent (message_sid, delivery_id, part, chat_id, conversation_id, message_id, status, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (message_sid) DO NOTHING`
-	sentPartsQuery  = `SELECT part, message_sid FROM sb_sms_sent WHERE delivery_id=$1 ORDER BY part`
+	// sendStateQuery gives the contact's opt-out (part -1) and the parts
+	// of a delivery already sent, in one round trip.
+	sendStateQuery = `
+		SELECT -1, '', opted_out FROM sb_sms_optout WHERE contact_hash=$1
+		UNION ALL
+		SELECT part, message_sid, false FROM sb_sms_sent WHERE delivery_id=$2`
 	sentBySIDQuery  = `SELECT conversation_id, message_id, chat_id, status FROM sb_sms_sent WHERE message_sid=$1`
 	updateSentQuery = `UPDATE sb_sms_sent SET status=$2 WHERE message_sid=$1`
 	pruneSentQuery  = `DELETE FROM sb_sms_sent WHERE created_at < $1`

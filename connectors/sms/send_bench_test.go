@@ -1,0 +1,134 @@
+package sms_test
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
+)
+
+// tlsTwilio is a fake Twilio Messages API over TLS, as the real one is
+// reached: it answers 201 with a message resource and counts the
+// connections (each a TLS handshake) the connector opened.
+type tlsTwilio struct {
+	srv   *httptest.Server
+	n     atomic.Int64
+	conns atomic.Int64
+}
+
+// sslCertOnce points the process's system roots at the first tlsTwilio's
+// certificate: the connector trusts the system roots (SSL_CERT_FILE), as
+// the daemon does, and Go reads them once.
+var sslCertOnce sync.Once
+
+func newTLSTwilio(b *testing.B) *tlsTwilio {
+	f := &tlsTwilio{}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		n := f.n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"sid":"SM%032x","status":"queued","body":"","to":"","from":"","num_segments":"1"}`, n)
+	}))
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}
+	f.srv.StartTLS()
+	b.Cleanup(f.srv.Close)
+	sslCertOnce.Do(func() {
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("sms-bench-ca-%d.pem", os.Getpid()))
+		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw})
+		require.NoError(b, os.WriteFile(path, pemBytes, 0o600))
+		b.Setenv("SSL_CERT_FILE", path)
+	})
+	return f
+}
+
+// BenchmarkSendMessage sends plain messages through SendMessage to a fake
+// Twilio over TLS (each op is one message, so allocs/op is per message),
+// in order within each chat and chats in parallel, on each database. It
+// reports msgs/s and the TLS connections opened (conns): with keep-alive
+// that is one per chat sending at once, not one per message.
+func BenchmarkSendMessage(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, chats := range []int{1, 100} {
+			b.Run(fmt.Sprintf("%s/chats=%d", backend, chats), func(b *testing.B) {
+				benchSend(b, backend == "postgres", chats)
+			})
+		}
+	}
+}
+
+func benchSend(b *testing.B, postgres bool, chats int) {
+	tw := newTLSTwilio(b)
+	e := &env{t: b, logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry(), postgres: postgres}
+	e.start(tw.srv.URL)
+	legs := make([]bridge.Leg, chats)
+	convs := make([]bridge.ConversationID, chats)
+	for i := range legs {
+		contact := fmt.Sprintf("+1415555%04d", 1000+i)
+		convs[i], _, legs[i] = e.conversation(contact, fmt.Sprintf("!room%d", i))
+	}
+	workers := min(chats, 4) // the router's default delivery workers
+	ctx := context.Background()
+	send := func(i int) {
+		k := i % chats
+		d := &bridge.Delivery{
+			ID: bridge.DeliveryID(fmt.Sprintf("bench-%d", i)), Conversation: convs[k], Message: bridge.MessageID(fmt.Sprintf("msg-%d", i)),
+			Chat: legs[k].Chat, Attempt: 1,
+			Event: &bridge.Event{
+				Kind: bridge.KindMessage, Source: bridge.Leg{Network: netMatrix, Chat: bridge.ChatID(fmt.Sprintf("!room%d", k))},
+				SourceID: bridge.RemoteID(fmt.Sprintf("$e%d", i)), Sender: bridge.Sender{ID: "@alice:example.org", DisplayName: "Alice"},
+				Content: &bridge.Content{Type: bridge.MsgText, Body: fmt.Sprintf("bench message %d", i)},
+			},
+		}
+		if _, err := e.sms.SendMessage(ctx, d); err != nil {
+			b.Errorf("send %d: %v", i, err)
+		}
+	}
+	send(-chats) // warm up: one connection, the caches
+	tw.conns.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	begin := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	// Messages go round robin over the chats, several at once as the
+	// router's delivery workers send them.
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				send(i)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(begin)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(tw.conns.Load()), "conns")
+}
