@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/database"
 	"github.com/switchboard-bridge/switchboard/identity"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/browser"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 	"github.com/switchboard-bridge/switchboard/provision"
 )
 
@@ -126,6 +127,9 @@ func decodeQR(t *testing.T, b *browser.Browser, name string) string {
 	t.Helper()
 	zbar, err := exec.LookPath("zbarimg")
 	if err != nil {
+		if testenv.Required(browser.EnvRequire) {
+			t.Fatalf("zbarimg is not installed (apt-get install zbar-tools) and %s=1", browser.EnvRequire)
+		}
 		t.Log("zbarimg is not installed (apt-get install zbar-tools): the QR code is not decoded")
 		return ""
 	}
