@@ -43,6 +43,18 @@ type Host interface {
 	Log() *zerolog.Logger
 }
 
+// BatchSubmitter is implemented by the Host the router gives each
+// connector (type-assert it): SubmitBatch accepts evts in slice order in
+// one transaction and one commit, as if each were submitted alone in turn
+// (a later event sees an earlier one as the target of a reply, edit or
+// reaction, and the same event twice is a duplicate). errs[i] is what
+// Submit would have returned for evts[i]; a nil errs[i] means evts[i] is
+// committed. One event refused, from an unknown leg or invalid does not
+// fail the others; a database error fails every event that reached it.
+type BatchSubmitter interface {
+	SubmitBatch(ctx context.Context, evts []*Event) (errs []error)
+}
+
 // EditSender is a connector that can edit messages it sent.
 type EditSender interface {
 	Connector

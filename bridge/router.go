@@ -419,15 +419,56 @@ type acceptOp struct {
 
 // Submit implements Host.Submit for the connector of evt.Source.Network.
 func (r *Router) Submit(ctx context.Context, evt *Event) error {
-	if err := evt.Validate(); err != nil {
+	op, err := r.prepareSubmit(ctx, evt)
+	if err != nil || op == nil {
 		return err
 	}
+	err = r.writer.doOp(ctx, &writeOp{accepts: []*acceptOp{op}})
+	defer r.disp.unreserve(op.reserved)
+	return r.accepted(ctx, op, err)
+}
+
+// SubmitBatch implements BatchSubmitter: it accepts evts in slice order as
+// one writer op, so they share a transaction and its commit. errs[i] is
+// what Submit(ctx, evts[i]) would have returned (a database error fails
+// every event that reached the writer).
+func (r *Router) SubmitBatch(ctx context.Context, evts []*Event) []error {
+	errs := make([]error, len(evts))
+	ops := make([]*acceptOp, 0, len(evts))
+	idx := make([]int, 0, len(evts))
+	for i, evt := range evts {
+		op, err := r.prepareSubmit(ctx, evt)
+		if err != nil || op == nil {
+			errs[i] = err
+			continue
+		}
+		ops = append(ops, op)
+		idx = append(idx, i)
+	}
+	if len(ops) == 0 {
+		return errs
+	}
+	err := r.writer.doOp(ctx, &writeOp{accepts: ops})
+	for j, op := range ops {
+		errs[idx[j]] = r.accepted(ctx, op, err)
+		r.disp.unreserve(op.reserved)
+	}
+	return errs
+}
+
+// prepareSubmit checks an event and runs admission. It returns the accept
+// op to run, or nil with the outcome when the event ends here (refused,
+// typing forwarded, a refused redelivery answered as a duplicate).
+func (r *Router) prepareSubmit(ctx context.Context, evt *Event) (*acceptOp, error) {
+	if err := evt.Validate(); err != nil {
+		return nil, err
+	}
 	if _, ok := r.connectors[evt.Source.Network]; !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownNetwork, evt.Source.Network)
+		return nil, fmt.Errorf("%w: %s", ErrUnknownNetwork, evt.Source.Network)
 	}
 	select {
 	case <-r.stopped:
-		return ErrStopped
+		return nil, ErrStopped
 	default:
 	}
 	if evt.Timestamp.IsZero() {
@@ -438,32 +479,36 @@ func (r *Router) Submit(ctx context.Context, evt *Event) error {
 		_, dests, excl, err := r.admit(ctx, evt)
 		if err != nil && evt.Kind == KindTyping {
 			zerolog.Ctx(ctx).Debug().Err(err).Msg("Typing notification not forwarded")
-			return nil
+			return nil, nil
 		}
 		if err != nil && errors.Is(err, ErrRefused) {
 			// A redelivery of an event accepted earlier (a webhook or
 			// transaction retried) is a duplicate, not a refusal.
 			if known, lerr := r.knownSource(ctx, evt.Source, evt.SourceID); lerr == nil && known {
 				r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "duplicate").Inc()
-				return nil
+				return nil, nil
 			}
 			r.metrics.messages.WithLabelValues(string(evt.Source.Network), "in", "refused").Inc()
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if evt.Kind == KindTyping {
 			r.forwardTyping(evt, dests, excl)
-			return nil
+			return nil, nil
 		}
 		excluded = excl
 	}
-	op := &acceptOp{evt: evt, msg: NewMessageID(), excluded: excluded}
-	err := r.writer.doOp(ctx, &writeOp{accept: op})
-	defer r.disp.unreserve(op.reserved)
+	return &acceptOp{evt: evt, msg: NewMessageID(), excluded: excluded}, nil
+}
+
+// accepted finishes a Submit once the writer ran op (err is the writer's):
+// the outcome is counted and the queued rows handed to the dispatcher.
+func (r *Router) accepted(ctx context.Context, op *acceptOp, err error) error {
 	if err != nil {
 		return fmt.Errorf("%w: accept: %w", ErrDatabase, err)
 	}
+	evt := op.evt
 	network := string(evt.Source.Network)
 	switch {
 	case op.err != nil:
@@ -533,13 +578,30 @@ type host struct {
 	log     zerolog.Logger
 }
 
-var _ Host = (*host)(nil)
+var (
+	_ Host           = (*host)(nil)
+	_ BatchSubmitter = (*host)(nil)
+)
 
 func (h *host) Submit(ctx context.Context, evt *Event) error {
 	if evt.Source.Network != h.network {
 		return fmt.Errorf("%w: %s connector submitted an event from %s", ErrInvalidEvent, h.network, evt.Source.Network)
 	}
 	return h.router.Submit(ctx, evt)
+}
+
+// SubmitBatch implements BatchSubmitter.
+func (h *host) SubmitBatch(ctx context.Context, evts []*Event) []error {
+	for _, evt := range evts {
+		if evt.Source.Network != h.network {
+			errs := make([]error, len(evts))
+			for i := range errs {
+				errs[i] = fmt.Errorf("%w: %s connector submitted an event from %s", ErrInvalidEvent, h.network, evt.Source.Network)
+			}
+			return errs
+		}
+	}
+	return h.router.SubmitBatch(ctx, evts)
 }
 
 func (h *host) Log() *zerolog.Logger { return &h.log }

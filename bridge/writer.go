@@ -10,17 +10,18 @@ import (
 	"go.mau.fi/util/dbutil"
 )
 
-// writeOp is one unit of work for the writer: fn, or an accept or a
+// writeOp is one unit of work for the writer: fn, or accepts (one Submit,
+// or a SubmitBatch in order) or a
 // finished delivery, which the writer hands to the batch's batcher together
 // so that a whole batch shares a few statements (batch.go). Each runs inside
 // a shared transaction and returns only database errors (outcomes that are
 // not database errors are recorded in the op itself, before any write).
 // done runs after the transaction committed or failed.
 type writeOp struct {
-	fn     func(ctx context.Context) error
-	accept *acceptOp
-	finish *finishOp
-	done   func(err error)
+	fn      func(ctx context.Context) error
+	accepts []*acceptOp
+	finish  *finishOp
+	done    func(err error)
 }
 
 // batcher runs the accepts and finished deliveries of one batch.
@@ -149,8 +150,8 @@ func (w *writer) apply(ctx context.Context, batch []*writeOp) error {
 	var finishes []*finishOp
 	for _, op := range batch {
 		switch {
-		case op.accept != nil:
-			accepts = append(accepts, op.accept)
+		case op.accepts != nil:
+			accepts = append(accepts, op.accepts...)
 		case op.finish != nil:
 			finishes = append(finishes, op.finish)
 		}
