@@ -253,3 +253,40 @@ func submitAll(b *testing.B, h *harness, n int) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkRouterAcceptBatch is the accept path as a homeserver drives it:
+// one sender, transactions of 50 events, each accepted with one
+// SubmitBatch (one commit) before the next; deliveries are held back.
+//
+//	go test -tags goolm -run '^$' -bench RouterAcceptBatch -benchtime 20000x -count 5 ./bridge
+func BenchmarkRouterAcceptBatch(b *testing.B) {
+	const perTxn = 50
+	for _, be := range dbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			h, gate := gatedHarness(b, be.Options(b))
+			ctx := context.Background()
+			b.ReportAllocs()
+			start := time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += perTxn {
+				evts := make([]*bridge.Event, 0, perTxn)
+				for j := i; j < min(i+perTxn, b.N); j++ {
+					e := text("c0", "m"+strconv.Itoa(j), strconv.Itoa(j))
+					e.Source.Network = netA
+					evts = append(evts, e)
+				}
+				for _, err := range h.router.SubmitBatch(ctx, evts) {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(gate)
+			require.Len(b, h.b.WaitSent(b.N, 5*time.Minute), b.N)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
