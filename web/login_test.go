@@ -168,7 +168,7 @@ func TestWhatsAppLoginInBrowser(t *testing.T) {
 	b.Screenshot("pairing-code")
 	require.Equal(t, []string{"+12025550143"}, wa.phones, "the number goes to WhatsApp in E.164")
 	wa.send(commands.Step{Type: commands.StepError, Text: "The login timed out; try again."})
-	b.WaitText("#error", "timed out")
+	b.WaitText("#whatsapp .feedback.bad", "timed out")
 	b.Do(chromedp.WaitVisible(chromedp.ID("wa-qr")), chromedp.WaitNotVisible(chromedp.ID("wa-code")))
 	b.Screenshot("pairing-timed-out")
 
@@ -189,7 +189,7 @@ func TestWhatsAppLoginInBrowser(t *testing.T) {
 		require.Equal(t, second, got, "a newer QR code replaces the last")
 	}
 	wa.send(commands.Step{Type: commands.StepDone, Text: "WhatsApp is linked."})
-	b.WaitText("#status", "WhatsApp is linked")
+	b.WaitText("#whatsapp .feedback", "WhatsApp is linked")
 	b.WaitText("#networks-body", "connected")
 	b.Do(chromedp.WaitNotVisible(chromedp.ID("wa-qr-canvas")), chromedp.WaitVisible(chromedp.ID("wa-logout")))
 	b.Screenshot("logged-in")

@@ -159,7 +159,7 @@ func TestWebPageEndToEnd(t *testing.T) {
 	// WhatsApp: the QR login is asked for; WhatsApp's servers are out of
 	// reach here, so the page shows the bridge's refusal.
 	b.Do(chromedp.Click(chromedp.ID("wa-qr")))
-	require.Contains(t, b.WaitText("#error", "WhatsApp"), "Could not connect to WhatsApp right now")
+	require.Contains(t, b.WaitText("#whatsapp .feedback", "WhatsApp"), "Could not connect to WhatsApp right now")
 	b.Screenshot("whatsapp-refused")
 
 	// Link: the code goes to the number by SMS, through the fake Twilio.
@@ -168,7 +168,7 @@ func TestWebPageEndToEnd(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("link-phone"), "+1 (415) 555-0123"),
 		chromedp.Click(chromedp.CSS("#link-form button")),
 	)
-	b.WaitText("#status", "sms")
+	b.WaitText("#links .feedback", "sms")
 	b.Screenshot("link-sent")
 	require.Eventually(t, func() bool { return len(d.fake.sent()) == before+1 }, 20*time.Second, 50*time.Millisecond, "no code sent")
 	sms := d.fake.sent()[before]
@@ -183,13 +183,13 @@ func TestWebPageEndToEnd(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("verify-code"), wrong),
 		chromedp.Click(chromedp.CSS("#verify-form button")),
 	)
-	b.WaitText("#error", "not right")
+	b.WaitText("#links .feedback.bad", "not right")
 	b.Screenshot("verify-wrong")
 	b.Do(
 		chromedp.SendKeys(chromedp.ID("verify-code"), code[1]),
 		chromedp.Click(chromedp.CSS("#verify-form button")),
 	)
-	b.WaitText("#status", "Linked")
+	b.WaitText("#links .feedback", "Linked")
 	links := b.WaitText("#links-list", "…"+e2eContact[len(e2eContact)-4:])
 	b.Screenshot("verified")
 	require.Contains(t, links, "…"+e2eContact[len(e2eContact)-4:], "the number is masked")
@@ -198,13 +198,13 @@ func TestWebPageEndToEnd(t *testing.T) {
 	// Preferences: SMS on, messages for alice to SMS; whoami agrees.
 	b.Do(chromedp.Click(chromedp.ID("pref-sms")), chromedp.SetValue(chromedp.ID("pref-prefer"), "sms"))
 	b.Do(chromedp.Click(chromedp.CSS("#prefs-form button")))
-	b.WaitText("#status", "SMS")
+	b.WaitText("#prefs .feedback", "SMS")
 	b.Screenshot("preferences")
 	who := d.whoami(t)
 	require.Contains(t, who, `"preferences":{"sms":true,"reveal":false,"prefer":"sms"}`)
 	require.NotContains(t, who, contactNoPl)
 	b.Do(chromedp.Click(chromedp.ID("refresh")))
-	b.WaitText("#status", "Up to date")
+	b.WaitText("#networks .feedback", "Up to date")
 	b.Screenshot("refreshed")
 	checked, err := chromedp.Run(b.Context(), chromedp.Evaluate[[]any](`[document.getElementById('pref-sms').checked, document.getElementById('pref-prefer').value]`))
 	require.NoError(t, err)

@@ -5,14 +5,29 @@
 (function () {
   var API = new URL('../provision/v1/', document.baseURI).href;
   var HS = (document.querySelector('meta[name="switchboard-homeserver"]') || {}).content || '';
-  var session = null; // {user, token}
+  var session = null; // {user, token, active: true once whoami answered}
   var poll = null; // AbortController of a running login poll
 
   function $(id) { return document.getElementById(id); }
   function show(el, on) { el.hidden = !on; }
 
-  function status(text) { $('error').textContent = ''; $('status').textContent = text || ''; }
-  function fail(text) { $('status').textContent = ''; $('error').textContent = text; }
+  // say shows a message: in the feedback line of scope (the section the
+  // user is working in, so it shows next to what they did), else at the
+  // top of the page. Older messages are cleared.
+  function say(text, bad, scope) {
+    $('status').textContent = '';
+    $('error').textContent = '';
+    document.querySelectorAll('.feedback').forEach(function (el) { el.textContent = ''; });
+    var el = scope && scope.querySelector('.feedback');
+    if (el) {
+      el.classList.toggle('bad', !!bad);
+      el.textContent = text || '';
+    } else {
+      $(bad ? 'error' : 'status').textContent = text || '';
+    }
+  }
+  function status(text, scope) { say(text, false, scope); }
+  function fail(text, scope) { if (text) say(text, true, scope); }
 
   // busy disables a form's (or a button's) controls while work runs.
   function busy(el, on) {
@@ -45,7 +60,10 @@
       return resp.json().catch(function () { return null; }).then(function (data) {
         if (!resp.ok) {
           var err = new ApiError(resp.status, data);
-          if (resp.status === 401 && session) expired();
+          if (resp.status === 401 && session && session.active) {
+            expired();
+            err.handled = true; // the page already says so
+          }
           throw err;
         }
         return data;
@@ -54,7 +72,7 @@
   }
 
   function message(err) {
-    if (err && err.name === 'AbortError') return '';
+    if (err && (err.name === 'AbortError' || err.handled)) return '';
     if (err instanceof ApiError) return err.message;
     return 'The bridge could not be reached: ' + (err && err.message || err);
   }
@@ -79,6 +97,7 @@
   function signIn(user, token) {
     session = { user: user, token: token };
     return api('GET', 'whoami').then(function (who) {
+      session.active = true;
       $('account-user').textContent = who.user_id;
       show($('signin'), false);
       show($('account'), true);
@@ -237,7 +256,7 @@
 
   $('refresh').addEventListener('click', function (ev) {
     busy(ev.target, true);
-    refresh().then(function () { status('Up to date.'); }, function (err) { fail(message(err)); })
+    refresh().then(function () { status('Up to date.', $('networks')); }, function (err) { fail(message(err), $('networks')); })
       .then(function () { busy(ev.target, false); });
   });
 
@@ -272,14 +291,15 @@
         if (r.seq !== seq) { seq = r.seq; showStep(r.step); }
         if (r.done) {
           poll = null;
-          if (r.step.type === 'done') status(r.step.text || 'WhatsApp is linked.'); else fail(r.step.text || 'The login failed.');
+          if (r.step.type === 'done') status(r.step.text || 'WhatsApp is linked.', $('whatsapp'));
+          else fail(r.step.text || 'The login failed.', $('whatsapp'));
           return refresh();
         }
         next();
       }, function (err) {
         poll = null;
         var text = message(err);
-        if (text) fail(text);
+        if (text) fail(text, $('whatsapp'));
       });
     }
     next();
@@ -287,13 +307,14 @@
 
   function startLogin(body, control) {
     busy(control, true);
-    status('Asking WhatsApp for a login…');
+    var scope = $('whatsapp');
+    status('Asking WhatsApp for a login…', scope);
     api('POST', 'login/whatsapp', body).then(function (login) {
-      status('');
+      status('', scope);
       show($('wa-login-controls'), false);
       follow(login);
     }, function (err) {
-      fail(message(err));
+      fail(message(err), scope);
     }).then(function () { busy(control, false); });
   }
 
@@ -305,10 +326,10 @@
   $('wa-logout').addEventListener('click', function (ev) {
     busy(ev.target, true);
     api('POST', 'logout/whatsapp', {}).then(function (r) {
-      status(r.message);
+      status(r.message, $('whatsapp'));
       show($('wa-step'), false);
       return refresh();
-    }).catch(function (err) { fail(message(err)); }).then(function () { busy(ev.target, false); });
+    }).catch(function (err) { fail(message(err), $('whatsapp')); }).then(function () { busy(ev.target, false); });
   });
 
   // --- numbers ------------------------------------------------------------
@@ -316,29 +337,29 @@
   function submitter(formId, run) {
     $(formId).addEventListener('submit', function (ev) {
       ev.preventDefault();
-      var form = ev.target;
+      var form = ev.target, scope = form.closest('section');
       busy(form, true);
-      run(form).catch(function (err) { fail(message(err)); }).then(function () { busy(form, false); });
+      run(scope).catch(function (err) { fail(message(err), scope); }).then(function () { busy(form, false); });
     });
   }
 
-  submitter('link-form', function () {
+  submitter('link-form', function (scope) {
     return api('POST', 'link', { phone: $('link-phone').value }).then(function (r) {
-      status(r.message);
+      status(r.message, scope);
       $('link-phone').value = '';
       $('verify-code').focus();
     });
   });
-  submitter('verify-form', function () {
+  submitter('verify-form', function (scope) {
     return api('POST', 'verify', { code: $('verify-code').value.replace(/\s+/g, '') }).then(function (r) {
-      if (r.linked) status(r.message); else fail(r.message);
+      if (r.linked) status(r.message, scope); else fail(r.message, scope);
       $('verify-code').value = '';
       if (r.links) renderLinks(r.links);
     });
   });
-  submitter('unlink-form', function () {
+  submitter('unlink-form', function (scope) {
     return api('POST', 'unlink', { phone: $('unlink-phone').value }).then(function (r) {
-      status(r.message);
+      status(r.message, scope);
       $('unlink-phone').value = '';
       if (r.links) renderLinks(r.links);
     });
@@ -346,15 +367,15 @@
 
   // --- preferences --------------------------------------------------------
 
-  submitter('prefs-form', function () {
+  submitter('prefs-form', function (scope) {
     var want = { sms: $('pref-sms').checked, reveal: $('pref-reveal').checked, prefer: $('pref-prefer').value };
     var change = {};
     Object.keys(want).forEach(function (k) { if (want[k] !== prefs[k]) change[k] = want[k]; });
-    if (!Object.keys(change).length) { status('Nothing to change.'); return Promise.resolve(); }
+    if (!Object.keys(change).length) { status('Nothing to change.', scope); return Promise.resolve(); }
     if (change.prefer === '') change.prefer = 'matrix'; // no preference means Matrix
     return api('PUT', 'preferences', change).then(function (r) {
       renderPrefs(r.preferences);
-      status((r.messages || []).join('\n') || 'Saved.');
+      status((r.messages || []).join('\n') || 'Saved.', scope);
     });
   });
 
