@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -62,6 +63,14 @@ type loadSettings struct {
 	logLevel string
 	http2    bool
 	profile  bool
+	// plain serves the fake Twilio over HTTP instead of TLS.
+	plain bool
+	// concurrency is how many transactions are pushed at once (1 as a
+	// homeserver does).
+	concurrency int
+	// latency runs the latency measurement through Dendrite.
+	latency bool
+	rows    []loadRow
 }
 
 // startLoadDaemon writes the config with `<bin> -g`, starts Dendrite with
@@ -71,7 +80,14 @@ func startLoadDaemon(t *testing.T, s loadSettings) *loadDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	d := &loadDaemon{bin: s.bin, dir: dir, listen: freePort(t), twilio: newLoadTwilio(), logPath: filepath.Join(dir, "switchboard.log")}
-	api, ca := startLoadTwilio(t, d.twilio, dir, s.http2)
+	var api, ca string
+	if s.plain {
+		srv := httptest.NewServer(d.twilio)
+		t.Cleanup(srv.Close)
+		api = srv.URL
+	} else {
+		api, ca = startLoadTwilio(t, d.twilio, dir, s.http2)
+	}
 	env := []string{
 		"SSL_CERT_FILE=" + ca,
 		"SWITCHBOARD_APPSERVICE_LISTEN=" + d.listen,

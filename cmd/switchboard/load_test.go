@@ -44,12 +44,33 @@ import (
 // SWITCHBOARD_LOAD_LOG (default info); SWITCHBOARD_LOAD_HTTP2=1 lets the
 // fake Twilio negotiate HTTP/2; SWITCHBOARD_LOAD_PROFILE=DIR writes a CPU,
 // allocation and heap profile per row into DIR (needs appservice.pprof in
-// the build) and prints their top entries.
+// the build) and prints their top entries. For finding out what a number
+// depends on: SWITCHBOARD_LOAD_ROWS=p1e1,p100e50 runs only those rows
+// (portals, events per transaction) and SWITCHBOARD_LOAD_LATENCY=0 skips
+// the run through Dendrite; SWITCHBOARD_LOAD_CONCURRENCY=8 pushes that
+// many transactions at once (no homeserver does) and
+// SWITCHBOARD_LOAD_PLAIN=1 serves the fake Twilio over plain HTTP — the
+// old tool's two shortcuts.
 func TestDaemonLoad(t *testing.T) {
 	if os.Getenv("SWITCHBOARD_LOAD") == "" {
 		t.Skip("load tool: set SWITCHBOARD_LOAD=1 to run it")
 	}
-	s := loadSettings{bin: binary, logLevel: envOr("SWITCHBOARD_LOAD_LOG", "info"), http2: os.Getenv("SWITCHBOARD_LOAD_HTTP2") == "1"}
+	s := loadSettings{
+		bin: binary, logLevel: envOr("SWITCHBOARD_LOAD_LOG", "info"),
+		http2: os.Getenv("SWITCHBOARD_LOAD_HTTP2") == "1", plain: os.Getenv("SWITCHBOARD_LOAD_PLAIN") == "1",
+		concurrency: envInt(t, "SWITCHBOARD_LOAD_CONCURRENCY", 1), latency: os.Getenv("SWITCHBOARD_LOAD_LATENCY") != "0",
+		rows: loadRows,
+	}
+	if v := os.Getenv("SWITCHBOARD_LOAD_ROWS"); v != "" {
+		s.rows = nil
+		for _, f := range strings.Split(v, ",") {
+			var r loadRow
+			_, err := fmt.Sscanf(f, "p%de%d", &r.portals, &r.perTxn)
+			require.NoError(t, err, "SWITCHBOARD_LOAD_ROWS: %q is not p<portals>e<events>", f)
+			require.True(t, r.portals >= 1 && r.portals <= 100 && r.perTxn >= 1 && r.perTxn <= 100, "SWITCHBOARD_LOAD_ROWS: %q out of range", f)
+			s.rows = append(s.rows, r)
+		}
+	}
 	if b := os.Getenv("SWITCHBOARD_LOAD_BIN"); b != "" {
 		abs, err := filepath.Abs(b)
 		require.NoError(t, err)
@@ -92,22 +113,32 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	time.Sleep(3 * time.Second)
 	rssStart := rssMB(t, pid)
 	setUpStart := time.Now()
-	d.setUp(t, 100)
-	t.Logf("set up: alice, SMS on, 100 portals in %s", time.Since(setUpStart).Round(time.Second))
+	portals := 1
+	for _, r := range s.rows {
+		portals = max(portals, r.portals)
+	}
+	d.setUp(t, portals)
+	t.Logf("set up: alice, SMS on, %d portal(s) in %s", portals, time.Since(setUpStart).Round(time.Second))
 	d.settle(t)
-	time.Sleep(3 * time.Second)
+	time.Sleep(time.Second)
+	idleCPU0 := cpuSeconds(t, pid)
+	time.Sleep(5 * time.Second)
+	idleCPU := (cpuSeconds(t, pid) - idleCPU0) * 1000 / 5
 	rssIdle := rssMB(t, pid)
 
 	results := map[loadRow][]rowResult{}
 	var lat50, lat99, latRate []float64
 	var latLost, latDup, latOOO int
 	for rep := 1; rep <= repeat; rep++ {
-		for _, row := range loadRows {
+		for _, row := range s.rows {
 			run := fmt.Sprintf("r%dp%de%d", rep, row.portals, row.perTxn)
-			res := d.pushRun(t, run, n, row)
+			res := d.pushRun(t, run, n, row, s.concurrency)
 			t.Logf("run %d, %s: %.0f msg/s delivered, %.0f msg/s acknowledged, %.2f ms CPU/msg, lost %d dup %d out of order %d",
 				rep, row, res.msgPerSec, res.ackPerSec, res.cpuMs, res.lost, res.dup, res.outOfOrder)
 			results[row] = append(results[row], res)
+		}
+		if !s.latency {
+			continue
 		}
 		p50, p99, rate, tl := d.latencyRun(t, fmt.Sprintf("r%dlat", rep), n)
 		t.Logf("run %d, through Dendrite (1 sender, 1 portal): accepted→Twilio p50 %.1f ms p99 %.1f ms, %.0f msg/s, lost %d dup %d out of order %d",
@@ -119,8 +150,12 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 
 	var lost, dup, ooo int
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nswitchboard load: %s on %s, %d messages per run, %d runs (ranges are min–max), log level %s, Twilio over TLS (HTTP/2 %v)\n\n",
-		s.bin, backend, n, repeat, s.logLevel, s.http2)
+	twilio := fmt.Sprintf("over TLS (HTTP/2 %v)", s.http2)
+	if s.plain {
+		twilio = "over plain HTTP"
+	}
+	fmt.Fprintf(&b, "\nswitchboard load: %s on %s, %d messages per run, %d runs (ranges are min–max), log level %s, Twilio %s, %d transaction(s) at a time\n\n",
+		s.bin, backend, n, repeat, s.logLevel, twilio, s.concurrency)
 	fmt.Fprintf(&b, "| | 1 portal | 100 portals |\n|---|---|---|\n")
 	for _, per := range []int{1, 50} {
 		fmt.Fprintf(&b, "| %d event(s) per transaction |", per)
@@ -137,14 +172,15 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	}
 	fmt.Fprintf(&b, "| latency after the homeserver accepted, p50 / p99 (through Dendrite, one sender) | %s / %s ms (%s msg/s) | |\n",
 		span(lat50, "%.1f"), span(lat99, "%.1f"), span(latRate, "%.0f"))
-	fmt.Fprintf(&b, "| RSS at start / idle with 100 portals / after the runs | %.1f / %.1f / %.1f MB | |\n", rssStart, rssIdle, rssAfter)
+	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / after the runs | %.1f / %.1f / %.1f MB | |\n", portals, rssStart, rssIdle, rssAfter)
+	fmt.Fprintf(&b, "| CPU while idle (included in CPU/msg for the time a run takes) | %.1f ms/s | |\n", idleCPU)
 	fmt.Fprintf(&b, "| lost, duplicated, out of order (all runs) | %d / %d / %d | |\n", lost+latLost, dup+latDup, ooo+latOOO)
 	t.Log(b.String())
 
 	if profDir != "" {
 		prefix := filepath.Join(profDir, backend)
-		for _, row := range loadRows {
-			d.profileRow(t, n, row, fmt.Sprintf("%s-p%d-e%d", prefix, row.portals, row.perTxn))
+		for _, row := range s.rows {
+			d.profileRow(t, n, row, s.concurrency, fmt.Sprintf("%s-p%d-e%d", prefix, row.portals, row.perTxn))
 		}
 	}
 }
@@ -162,9 +198,10 @@ func span(vs []float64, format string) string {
 }
 
 // pushRun pushes n messages of row as alice into the appservice endpoint,
-// one transaction at a time, and waits for all of them at the fake Twilio
-// and for the daemon's queue to empty.
-func (d *loadDaemon) pushRun(t *testing.T, run string, n int, row loadRow) rowResult {
+// one transaction at a time as a homeserver does (or concurrency at a
+// time), and waits for all of them at the fake Twilio and for the
+// daemon's queue to empty.
+func (d *loadDaemon) pushRun(t *testing.T, run string, n int, row loadRow, concurrency int) rowResult {
 	t.Helper()
 	// Build every transaction first: the sender's own work is not measured.
 	type txn struct {
@@ -185,19 +222,30 @@ func (d *loadDaemon) pushRun(t *testing.T, run string, n int, row loadRow) rowRe
 		require.NoError(t, err)
 		txns = append(txns, txn{id: fmt.Sprintf("%s-%d", run, first), body: body})
 	}
-	client := &http.Client{Timeout: time.Minute}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
+	defer client.CloseIdleConnections()
 	base := "http://" + d.listen + "/_matrix/app/v1/transactions/"
 	cpu0 := cpuSeconds(t, d.proc.Process.Pid)
 	start := time.Now()
+	next := make(chan txn)
+	errs := make(chan error, concurrency)
+	for w := 0; w < concurrency; w++ {
+		go func() {
+			var err error
+			for tx := range next {
+				if err == nil {
+					err = d.putTxn(client, base+tx.id, tx.body)
+				}
+			}
+			errs <- err
+		}()
+	}
 	for _, tx := range txns {
-		req, err := http.NewRequest(http.MethodPut, base+tx.id, bytes.NewReader(tx.body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+d.hsToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode, "transaction %s", tx.id)
+		next <- tx
+	}
+	close(next)
+	for w := 0; w < concurrency; w++ {
+		require.NoError(t, <-errs)
 	}
 	acked := time.Since(start)
 	d.waitArrived(t, run, n)
@@ -208,6 +256,25 @@ func (d *loadDaemon) pushRun(t *testing.T, run string, n int, row loadRow) rowRe
 		msgPerSec: float64(n) / tl.last.Sub(start).Seconds(), ackPerSec: float64(n) / acked.Seconds(),
 		cpuMs: cpu * 1000 / float64(n), lost: tl.lost, dup: tl.dup, outOfOrder: tl.outOfOrder,
 	}
+}
+
+// putTxn sends one appservice transaction as the homeserver does.
+func (d *loadDaemon) putTxn(client *http.Client, u string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPut, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.hsToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("transaction %s: %s", u, resp.Status)
+	}
+	return nil
 }
 
 // waitArrived waits (at most two minutes) until all n messages of run
@@ -255,7 +322,7 @@ func (d *loadDaemon) latencyRun(t *testing.T, run string, n int) (p50, p99, rate
 // allocations made meanwhile and the heap after, writes them as
 // prefix-{cpu,allocs-before,allocs,heap}.pprof and prefix-top.txt, and
 // logs their top entries.
-func (d *loadDaemon) profileRow(t *testing.T, n int, row loadRow, prefix string) {
+func (d *loadDaemon) profileRow(t *testing.T, n int, row loadRow, concurrency int, prefix string) {
 	t.Helper()
 	secs := envInt(t, "SWITCHBOARD_LOAD_PROFILE_SECONDS", 10)
 	p := *d.pprof
@@ -280,7 +347,7 @@ func (d *loadDaemon) profileRow(t *testing.T, n int, row loadRow, prefix string)
 		select {
 		case cpu = <-done:
 		default:
-			d.pushRun(t, fmt.Sprintf("prof-%s-%d", name, i), n, row)
+			d.pushRun(t, fmt.Sprintf("prof-%s-%d", name, i), n, row, concurrency)
 			msgs += n
 			continue
 		}
