@@ -11,10 +11,10 @@ import (
 )
 
 // writeOp is one unit of work for the writer: fn, or accepts (one Submit,
-// or a SubmitBatch in order) or a
-// finished delivery, which the writer hands to the batch's batcher together
-// so that a whole batch shares a few statements (batch.go). Each runs inside
-// a shared transaction and returns only database errors (outcomes that are
+// or a SubmitBatch in order), or a finished delivery; the writer hands a
+// batch's accepts and finished deliveries to its batcher together, so that
+// they share a few statements (batch.go). Each runs inside a shared
+// transaction and returns only database errors (outcomes that are
 // not database errors are recorded in the op itself, before any write).
 // done runs after the transaction committed or failed.
 type writeOp struct {
@@ -85,7 +85,7 @@ func (w *writer) doOp(ctx context.Context, op *writeOp) error {
 	return <-result
 }
 
-// doAsync queues fn and returns; done runs after the commit. Once the
+// doAsync queues op and returns; op.done runs after the commit. Once the
 // writer is stopped, done gets ErrStopped.
 func (w *writer) doAsync(op *writeOp) {
 	select {
