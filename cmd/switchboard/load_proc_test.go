@@ -102,3 +102,40 @@ func pprofTop(t *testing.T, bin, file, base, idx, gran string, cum bool, n int) 
 	}
 	return string(out)
 }
+
+// memBreakdown describes what the resident pages of pid hold: anonymous
+// memory (Go heap, stacks, SQLite's page cache) against file-backed pages
+// (the binary's text and data), from /proc/<pid>/smaps_rollup, and the Go
+// heap in use and obtained from the OS, from the daemon's /metrics.
+func memBreakdown(t *testing.T, pid int, metricsURL string) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	require.NoError(t, err)
+	kb := map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 {
+			kb[strings.TrimSuffix(f[0], ":")], _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	out := fmt.Sprintf("anonymous %.1f MB, file-backed %.1f MB", kb["Anonymous"]/1024, (kb["Rss"]-kb["Anonymous"])/1024)
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return out
+	}
+	metric := func(name string) float64 {
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f / (1 << 20)
+			}
+		}
+		return 0
+	}
+	return out + fmt.Sprintf("; Go heap in use %.1f MB, Go runtime total from the OS %.1f MB",
+		metric("go_memstats_heap_inuse_bytes"), metric("go_memstats_sys_bytes"))
+}

@@ -125,6 +125,7 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	time.Sleep(5 * time.Second)
 	idleCPU := (cpuSeconds(t, pid) - idleCPU0) * 1000 / 5
 	rssIdle := rssMB(t, pid)
+	memIdle := memBreakdown(t, pid, "http://"+d.listen+"/metrics")
 
 	results := map[loadRow][]rowResult{}
 	var lat50, lat99, latRate []float64
@@ -147,6 +148,7 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 		latLost, latDup, latOOO = latLost+tl.lost, latDup+tl.dup, latOOO+tl.outOfOrder
 	}
 	rssAfter := rssMB(t, pid)
+	memAfter := memBreakdown(t, pid, "http://"+d.listen+"/metrics")
 
 	var lost, dup, ooo int
 	var b strings.Builder
@@ -173,6 +175,7 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	fmt.Fprintf(&b, "| latency after the homeserver accepted, p50 / p99 (through Dendrite, one sender) | %s / %s ms (%s msg/s) | |\n",
 		span(lat50, "%.1f"), span(lat99, "%.1f"), span(latRate, "%.0f"))
 	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / after the runs | %.1f / %.1f / %.1f MB | |\n", portals, rssStart, rssIdle, rssAfter)
+	fmt.Fprintf(&b, "| resident memory idle / after | %s / %s | |\n", memIdle, memAfter)
 	fmt.Fprintf(&b, "| CPU while idle (included in CPU/msg for the time a run takes) | %.1f ms/s | |\n", idleCPU)
 	fmt.Fprintf(&b, "| lost, duplicated, out of order (all runs) | %d / %d / %d | |\n", lost+latLost, dup+latDup, ooo+latOOO)
 	t.Log(b.String())
