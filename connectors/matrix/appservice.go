@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
 // maxTransactionSize bounds the body of one transaction.
@@ -153,18 +155,42 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Debug().Int("events", len(txn.Events)).Msg("Handling transaction")
+	// Consecutive plain events are accepted together in one commit
+	// (batch.go); the batch is flushed before any other event and before
+	// the answer.
+	var batch *txnBatch
+	if bs, ok := c.host.(bridge.BatchSubmitter); ok && len(txn.Events) > 1 {
+		batch = &txnBatch{bs: bs}
+	}
+	bctx := context.WithValue(ctx, batchKey{}, batch)
 	for i, raw := range txn.Events {
 		evt := parseEvent(raw)
 		if evt == nil {
 			log.Warn().Int("index", i).Msg("Skipping an event that is not a Matrix event")
 			continue
 		}
-		if err = c.processEvent(ctx, evt); err != nil {
+		if batch != nil && c.batchable(ctx, evt) {
+			batch.current = evt
+			err = c.processEvent(bctx, evt)
+			batch.current = nil
+			if err == nil && len(batch.outs) >= maxBatch {
+				err = c.flushBatch(ctx, batch)
+			}
+		} else {
+			if err = c.flushBatch(ctx, batch); err == nil {
+				err = c.processEvent(ctx, evt)
+			}
+		}
+		if err != nil {
 			// Events handled so far are deduplicated when the homeserver
 			// sends the transaction again.
 			writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Temporarily unable to handle event")
 			return
 		}
+	}
+	if err = c.flushBatch(ctx, batch); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Temporarily unable to handle event")
+		return
 	}
 	c.markTxn(txnID)
 	writeJSON(w, http.StatusOK, struct{}{})

@@ -78,7 +78,17 @@ func (c *Connector) submit(ctx context.Context, evt *bridge.Event) (unknownLeg b
 		log.Debug().Str("kind", string(evt.Kind)).Msg("Sender may not use the bridge; not bridged")
 		return false, nil
 	}
-	err = c.host.Submit(ctx, evt)
+	if deferSubmit(ctx, evt) {
+		// Accepted with the transaction's batch (batch.go).
+		return false, nil
+	}
+	return c.submitResult(ctx, evt, c.host.Submit(ctx, evt))
+}
+
+// submitResult turns the router's answer to a submitted event into
+// submit's.
+func (c *Connector) submitResult(ctx context.Context, evt *bridge.Event, err error) (unknownLeg bool, _ error) {
+	log := zerolog.Ctx(ctx)
 	log.Trace().AnErr("result", err).Str("kind", string(evt.Kind)).Msg("Submitted event")
 	switch {
 	case err == nil:
@@ -183,10 +193,16 @@ func (c *Connector) handleMessage(ctx context.Context, evt *event.Event) error {
 	if err != nil || !unknown {
 		return err
 	}
+	return c.unbridgedMessage(ctx, evt, content)
+}
+
+// unbridgedMessage handles a message in a room that is no conversation's
+// leg.
+func (c *Connector) unbridgedMessage(ctx context.Context, evt *event.Event, content *event.MessageEventContent) error {
 	// A room that is no conversation: a DM with the bot that the bridge
 	// did not see being created is a management room.
 	if content.MsgType == event.MsgText && c.isDMWithBot(ctx, evt.RoomID, evt.Sender) {
-		if err = c.saveManagementRoom(ctx, evt.RoomID, evt.Sender); err != nil {
+		if err := c.saveManagementRoom(ctx, evt.RoomID, evt.Sender); err != nil {
 			return err
 		}
 		return c.runCommandOnce(ctx, evt, content.Body)

@@ -124,7 +124,12 @@ func (c *Connector) handleGuarded(ctx context.Context, evt *event.Event) (err er
 // (handled, skipped for what the event is, or set aside), a transient
 // error when the homeserver should send the transaction again.
 func (c *Connector) processEvent(ctx context.Context, evt *event.Event) error {
-	err := c.handleGuarded(ctx, evt)
+	return c.eventOutcome(ctx, evt, c.handleGuarded(ctx, evt))
+}
+
+// eventOutcome decides what an event's handling error means for the
+// transaction (see processEvent).
+func (c *Connector) eventOutcome(ctx context.Context, evt *event.Event, err error) error {
 	if err == nil {
 		return nil
 	}
