@@ -158,26 +158,23 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	}
 	fmt.Fprintf(&b, "\nswitchboard load: %s on %s, %d messages per run, %d runs (ranges are min–max), log level %s, Twilio %s, %d transaction(s) at a time\n\n",
 		s.bin, backend, n, repeat, s.logLevel, twilio, s.concurrency)
-	fmt.Fprintf(&b, "| | 1 portal | 100 portals |\n|---|---|---|\n")
-	for _, per := range []int{1, 50} {
-		fmt.Fprintf(&b, "| %d event(s) per transaction |", per)
-		for _, portals := range []int{1, 100} {
-			rs := results[loadRow{portals, per}]
-			var rate, ack, cpu []float64
-			for _, r := range rs {
-				rate, ack, cpu = append(rate, r.msgPerSec), append(ack, r.ackPerSec), append(cpu, r.cpuMs)
-				lost, dup, ooo = lost+r.lost, dup+r.dup, ooo+r.outOfOrder
-			}
-			fmt.Fprintf(&b, " %s msg/s, %s ms CPU/msg (acknowledged %s msg/s) |", span(rate, "%.0f"), span(cpu, "%.2f"), span(ack, "%.0f"))
+	fmt.Fprintf(&b, "| row | msg/s delivered | CPU ms/msg | msg/s acknowledged |\n|---|---|---|---|\n")
+	for _, row := range s.rows {
+		var rate, ack, cpu []float64
+		for _, r := range results[row] {
+			rate, ack, cpu = append(rate, r.msgPerSec), append(ack, r.ackPerSec), append(cpu, r.cpuMs)
+			lost, dup, ooo = lost+r.lost, dup+r.dup, ooo+r.outOfOrder
 		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row, span(rate, "%.0f"), span(cpu, "%.2f"), span(ack, "%.0f"))
 	}
-	fmt.Fprintf(&b, "| latency after the homeserver accepted, p50 / p99 (through Dendrite, one sender) | %s / %s ms (%s msg/s) | |\n",
-		span(lat50, "%.1f"), span(lat99, "%.1f"), span(latRate, "%.0f"))
-	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / after the runs | %.1f / %.1f / %.1f MB | |\n", portals, rssStart, rssIdle, rssAfter)
-	fmt.Fprintf(&b, "| resident memory idle / after | %s / %s | |\n", memIdle, memAfter)
-	fmt.Fprintf(&b, "| CPU while idle (included in CPU/msg for the time a run takes) | %.1f ms/s | |\n", idleCPU)
-	fmt.Fprintf(&b, "| lost, duplicated, out of order (all runs) | %d / %d / %d | |\n", lost+latLost, dup+latDup, ooo+latOOO)
+	if s.latency {
+		fmt.Fprintf(&b, "| latency after the homeserver accepted, p50 / p99 (through Dendrite, one sender, 1 portal) | %s / %s ms | | %s msg/s |\n",
+			span(lat50, "%.1f"), span(lat99, "%.1f"), span(latRate, "%.0f"))
+	}
+	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / after the runs | %.1f / %.1f / %.1f MB | | |\n", portals, rssStart, rssIdle, rssAfter)
+	fmt.Fprintf(&b, "| resident memory idle / after | %s / %s | | |\n", memIdle, memAfter)
+	fmt.Fprintf(&b, "| CPU while idle (included in CPU/msg for the time a run takes) | %.1f ms/s | | |\n", idleCPU)
+	fmt.Fprintf(&b, "| lost, duplicated, out of order (all runs) | %d / %d / %d | | |\n", lost+latLost, dup+latDup, ooo+latOOO)
 	t.Log(b.String())
 
 	if profDir != "" {
