@@ -24,10 +24,15 @@ type pacer struct {
 	slots map[bridge.DeliveryID]time.Time
 	// holds are pool numbers Twilio throttled (429), until when.
 	holds map[string]time.Time
+	// next is, per pool number, when its next send may start: the last
+	// send's start plus its segments' intervals. A delivery whose worker
+	// came back late for its slot would otherwise go out right before the
+	// next slot's holder (two sends a millisecond apart on a loaded host).
+	next map[string]time.Time
 }
 
 func newPacer(s Pacing, pool map[string]string) *pacer {
-	p := &pacer{interval: map[string]time.Duration{}, limiters: map[string]*rate.Limiter{}, slots: map[bridge.DeliveryID]time.Time{}, holds: map[string]time.Time{}}
+	p := &pacer{interval: map[string]time.Duration{}, limiters: map[string]*rate.Limiter{}, slots: map[bridge.DeliveryID]time.Time{}, holds: map[string]time.Time{}, next: map[string]time.Time{}}
 	for hash, number := range pool {
 		iv := s.SegmentInterval
 		if o, ok := s.NumberIntervals[number]; ok {
@@ -57,8 +62,7 @@ func (p *pacer) wait(poolHash string, id bridge.DeliveryID, segments int, now ti
 		if d := at.Sub(now); d > 0 {
 			return d
 		}
-		delete(p.slots, id)
-		return 0
+		return p.start(poolHash, id, segments, now)
 	}
 	lim := p.limiters[poolHash]
 	if lim == nil {
@@ -72,7 +76,7 @@ func (p *pacer) wait(poolHash string, id bridge.DeliveryID, segments int, now ti
 		}
 	}
 	if first <= 0 {
-		return 0
+		return p.start(poolHash, id, segments, now)
 	}
 	if len(p.slots) > 10000 {
 		for k, at := range p.slots {
@@ -88,6 +92,19 @@ func (p *pacer) wait(poolHash string, id bridge.DeliveryID, segments int, now ti
 // hold keeps every delivery from pool number poolHash waiting until until
 // (Twilio answered 429 with that Retry-After). A later hold never shortens
 // an earlier one.
+// start lets delivery id send now unless the number's previous send is
+// not yet a full interval (per segment) behind; then the delivery's slot
+// moves to when it is. Called with p.mu held.
+func (p *pacer) start(poolHash string, id bridge.DeliveryID, segments int, now time.Time) time.Duration {
+	if next := p.next[poolHash]; next.After(now) {
+		p.slots[id] = next
+		return next.Sub(now)
+	}
+	delete(p.slots, id)
+	p.next[poolHash] = now.Add(time.Duration(max(segments, 1)) * p.interval[poolHash])
+	return 0
+}
+
 func (p *pacer) hold(poolHash string, until time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -74,3 +74,27 @@ func TestPacerHold(t *testing.T) {
 	require.Equal(t, 4*time.Second, paced.wait("a", "d2", 1, t0.Add(time.Second)), "its slot came, but the number is held")
 	require.Zero(t, paced.wait("a", "d2", 1, t0.Add(5*time.Second)))
 }
+
+// TestPacerLateSlot: a delivery whose worker comes back late for its slot
+// still leaves a full interval before the next slot's holder sends (on a
+// loaded host the two went out a millisecond apart).
+func TestPacerLateSlot(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPacer(Pacing{SegmentInterval: 100 * time.Millisecond}, map[string]string{"long": "+14155550101"})
+	for i, s := range []struct {
+		at   time.Duration
+		id   bridge.DeliveryID
+		wait time.Duration
+	}{
+		{0, "d1", 0},
+		{0, "d2", 100 * time.Millisecond},
+		{0, "d3", 200 * time.Millisecond},
+		{190 * time.Millisecond, "d2", 0},                     // 90 ms late for its slot
+		{200 * time.Millisecond, "d3", 90 * time.Millisecond}, // its slot, but d2 just went
+		{250 * time.Millisecond, "d3", 40 * time.Millisecond}, // keeps the moved slot
+		{290 * time.Millisecond, "d3", 0},
+	} {
+		got := p.wait("long", s.id, 1, t0.Add(s.at))
+		require.InDelta(t, float64(s.wait), float64(got), float64(time.Millisecond), "step %d (%s at %s)", i, s.id, s.at)
+	}
+}
