@@ -88,7 +88,8 @@ type Database struct {
 	URI string `yaml:"uri"`
 	// MaxOpenConns limits open connections; 0 means no limit.
 	MaxOpenConns int `yaml:"max_open_conns"`
-	// MaxIdleConns limits idle connections kept in the pool.
+	// MaxIdleConns limits idle connections kept in the pool; 0 keeps as
+	// many as MaxOpenConns.
 	MaxIdleConns int `yaml:"max_idle_conns"`
 }
 
@@ -264,7 +265,7 @@ func Default() *Config {
 			Type:         DatabaseSQLite,
 			URI:          "switchboard.db",
 			MaxOpenConns: 20,
-			MaxIdleConns: 2,
+			MaxIdleConns: 0,
 		},
 		Encryption:  Encryption{Allow: true, Default: false},
 		Permissions: map[string]string{"*": PermRelay, "localhost": PermUser},

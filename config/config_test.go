@@ -171,7 +171,7 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, "switchboard", cfg.Appservice.BotUsername)
 	require.Equal(t, "switchboard bridge", cfg.Appservice.BotDisplayname)
 	require.Equal(t, "sb_", cfg.Appservice.GhostPrefix)
-	require.Equal(t, Database{Type: "sqlite", URI: "switchboard.db", MaxOpenConns: 20, MaxIdleConns: 2}, cfg.Database)
+	require.Equal(t, Database{Type: "sqlite", URI: "switchboard.db", MaxOpenConns: 20, MaxIdleConns: 0}, cfg.Database)
 	require.True(t, cfg.Encryption.Allow)
 	require.False(t, cfg.Encryption.Default)
 	require.Equal(t, map[string]string{"*": "relay", "localhost": "user"}, cfg.Permissions)
