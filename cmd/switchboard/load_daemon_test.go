@@ -88,27 +88,19 @@ func startLoadDaemon(t *testing.T, s loadSettings) *loadDaemon {
 	} else {
 		api, ca = startLoadTwilio(t, d.twilio, dir, s.http2)
 	}
-	env := []string{
-		"SSL_CERT_FILE=" + ca,
-		"SWITCHBOARD_APPSERVICE_LISTEN=" + d.listen,
-		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + d.listen,
-		"SWITCHBOARD_DATABASE_TYPE=" + s.db.Type,
-		"SWITCHBOARD_DATABASE_URI=" + s.db.URI,
-		"SWITCHBOARD_SMS_ENABLED=true",
-		"SWITCHBOARD_SMS_PUBLIC_URL=http://" + d.listen,
-		"SWITCHBOARD_SMS_TWILIO_ACCOUNT_SID=" + e2eSID,
-		"SWITCHBOARD_SMS_TWILIO_AUTH_TOKEN=" + e2eToken,
-		"SWITCHBOARD_SMS_TWILIO_API_URL=" + api,
-		"SWITCHBOARD_SMS_TWILIO_NUMBERS=" + e2ePool,
+	env := append(smsEnv(d.listen, api),
+		"SSL_CERT_FILE="+ca,
+		"SWITCHBOARD_DATABASE_TYPE="+s.db.Type,
+		"SWITCHBOARD_DATABASE_URI="+s.db.URI,
 		"SWITCHBOARD_SAFETY_NEW_CHATS_PER_HOUR=0",
 		"SWITCHBOARD_SAFETY_SENDER_MESSAGES_PER_MINUTE=0",
 		"SWITCHBOARD_SAFETY_CONVERSATION_MESSAGES_PER_MINUTE=0",
 		"SWITCHBOARD_SAFETY_INBOUND_MESSAGES_PER_MINUTE=0",
 		"SWITCHBOARD_SAFETY_SMS_SEGMENT_INTERVAL=0",
 		"SWITCHBOARD_SAFETY_SUSPEND_SCORE=0",
-		"SWITCHBOARD_LOGGING_LEVEL=" + s.logLevel,
+		"SWITCHBOARD_LOGGING_LEVEL="+s.logLevel,
 		"SWITCHBOARD_LOGGING_FORMAT=json",
-	}
+	)
 	if s.profile {
 		// Only then: an older build without the key refuses it.
 		env = append(env, "SWITCHBOARD_APPSERVICE_PPROF=true")

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -54,34 +53,9 @@ func (p *provisionClient) call(method, path, user, auth string, body any) (int, 
 // served (disable_federation: false), where its OpenID userinfo endpoint
 // lives; nothing federates (one server, no outside key servers).
 func startFederatingBotDM(t *testing.T, extraEnv ...string) *botDM {
-	dir := t.TempDir()
-	listen := freePort(t)
-	env := append([]string{
-		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
-		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
-	}, extraEnv...)
-	hs, env := withHomeserver(t, dir, env, dendrite.Options{Configure: func(cfg map[string]any) {
+	return startBotDMWith(t, dendrite.Options{Configure: func(cfg map[string]any) {
 		cfg["global"].(map[string]any)["disable_federation"] = false
-	}})
-	logs := startDaemon(t, dir, env)
-	_, token := hs.RegisterUser(t, "alice", "correct horse battery")
-	b := &botDM{t: t, hs: hs, token: token, bot: "@switchboard:" + hs.ServerName, listen: listen, logs: logs}
-	var created struct {
-		RoomID string `json:"room_id"`
-	}
-	status := hs.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", token,
-		map[string]any{"invite": []string{b.bot}, "is_direct": true, "preset": "trusted_private_chat"}, &created)
-	require.Equal(t, http.StatusOK, status)
-	b.room = created.RoomID
-	require.Eventually(t, func() bool {
-		var members struct {
-			Joined map[string]any `json:"joined"`
-		}
-		hs.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+b.room+"/joined_members", token, nil, &members)
-		_, ok := members.Joined[b.bot]
-		return ok
-	}, 30*time.Second, 200*time.Millisecond, "the bot never joined the DM")
-	return b
+	}}, extraEnv...)
 }
 
 // The provisioning API on the real daemon with Dendrite: a Matrix OpenID

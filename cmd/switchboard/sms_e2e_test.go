@@ -169,6 +169,21 @@ func (d *smsDaemon) hsToken(t *testing.T) string {
 	return cfg.Appservice.HSToken
 }
 
+// smsEnv is the environment of a daemon listening on listen with SMS on,
+// sending through the fake Twilio at apiURL from the test pool.
+func smsEnv(listen, apiURL string) []string {
+	return []string{
+		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
+		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
+		"SWITCHBOARD_SMS_ENABLED=true",
+		"SWITCHBOARD_SMS_PUBLIC_URL=http://" + listen,
+		"SWITCHBOARD_SMS_TWILIO_ACCOUNT_SID=" + e2eSID,
+		"SWITCHBOARD_SMS_TWILIO_AUTH_TOKEN=" + e2eToken,
+		"SWITCHBOARD_SMS_TWILIO_API_URL=" + apiURL,
+		"SWITCHBOARD_SMS_TWILIO_NUMBERS=" + e2ePool,
+	}
+}
+
 // startSMSDaemon sets up what TestSMSEndToEnd checks step by step: the
 // refusal before `sms on`, the opt-in, and `start`.
 func startSMSDaemon(t *testing.T, logLevel string) *smsDaemon {
@@ -178,17 +193,7 @@ func startSMSDaemon(t *testing.T, logLevel string) *smsDaemon {
 
 	dir := t.TempDir()
 	listen := freePort(t)
-	env := []string{
-		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
-		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
-		"SWITCHBOARD_SMS_ENABLED=true",
-		"SWITCHBOARD_SMS_PUBLIC_URL=http://" + listen,
-		"SWITCHBOARD_SMS_TWILIO_ACCOUNT_SID=" + e2eSID,
-		"SWITCHBOARD_SMS_TWILIO_AUTH_TOKEN=" + e2eToken,
-		"SWITCHBOARD_SMS_TWILIO_API_URL=" + api.URL,
-		"SWITCHBOARD_SMS_TWILIO_NUMBERS=" + e2ePool,
-		"SWITCHBOARD_LOGGING_LEVEL=" + logLevel,
-	}
+	env := append(smsEnv(listen, api.URL), "SWITCHBOARD_LOGGING_LEVEL="+logLevel)
 	hs, env := withHomeserver(t, dir, env, dendrite.Options{LogLevel: "warn"})
 	c := cmd(dir, env)
 	var logs bytes.Buffer

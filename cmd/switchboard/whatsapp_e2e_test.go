@@ -30,13 +30,18 @@ type botDM struct {
 }
 
 func startBotDM(t *testing.T, extraEnv ...string) *botDM {
+	return startBotDMWith(t, dendrite.Options{}, extraEnv...)
+}
+
+// startBotDMWith is startBotDM on a Dendrite started with opts.
+func startBotDMWith(t *testing.T, opts dendrite.Options, extraEnv ...string) *botDM {
 	dir := t.TempDir()
 	listen := freePort(t)
 	env := append([]string{
 		"SWITCHBOARD_APPSERVICE_LISTEN=" + listen,
 		"SWITCHBOARD_APPSERVICE_ADDRESS=http://" + listen,
 	}, extraEnv...)
-	hs, env := withHomeserver(t, dir, env, dendrite.Options{})
+	hs, env := withHomeserver(t, dir, env, opts)
 	logs := startDaemon(t, dir, env)
 	_, token := hs.RegisterUser(t, "alice", "correct horse battery")
 	b := &botDM{t: t, hs: hs, token: token, bot: "@switchboard:" + hs.ServerName, listen: listen, logs: logs}
