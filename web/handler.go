@@ -67,8 +67,8 @@ func New(opts Options) (*Handler, error) {
 	if bytes.Count(page, []byte(homeserverSlot)) != 1 {
 		return nil, fmt.Errorf("web: index.html: %w", ErrTemplate)
 	}
-	index := bytes.NewBuffer(bytes.Replace(page, []byte(homeserverSlot), []byte(html.EscapeString(hs)), 1))
-	h.files[""] = file{body: index.Bytes(), ctype: "text/html; charset=utf-8", cache: "no-store"}
+	index := bytes.Replace(page, []byte(homeserverSlot), []byte(html.EscapeString(hs)), 1)
+	h.files[""] = file{body: index, ctype: "text/html; charset=utf-8", cache: "no-store"}
 	err = fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || p == "static/index.html" {
 			return err
