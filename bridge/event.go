@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,6 +37,15 @@ const (
 	MsgVoice   MsgType = "voice"
 	MsgFile    MsgType = "file"
 	MsgSticker MsgType = "sticker"
+	// MsgLocation is a shared position (Content.Location); Body holds its
+	// readable text.
+	MsgLocation MsgType = "location"
+	// MsgPoll starts a poll (Content.Poll: question and options).
+	MsgPoll MsgType = "poll"
+	// MsgPollVote is a vote in the poll the event's ReplyTo names
+	// (Content.Poll.Selected); a later vote by the same person replaces
+	// an earlier one, and no selection withdraws it.
+	MsgPollVote MsgType = "vote"
 )
 
 // IsMedia reports whether t carries a media attachment.
@@ -68,6 +79,93 @@ type Content struct {
 	// empty when the message has no formatting.
 	HTML  string `json:"html,omitempty"`
 	Media *Media `json:"media,omitempty"`
+	// Location is set for MsgLocation.
+	Location *Location `json:"loc,omitempty"`
+	// Poll is set for MsgPoll and MsgPollVote.
+	Poll *Poll `json:"poll,omitempty"`
+}
+
+// Location is a position shared in a chat. Live is true for the last
+// known position of a live location (which the bridge does not follow).
+type Location struct {
+	Lat  float64 `json:"lat"`
+	Long float64 `json:"long"`
+	// Name is the place's name or address, when the sender gave one.
+	Name string `json:"name,omitempty"`
+	Live bool   `json:"live,omitempty"`
+}
+
+// GeoURI is the location as an RFC 5870 geo URI.
+func (l *Location) GeoURI() string {
+	return "geo:" + strconv.FormatFloat(l.Lat, 'f', 6, 64) + "," + strconv.FormatFloat(l.Long, 'f', 6, 64)
+}
+
+// Text is the location as readable text, for networks without locations
+// (SMS) and clients that cannot show them.
+func (l *Location) Text() string {
+	what := "Location"
+	if l.Live {
+		what = "Live location (last known position; open WhatsApp to follow it)"
+	}
+	if l.Name != "" {
+		return what + ": " + l.Name + " (" + l.GeoURI() + ")"
+	}
+	return what + ": " + l.GeoURI()
+}
+
+// Poll is a poll's question and options (MsgPoll), or the options a vote
+// selects (MsgPollVote). Options are identified across networks by their
+// index: each connector maps its network's option IDs to indexes.
+type Poll struct {
+	Question string   `json:"q,omitempty"`
+	Options  []string `json:"opts,omitempty"`
+	// MaxSelections is how many options one person may choose (0 or 1:
+	// one).
+	MaxSelections int `json:"max,omitempty"`
+	// Selected are the indexes (into the poll's Options) a vote chooses.
+	Selected []int `json:"sel,omitempty"`
+}
+
+// Text is the poll as readable text: the question and numbered options
+// (for a vote, the numbers chosen), for networks without polls (SMS).
+func (p *Poll) Text(t MsgType) string {
+	var b strings.Builder
+	if t == MsgPollVote {
+		if len(p.Selected) == 0 {
+			return "Withdrew their poll vote"
+		}
+		b.WriteString("Voted for option")
+		if len(p.Selected) > 1 {
+			b.WriteString("s")
+		}
+		for i, n := range p.Selected {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(" " + strconv.Itoa(n+1))
+		}
+		return b.String()
+	}
+	b.WriteString("Poll: " + p.Question)
+	for i, o := range p.Options {
+		b.WriteString("\n" + strconv.Itoa(i+1) + ". " + o)
+	}
+	if p.MaxSelections > 1 {
+		b.WriteString("\n(up to " + strconv.Itoa(p.MaxSelections) + " choices)")
+	}
+	return b.String()
+}
+
+// PlainText is what a network that cannot carry the content's type shows:
+// the readable text of a location, poll or vote, else the body.
+func (c *Content) PlainText() string {
+	switch {
+	case c.Type == MsgLocation && c.Location != nil:
+		return c.Location.Text()
+	case (c.Type == MsgPoll || c.Type == MsgPollVote) && c.Poll != nil:
+		return c.Poll.Text(c.Type)
+	}
+	return c.Body
 }
 
 // Media references an attachment held by the source network. Ref is opaque
@@ -81,6 +179,8 @@ type Media struct {
 	Width    int           `json:"w,omitempty"`
 	Height   int           `json:"h,omitempty"`
 	Duration time.Duration `json:"dur,omitempty"`
+	// Waveform is a voice note's loudness over time, each sample 0–255.
+	Waveform []byte `json:"wave,omitempty"`
 }
 
 // Event is the normalized form of anything that happens on a leg. Connectors
@@ -109,6 +209,8 @@ type Event struct {
 	Timer time.Duration `json:"timer,omitempty"`
 	// Typing is true while the sender types (KindTyping).
 	Typing bool `json:"typing,omitempty"`
+	// ChatInfo is set for KindChatInfo (chatinfo.go).
+	ChatInfo *ChatInfo `json:"chat_info,omitempty"`
 }
 
 // Validate checks that an event is complete for its kind.
@@ -127,6 +229,9 @@ func (e *Event) Validate() error {
 		if e.Content.Type.IsMedia() && e.Content.Media == nil {
 			return fmt.Errorf("%w: %s message without media", ErrInvalidEvent, e.Content.Type)
 		}
+		if err := e.Content.validateRich(e.ReplyTo); err != nil {
+			return err
+		}
 	case KindEdit:
 		if e.Content == nil || e.Target == "" {
 			return fmt.Errorf("%w: edit needs content and a target", ErrInvalidEvent)
@@ -140,11 +245,34 @@ func (e *Event) Validate() error {
 			return fmt.Errorf("%w: %s needs a target", ErrInvalidEvent, e.Kind)
 		}
 	case KindTyping:
+	case KindChatInfo:
+		if err := validateChatInfo(e); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %q", ErrInvalidEvent, e.Kind)
 	}
 	if e.Timer < 0 {
 		return fmt.Errorf("%w: negative timer", ErrInvalidEvent)
+	}
+	return nil
+}
+
+// validateRich checks the fields locations, polls and votes need.
+func (c *Content) validateRich(replyTo RemoteID) error {
+	switch c.Type {
+	case MsgLocation:
+		if c.Location == nil {
+			return fmt.Errorf("%w: location message without a location", ErrInvalidEvent)
+		}
+	case MsgPoll:
+		if c.Poll == nil || len(c.Poll.Options) == 0 {
+			return fmt.Errorf("%w: poll without options", ErrInvalidEvent)
+		}
+	case MsgPollVote:
+		if c.Poll == nil || replyTo == "" {
+			return fmt.Errorf("%w: vote needs a poll", ErrInvalidEvent)
+		}
 	}
 	return nil
 }
