@@ -39,6 +39,7 @@ var goldenKeys = []struct{ label, key string }{
 	{"switchboard whatsmeow store lookup v1", "2356db7b08afd7a081034a133d121ba7994bfd24d1270a3282d9c10b8b923802"},
 	{"switchboard whatsmeow store synthetic nonce v1", "01ebba75ba7f69fe1b5ecd99aae5e4095824517d9cfbb9504196dbe961120a39"},
 	{"switchboard whatsmeow store encryption v1", "cbc209c557e2ffef1ebdb4115568da7426ec77cda71e532b4d9fbef399e35c93"},
+	{"switchboard matrix cross-signing encryption v1", "e2efa91d432f1eacc6bad635e4ad2b8af4d4cc422f97123d1a6ab572aad7f5d5"},
 }
 
 func TestGoldenKeys(t *testing.T) {

@@ -64,6 +64,9 @@ const (
 	// derived with HMACKey, not HKDF: ghosts are Matrix users that already
 	// exist, so their derivation stays as it was.
 	MatrixGhost = "switchboard/matrix/ghost/v1"
+	// MatrixCrossSigningEncryption seals the bot's cross-signing seeds and
+	// recovery key in sb_matrix_cross_signing.
+	MatrixCrossSigningEncryption = "switchboard matrix cross-signing encryption v1"
 )
 
 // Labels returns every label above.
@@ -74,6 +77,6 @@ func Labels() []string {
 		SMSLookup, SMSChat, SMSLog, SMSNumberEncryption, SMSSpoolEncryption, SMSSpoolAD,
 		WhatsAppLookup, WhatsAppChat, WhatsAppLog, WhatsAppMessageID, WhatsAppReaction, WhatsAppJIDEncryption,
 		WhatsmeowStoreLookup, WhatsmeowStoreSyntheticNonce, WhatsmeowStoreEncryption, WhatsmeowJIDUserAD,
-		MatrixGhost,
+		MatrixGhost, MatrixCrossSigningEncryption,
 	}
 }
