@@ -419,7 +419,13 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 		var err error
 		switch q.Event.Kind {
 		case KindMessage:
-			if q.Event.Content.Type.IsMedia() {
+			if q.Event.History {
+				hr, ok := c.(HistoryReceiver)
+				if !ok {
+					return notSupported("history")
+				}
+				remote, err = hr.SendHistory(ctx, d)
+			} else if q.Event.Content.Type.IsMedia() {
 				ms, ok := c.(MediaSender)
 				if !ok {
 					return notSupported("media")
@@ -452,6 +458,8 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 				return nil // read receipts are best effort; nothing to tell the sender
 			}
 			err = rs.SendReadReceipt(ctx, d)
+		case KindChatInfo:
+			remote, err = sendChatInfo(ctx, c, d)
 		default:
 			err = Permanent(fmt.Errorf("%w: kind %q", ErrInvalidEvent, q.Event.Kind))
 		}

@@ -211,6 +211,10 @@ type Event struct {
 	Typing bool `json:"typing,omitempty"`
 	// ChatInfo is set for KindChatInfo (chatinfo.go).
 	ChatInfo *ChatInfo `json:"chat_info,omitempty"`
+	// History marks an earlier message of the source network (a history
+	// sync, a backfill), delivered only to HistoryReceiver legs (see
+	// history.go). Only for KindMessage.
+	History bool `json:"history,omitempty"`
 }
 
 // Validate checks that an event is complete for its kind.
@@ -254,6 +258,9 @@ func (e *Event) Validate() error {
 	}
 	if e.Timer < 0 {
 		return fmt.Errorf("%w: negative timer", ErrInvalidEvent)
+	}
+	if e.History && e.Kind != KindMessage {
+		return fmt.Errorf("%w: %s event marked as history", ErrInvalidEvent, e.Kind)
 	}
 	return nil
 }
