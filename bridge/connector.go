@@ -129,6 +129,17 @@ type StatusReceiver interface {
 	HandleStatus(ctx context.Context, report *StatusReport)
 }
 
+// LegObserver is a connector told when a conversation holding one of its
+// chats gains or loses a leg (CreateConversation, AddLeg, RemoveLeg), with
+// the conversation's legs afterwards; for a removed leg of its own, legs is
+// what the rest of the conversation holds. It is called after the change
+// is committed, on the caller's goroutine: long work belongs in the
+// background.
+type LegObserver interface {
+	Connector
+	LegsChanged(ctx context.Context, conv ConversationID, legs []Leg)
+}
+
 // HealthReporter is a connector that reports its state for /health.
 type HealthReporter interface {
 	Connector

@@ -314,12 +314,17 @@ func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID
 	if err != nil {
 		return fmt.Errorf("%w: create conversation: %w", ErrDatabase, err)
 	}
+	r.legsChanged(ctx, id)
 	return nil
 }
 
 // AddLeg joins a leg to an existing conversation.
 func (r *Router) AddLeg(ctx context.Context, conv ConversationID, leg Leg) error {
-	return r.insertLeg(ctx, conv, leg, ms(r.now()))
+	if err := r.insertLeg(ctx, conv, leg, ms(r.now())); err != nil {
+		return err
+	}
+	r.legsChanged(ctx, conv)
+	return nil
 }
 
 func (r *Router) insertLeg(ctx context.Context, conv ConversationID, leg Leg, now int64) error {
@@ -341,13 +346,40 @@ func (r *Router) insertLeg(ctx context.Context, conv ConversationID, leg Leg, no
 // RemoveLeg takes a leg out of its conversation and drops what was queued
 // for it.
 func (r *Router) RemoveLeg(ctx context.Context, leg Leg) error {
-	return r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+	conv, _ := r.ConversationOf(ctx, leg)
+	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		if _, err := r.db.Exec(ctx, deleteLegQueueQuery, leg.Network, leg.Chat); err != nil {
 			return err
 		}
 		_, err := r.db.Exec(ctx, deleteLegQuery, leg.Network, leg.Chat)
 		return err
 	})
+	if err == nil && conv != "" {
+		r.legsChanged(ctx, conv, leg)
+	}
+	return err
+}
+
+// legsChanged tells the LegObservers with a chat in conv (or among
+// removed) what conv's legs are now. Failures are the observers' own.
+func (r *Router) legsChanged(ctx context.Context, conv ConversationID, removed ...Leg) {
+	legs, err := r.Legs(ctx, conv)
+	if err != nil {
+		r.log.Warn().Err(err).Str("conversation", string(conv)).Msg("Failed to list legs for leg observers")
+		return
+	}
+	told := make(map[NetworkID]bool)
+	for _, l := range append(append([]Leg(nil), legs...), removed...) {
+		obs, ok := r.connectors[l.Network].(LegObserver)
+		if !ok || told[l.Network] {
+			continue
+		}
+		told[l.Network] = true
+		_ = safeCall(r, l.Network, "legs changed", func() error {
+			obs.LegsChanged(ctx, conv, legs)
+			return nil
+		})
+	}
 }
 
 // ConversationOf returns the conversation a leg belongs to, or ErrUnknownLeg.
