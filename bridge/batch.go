@@ -95,9 +95,16 @@ func (r *Router) acceptSegment(ctx context.Context, ops []*acceptOp) error {
 			return err
 		}
 		row.now = r.now()
-		expires, err := r.messageExpiry(ctx, row.conv, row.legs, evt, row.now)
+		expires, err := r.messageExpiry(ctx, row.conv, row.legs, evt, historyClock(evt, row.now))
 		if err != nil {
 			return err
+		}
+		if evt.History {
+			if ok, err := r.keepHistory(ctx, row, expires); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
 		}
 		op.expires = expires
 		// The same source event twice in one batch: the first one wins,

@@ -38,8 +38,8 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	if err = s.excludeBlocked(ctx, a, addr, person); err != nil {
 		return err
 	}
-	if evt.Kind != bridge.KindMessage {
-		return nil
+	if evt.Kind != bridge.KindMessage || evt.History {
+		return nil // history was sent long ago: no rate to limit
 	}
 	now := s.now()
 	checks := []struct {
