@@ -77,6 +77,16 @@ type Appservice struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the listener, to
 	// callers with the as_token or hs_token as Bearer; off by default.
 	Pprof bool `yaml:"pprof"`
+	// MessageStatusEvents makes the bot report what happened to each
+	// message sent from Matrix as a com.beeper.message_send_status event
+	// (besides the failure notices); on by default.
+	MessageStatusEvents bool `yaml:"message_status_events"`
+	// DoublePuppet lets users of homeserver.domain who opt in appear as
+	// their own Matrix account for what they send from another network's
+	// app: the registration gets a non-exclusive namespace for the
+	// domain's users, and the bot sends as them with the as_token (never
+	// reads as them). Off by default.
+	DoublePuppet bool `yaml:"double_puppet"`
 }
 
 // Database selects and configures the SQL database.
@@ -260,6 +270,8 @@ func Default() *Config {
 			BotUsername:    "switchboard",
 			BotDisplayname: "switchboard bridge",
 			GhostPrefix:    "sb_",
+
+			MessageStatusEvents: true,
 		},
 		Database: Database{
 			Type:         DatabaseSQLite,

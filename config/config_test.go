@@ -27,6 +27,8 @@ appservice:
   as_token: as-secret-0123456789abcdef0123456789
   hs_token: hs-secret-0123456789abcdef0123456789
   pprof: true
+  message_status_events: false
+  double_puppet: true
 database:
   type: postgres
   uri: postgres://sb:pw@db/sb?sslmode=disable
@@ -95,7 +97,7 @@ func TestParseFull(t *testing.T) {
 			Address: "http://bridge.internal:8080", Listen: "0.0.0.0:8080", ID: "sb-test",
 			BotUsername: "sbbot", BotDisplayname: "SB Bot", GhostPrefix: "ghost_",
 			ASToken: "as-secret-0123456789abcdef0123456789", HSToken: "hs-secret-0123456789abcdef0123456789",
-			Pprof: true,
+			Pprof: true, MessageStatusEvents: false, DoublePuppet: true,
 		},
 		Database: Database{
 			Type: "postgres", URI: "postgres://sb:pw@db/sb?sslmode=disable",

@@ -88,6 +88,8 @@ appservice:
   as_token: generate
   hs_token: generate # from the homeserver admin
   pprof: false
+  message_status_events: true
+  double_puppet: false
 database:
   type: sqlite
   uri: data/bridge.db

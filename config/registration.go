@@ -39,6 +39,11 @@ func (a Appservice) Registration(domain string) *appservice.Registration {
 		"^@"+regexp.QuoteMeta(a.GhostPrefix)+".*:"+quoted+"$"), true)
 	reg.Namespaces.UserIDs.Register(regexp.MustCompile(
 		"^@"+regexp.QuoteMeta(a.BotUsername)+":"+quoted+"$"), true)
+	if a.DoublePuppet {
+		// Double puppeting: the as_token may act as the domain's users
+		// (non-exclusive: they stay the homeserver's own).
+		reg.Namespaces.UserIDs.Register(regexp.MustCompile("^@.*:"+quoted+"$"), false)
+	}
 	return reg
 }
 
