@@ -47,6 +47,9 @@ func TestBoundsRefused(t *testing.T) {
 		{"short hs_token", "appservice.hs_token", strings.Repeat("h", MinTokenLength-1)},
 		{"hs_token equal to as_token", "appservice.hs_token", "as-secret-0123456789abcdef0123456789"},
 		{"long login timeout", "whatsapp.login_timeout", "2h"},
+		{"no backfill messages", "whatsapp.backfill.max_messages_per_chat", "0"},
+		{"huge backfill", "whatsapp.backfill.max_messages_per_chat", "2000000000"},
+		{"negative backfill conversations", "whatsapp.backfill.max_conversations", "-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := set(t, minimalYAML, tc.key, tc.value)

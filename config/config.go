@@ -152,6 +152,24 @@ type WhatsApp struct {
 	// LoginTimeout is how long `login whatsapp` waits for a QR code to be
 	// scanned or a pairing code to be entered before giving up.
 	LoginTimeout Duration `yaml:"login_timeout"`
+	// Backfill is WhatsApp's history in Matrix portals.
+	Backfill WhatsAppBackfill `yaml:"backfill"`
+}
+
+// WhatsAppBackfill configures WhatsApp history in Matrix portals: the
+// history sync after `login whatsapp` and the `backfill N` command. History
+// goes only to Matrix (never to an SMS leg), no further back than the
+// conversation's retention, and never from the relay account.
+type WhatsAppBackfill struct {
+	// Enabled turns history on.
+	Enabled bool `yaml:"enabled"`
+	// MaxMessagesPerChat is the most messages one chat receives from one
+	// history sync or one `backfill` (the newest are kept).
+	MaxMessagesPerChat int `yaml:"max_messages_per_chat"`
+	// MaxConversations is how many chats without a portal one login's
+	// history sync opens a portal for, most recently active first; 0
+	// fills only portals that exist.
+	MaxConversations int `yaml:"max_conversations"`
 }
 
 // Retention is how long messages and metadata are kept. Zero means keep.
@@ -291,6 +309,7 @@ func Default() *Config {
 		WhatsApp: WhatsApp{
 			DeviceName:   "switchboard",
 			LoginTimeout: Duration(3 * time.Minute),
+			Backfill:     WhatsAppBackfill{Enabled: true, MaxMessagesPerChat: 50, MaxConversations: 10},
 		},
 		Retention: Retention{
 			Default: Duration(8760 * time.Hour),

@@ -57,6 +57,7 @@ whatsapp:
   enabled: true
   device_name: My Bridge
   login_timeout: 90s
+  backfill: {enabled: false, max_messages_per_chat: 20, max_conversations: 0}
 retention:
   default: 30d
   networks: {matrix: 1h, whatsapp: 7d, sms: 24h}
@@ -119,7 +120,8 @@ func TestParseFull(t *testing.T) {
 			},
 			AllowedCountries: []string{"GB", "DE"},
 		},
-		WhatsApp: WhatsApp{Enabled: true, DeviceName: "My Bridge", LoginTimeout: Duration(90 * time.Second)},
+		WhatsApp: WhatsApp{Enabled: true, DeviceName: "My Bridge", LoginTimeout: Duration(90 * time.Second),
+			Backfill: WhatsAppBackfill{Enabled: false, MaxMessagesPerChat: 20, MaxConversations: 0}},
 		Retention: Retention{
 			Default: Duration(30 * 24 * time.Hour),
 			Networks: map[string]Duration{

@@ -116,6 +116,10 @@ whatsapp:
   enabled: true
   device_name: switchboard
   login_timeout: 3m
+  backfill:
+    enabled: true
+    max_messages_per_chat: 50
+    max_conversations: 10
 retention:
   default: 30d
   networks:

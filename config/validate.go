@@ -214,7 +214,21 @@ func (c *Config) validateWhatsApp(e *errorList) {
 	case w.LoginTimeout.Std() < 10*time.Second || w.LoginTimeout.Std() > time.Hour:
 		e.add("whatsapp.login_timeout", fmt.Errorf("%w: must be between 10s and 1h", ErrInvalidValue))
 	}
+	if n := w.Backfill.MaxMessagesPerChat; n < 1 || n > maxBackfillMessages {
+		e.add("whatsapp.backfill.max_messages_per_chat", fmt.Errorf("%w: must be between 1 and %d", ErrInvalidValue, maxBackfillMessages))
+	}
+	if n := w.Backfill.MaxConversations; n < 0 || n > maxBackfillConversations {
+		e.add("whatsapp.backfill.max_conversations", fmt.Errorf("%w: must be between 0 and %d", ErrInvalidValue, maxBackfillConversations))
+	}
 }
+
+// Bounds of whatsapp.backfill: WhatsApp's phone answers an on-demand
+// request with at most a few hundred messages, and each opened portal is
+// an invitation the user must act on.
+const (
+	maxBackfillMessages      = 1000
+	maxBackfillConversations = 100
+)
 
 func (c *Config) validateRetention(e *errorList) {
 	checkRetention(e, "retention.default", c.Retention.Default)
