@@ -111,6 +111,16 @@ type Encryption struct {
 	Default bool `yaml:"default"`
 	// PickleKey encrypts the crypto store. Secret.
 	PickleKey string `yaml:"pickle_key"`
+	// Appservice takes the bot device's encryption traffic (to-device
+	// events, device-list changes, one-time-key counts) from the
+	// homeserver's transactions (MSC2409, MSC3202) instead of a /sync
+	// loop. The registration then asks for it (org.matrix.msc3202).
+	Appservice bool `yaml:"appservice"`
+	// MSC4190 creates the bot device through the appservice device API
+	// (PUT /devices/{deviceId}) instead of m.login.application_service,
+	// which homeservers with next-generation auth (MSC3861) lack. The
+	// registration then carries io.element.msc4190.
+	MSC4190 bool `yaml:"msc4190"`
 }
 
 // Identity configures pseudonyms and at-rest encryption of phone numbers.

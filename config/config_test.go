@@ -38,6 +38,8 @@ encryption:
   allow: false
   default: true
   pickle_key: pickle-secret
+  appservice: true
+  msc4190: true
 permissions:
   "*": user
   example.net: admin
@@ -104,7 +106,7 @@ func TestParseFull(t *testing.T) {
 			Type: "postgres", URI: "postgres://sb:pw@db/sb?sslmode=disable",
 			MaxOpenConns: 7, MaxIdleConns: 3,
 		},
-		Encryption: Encryption{Allow: false, Default: true, PickleKey: "pickle-secret"},
+		Encryption: Encryption{Allow: false, Default: true, PickleKey: "pickle-secret", Appservice: true, MSC4190: true},
 		Permissions: map[string]string{
 			"*": "user", "example.net": "admin", "@alice:example.org": "admin",
 		},

@@ -99,6 +99,8 @@ encryption:
   allow: true
   default: true
   pickle_key: generate
+  appservice: false
+  msc4190: false
 permissions:
   "@me:example.net": admin
 identity:

@@ -11,8 +11,23 @@ import (
 
 // Registration builds the appservice registration the homeserver admin
 // installs (see [Appservice.Registration]).
+//
+// With encryption.msc4190 it carries io.element.msc4190 (the bot's device
+// is created through the appservice device API) and org.matrix.msc3202
+// (whose device masquerading lets the as_token act as that device); with
+// encryption.appservice it carries org.matrix.msc3202 (one-time-key
+// counts, unused fallback key types and device-list changes in
+// transactions). Ephemeral events (MSC2409: typing, receipts, presence,
+// to-device events) are always asked for, under the spec's name
+// (receive_ephemeral) and the unstable one Synapse reads
+// (de.sorunome.msc2409.push_ephemeral).
 func (c *Config) Registration() *appservice.Registration {
-	return c.Appservice.Registration(c.Homeserver.Domain)
+	reg := c.Appservice.Registration(c.Homeserver.Domain)
+	if c.Encryption.Allow {
+		reg.MSC4190 = c.Encryption.MSC4190
+		reg.MSC3202 = c.Encryption.Appservice || c.Encryption.MSC4190
+	}
+	return reg
 }
 
 // BotUserID returns the Matrix user ID of the bridge bot.
