@@ -294,6 +294,7 @@ func (c *conn) login() {
 		return
 	}
 	c.dev = dev
+	dev.logins++
 	old := dev.conn
 	dev.conn = nil // active once the client says so (passive iq)
 	s.mu.Unlock()

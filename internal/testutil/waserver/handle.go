@@ -58,6 +58,11 @@ func (c *conn) handleIQ(iq *waBinary.Node) {
 	var resp waBinary.Node
 	switch {
 	case xmlns == "w:p":
+		if c.dev != nil {
+			c.srv.mu.Lock()
+			c.dev.pings++
+			c.srv.mu.Unlock()
+		}
 		resp = iqResult(iq)
 	case xmlns == "encrypt" && typ == "get" && first.Tag == "count":
 		resp = c.keyCount(iq)

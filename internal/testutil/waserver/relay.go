@@ -82,6 +82,9 @@ func (c *conn) relayMessage(msg *waBinary.Node) {
 		var content []waBinary.Node
 		for _, enc := range p.GetChildren() {
 			content = append(content, enc)
+			if typ, ok := enc.Attrs["type"].(string); ok {
+				d.lastEnc = typ
+			}
 			if enc.Attrs["type"] == "pkmsg" && identity != nil {
 				content = append(content, *identity)
 			}

@@ -64,6 +64,10 @@ type device struct {
 	sendMu  sync.Mutex
 	pending []waNode
 	conn    *conn // logged in and active, or nil
+
+	// Counters for tests.
+	logins, pings int
+	lastEnc       string
 }
 
 // Options configure a Server.
@@ -239,4 +243,36 @@ func (a *Account) deviceIDs() []uint16 {
 		}
 	}
 	return ids
+}
+
+// Logins counts a device's successful logins.
+func (s *Server) Logins(jid types.JID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.deviceOf(jid); d != nil {
+		return d.logins
+	}
+	return 0
+}
+
+// Pings counts the keep-alive pings a device sent.
+func (s *Server) Pings(jid types.JID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.deviceOf(jid); d != nil {
+		return d.pings
+	}
+	return 0
+}
+
+// LastEncType is the type of the last Signal message delivered to a
+// device: "pkmsg" (starts a session), "msg" (an existing session) or
+// "skmsg" (a group's sender key).
+func (s *Server) LastEncType(jid types.JID) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.deviceOf(jid); d != nil {
+		return d.lastEnc
+	}
+	return ""
 }
