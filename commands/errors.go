@@ -13,3 +13,17 @@ var (
 	// another error) to name the problem too.
 	ErrUsage = errors.New("wrong arguments")
 )
+
+// Answers of the recovery-key command's keeper (RecoveryKeyShower).
+var (
+	// ErrNotDirectChat means a secret was asked for outside the asker's
+	// own direct chat with the bot.
+	ErrNotDirectChat = errors.New("ask in your direct chat with the bot")
+	// ErrNotEncrypted means a secret was asked for in a chat that is not
+	// end-to-end encrypted.
+	ErrNotEncrypted = errors.New("this chat is not encrypted")
+	// ErrNoRecoveryKey means the bot has no cross-signing identity yet.
+	ErrNoRecoveryKey = errors.New("no recovery key yet")
+	// ErrRecoveryKeyShown means the recovery key was shown before.
+	ErrRecoveryKeyShown = errors.New("the recovery key was already shown")
+)
