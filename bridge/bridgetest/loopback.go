@@ -45,6 +45,7 @@ type Loopback struct {
 	typing   []bool
 	media    map[string][]byte
 	onSend   SendFunc
+	infos    []*bridge.Delivery
 	next     int
 	started  bool
 }
@@ -58,6 +59,7 @@ var (
 	_ bridge.TypingSender       = (*Loopback)(nil)
 	_ bridge.MediaSender        = (*Loopback)(nil)
 	_ bridge.MediaDownloader    = (*Loopback)(nil)
+	_ bridge.ChatInfoSender     = (*Loopback)(nil)
 	_ bridge.StatusReceiver     = (*Loopback)(nil)
 	_ bridge.HealthReporter     = (*Loopback)(nil)
 	_ bridge.EncryptionReporter = (*Loopback)(nil)
@@ -273,4 +275,32 @@ func waitFor[T any](c *Loopback, timeout time.Duration, cond func() bool, get fu
 	}
 	c.mu.Unlock()
 	return get()
+}
+
+// SendChatInfo implements bridge.ChatInfoSender: chat info deliveries are
+// kept apart from Sent (see WaitChatInfos).
+func (c *Loopback) SendChatInfo(_ context.Context, d *bridge.Delivery) error {
+	c.mu.Lock()
+	hook := c.onSend
+	c.mu.Unlock()
+	if hook != nil {
+		if err := hook(d); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.infos = append(c.infos, d)
+	c.cond.Broadcast()
+	return nil
+}
+
+// WaitChatInfos waits until at least n chat info deliveries arrived and
+// returns them all.
+func (c *Loopback) WaitChatInfos(n int, timeout time.Duration) []*bridge.Delivery {
+	return waitFor(c, timeout, func() bool { return len(c.infos) >= n }, func() []*bridge.Delivery {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return append([]*bridge.Delivery(nil), c.infos...)
+	})
 }

@@ -189,6 +189,8 @@ type Connector struct {
 	// reach nobody (tellUndeliverable).
 	toldMu            sync.Mutex
 	toldUndeliverable map[bridge.ChatID]time.Time
+	// ownPictures are group picture IDs the bridge set (groupinfo.go).
+	ownPictures sync.Map
 
 	mu      sync.Mutex
 	mx      Matrix

@@ -73,4 +73,19 @@ var (
 	// ErrNoTimerPermission means the account may not change a group's
 	// disappearing timer.
 	ErrNoTimerPermission = errors.New("the WhatsApp account may not change this chat's disappearing timer")
+	// ErrRelayGroupInfo means a group change from Matrix (name,
+	// description, picture, a member removed) reached a chat of the
+	// relay account, which changes no group for anyone.
+	ErrRelayGroupInfo = errors.New("the bridge's relay account does not change WhatsApp groups for anyone; log in your own WhatsApp with `login whatsapp` to do that")
+	// ErrNotYourGroup means a Matrix user tried to change a WhatsApp
+	// group that another user's login is in.
+	ErrNotYourGroup = errors.New("only the Matrix user whose WhatsApp login is in this group can change it")
+	// ErrGroupChangeRefused means WhatsApp refused a group change (the
+	// account is not an admin of the group, say).
+	ErrGroupChangeRefused = errors.New("WhatsApp refused the change (only group admins may make it, or the group does not allow it)")
+	// ErrNoGroupPicture means WhatsApp has no picture for a group.
+	ErrNoGroupPicture = errors.New("the WhatsApp group has no picture")
+	// ErrBadGroupPicture means a picture could not be made into the JPEG
+	// WhatsApp requires.
+	ErrBadGroupPicture = errors.New("the picture is not an image WhatsApp takes (JPEG or PNG)")
 )

@@ -52,6 +52,7 @@ type fakeClient struct {
 	createErr error
 	refuseAdd map[string]int // user part -> the error code WhatsApp gives for adding them
 	left      []types.JID
+	groups    *fakeGroups // group metadata and edits (groupinfo_fake_test.go)
 }
 
 type sentMessage struct {
@@ -266,6 +267,9 @@ func (f *fakeClient) SetDisappearingTimer(_ context.Context, chat types.JID, tim
 func (f *fakeClient) GetGroupInfo(_ context.Context, jid types.JID) (*types.GroupInfo, error) {
 	if jid.Server != types.GroupServer {
 		return nil, whatsmeow.ErrNotInGroup
+	}
+	if info := f.groups.info(jid); info != nil {
+		return info, nil
 	}
 	return &types.GroupInfo{JID: jid, GroupName: types.GroupName{Name: "Lunch crew"}}, nil
 }

@@ -42,6 +42,8 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 		c.pairSuccess(ctx, l, evt)
 	case *events.GroupInfo:
 		return c.handleGroupInfo(ctx, l, evt)
+	case *events.Picture:
+		return c.handlePicture(ctx, l, evt)
 	case *events.Connected:
 		c.mu.Lock()
 		l.failures = 0

@@ -48,7 +48,7 @@ func (c *Connector) handleGroupInfo(ctx context.Context, l *login, evt *events.G
 		}
 		c.chatTimer(ctx, leg, d)
 	}
-	if !c.trackContact(ctx, row, evt) {
+	if !c.trackContact(ctx, row, evt) || !c.groupChanges(ctx, l, leg, evt, true) {
 		return false
 	}
 	for _, n := range c.memberNotices(l, evt) {
@@ -69,7 +69,7 @@ func (c *Connector) handleGroupInfo(ctx context.Context, l *login, evt *events.G
 			return false
 		}
 	}
-	return true
+	return c.groupChanges(ctx, l, leg, evt, false)
 }
 
 // trackContact records a relay group's contact (the chat's contact_hash)

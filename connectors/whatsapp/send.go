@@ -340,6 +340,9 @@ func (c *Connector) SendTyping(ctx context.Context, chat bridge.ChatID, _ bridge
 // DownloadMedia implements bridge.MediaDownloader: the attachment is
 // downloaded and decrypted through the account that received it.
 func (c *Connector) DownloadMedia(ctx context.Context, media *bridge.Media) (io.ReadCloser, error) {
+	if strings.HasPrefix(media.Ref, avatarRefPrefix) {
+		return c.downloadAvatar(ctx, media.Ref) // groupinfo.go
+	}
 	ref, err := decodeMediaRef(media.Ref)
 	if err != nil {
 		return nil, bridge.Permanent(err)
