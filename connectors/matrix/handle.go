@@ -63,6 +63,9 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 	case event.EventEncrypted:
 		return c.handleEncrypted(ctx, evt)
 	}
+	if isPollEvent(evt.Type) {
+		return c.handlePoll(ctx, evt) // content_poll.go
+	}
 	return nil
 }
 
@@ -236,6 +239,9 @@ func toContent(content *event.MessageEventContent) *bridge.Content {
 		}
 	case event.MsgFile:
 		out.Type = bridge.MsgFile
+	case event.MsgLocation:
+		out.Type = bridge.MsgText
+		locationFromMatrix(out, content) // content_location.go
 	case event.MessageType(event.EventSticker.Type):
 		out.Type = bridge.MsgSticker
 	default:
@@ -250,6 +256,12 @@ func toContent(content *event.MessageEventContent) *bridge.Content {
 			media.Size = int64(info.Size)
 			media.Width, media.Height = info.Width, info.Height
 			media.Duration = time.Duration(info.Duration) * time.Millisecond
+		}
+		if out.Type == bridge.MsgVoice {
+			media.Waveform = waveformFromMatrix(content.MSC1767Audio) // content_voice.go
+			if media.Duration == 0 && content.MSC1767Audio != nil {
+				media.Duration = time.Duration(content.MSC1767Audio.Duration) * time.Millisecond
+			}
 		}
 		out.Media = media
 		out.Body, out.HTML = content.GetCaption(), ""

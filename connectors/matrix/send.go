@@ -154,6 +154,9 @@ func fromContent(in *bridge.Content) *event.MessageEventContent {
 // (only when it has no attachment to forward) goes out as text.
 func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	ctx = c.mctx(ctx)
+	if remote, ok, err := c.sendRich(ctx, d); ok { // content_poll.go
+		return remote, err
+	}
 	intent, room, err := c.senderIntent(ctx, d)
 	if err != nil {
 		return "", err
@@ -342,7 +345,7 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 	case bridge.MsgVoice:
 		content.MsgType = event.MsgAudio
 		content.MSC3245Voice = &event.MSC3245Voice{}
-		content.MSC1767Audio = &event.MSC1767Audio{Duration: int(media.Duration / time.Millisecond)}
+		content.MSC1767Audio = voiceAudio(media) // content_voice.go
 	case bridge.MsgSticker:
 		typ = event.EventSticker
 	default:

@@ -3,7 +3,6 @@ package whatsapp
 import (
 	"encoding/base64"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
 
@@ -152,6 +151,7 @@ func parseMessage(msg *waE2E.Message) (in incoming, ok bool) {
 		}
 		in.Content, in.Media = mediaContent(typ, m, "", "")
 		in.Content.Media.Duration = time.Duration(m.GetSeconds()) * time.Second
+		in.Content.Media.Waveform = waveformFromWhatsApp(m.GetWaveform())
 		ctxInfo = m.GetContextInfo()
 	case msg.DocumentMessage != nil:
 		m := msg.DocumentMessage
@@ -168,8 +168,31 @@ func parseMessage(msg *waE2E.Message) (in incoming, ok bool) {
 		ctxInfo = m.GetContextInfo()
 	case msg.LocationMessage != nil:
 		m := msg.LocationMessage
-		in.Content = &bridge.Content{Type: bridge.MsgText, Body: locationText(m.GetName(), m.GetDegreesLatitude(), m.GetDegreesLongitude())}
+		name := m.GetName()
+		if name == "" {
+			name = m.GetAddress()
+		} else if addr := m.GetAddress(); addr != "" && addr != name {
+			name += ", " + addr
+		}
+		in.Content = locationContent(&bridge.Location{Lat: m.GetDegreesLatitude(), Long: m.GetDegreesLongitude(), Name: name})
 		ctxInfo = m.GetContextInfo()
+	case msg.LiveLocationMessage != nil:
+		// Live locations cross as their last known position: the bridge
+		// does not follow the updates.
+		m := msg.LiveLocationMessage
+		in.Content = locationContent(&bridge.Location{Lat: m.GetDegreesLatitude(), Long: m.GetDegreesLongitude(), Name: m.GetCaption(), Live: true})
+		ctxInfo = m.GetContextInfo()
+	case pollCreation(msg) != nil:
+		m := pollCreation(msg)
+		in.Content = pollContent(m)
+		ctxInfo = m.GetContextInfo()
+	case msg.PollUpdateMessage != nil:
+		// The vote is encrypted: handleMessage decrypts it (resolveVote).
+		if msg.PollUpdateMessage.GetPollCreationMessageKey().GetID() == "" {
+			return in, false
+		}
+		in.Content = &bridge.Content{Type: bridge.MsgPollVote, Poll: &bridge.Poll{}}
+		in.ReplyTo = msg.PollUpdateMessage.GetPollCreationMessageKey().GetID()
 	case msg.ContactMessage != nil:
 		// The vCard holds phone numbers: only the name crosses.
 		in.Content = &bridge.Content{Type: bridge.MsgNotice, Body: "Shared a contact card: " + msg.ContactMessage.GetDisplayName() + " (contact cards are not bridged)"}
@@ -225,8 +248,6 @@ func isSilent(msg *waE2E.Message) bool {
 	return silent
 }
 
-func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', 6, 64) }
-
 func textContent(text string) *bridge.Content {
 	c := &bridge.Content{Type: bridge.MsgText, Body: text}
 	if h, ok := FormatToHTML(text); ok {
@@ -268,12 +289,64 @@ func defaultFileName(typ bridge.MsgType, mime string) string {
 	return "file" + ext
 }
 
-func locationText(name string, lat, long float64) string {
-	geo := "geo:" + formatFloat(lat) + "," + formatFloat(long)
-	if name != "" {
-		return "Location: " + name + " (" + geo + ")"
+// locationContent is the normalized form of a location; its body is the
+// readable text.
+func locationContent(loc *bridge.Location) *bridge.Content {
+	c := &bridge.Content{Type: bridge.MsgLocation, Location: loc}
+	c.Body = c.PlainText()
+	return c
+}
+
+// waveformFromWhatsApp scales WhatsApp's waveform (samples 0–100) to the
+// bridge's (0–255).
+func waveformFromWhatsApp(w []byte) []byte {
+	if len(w) == 0 {
+		return nil
 	}
-	return "Location: " + geo
+	out := make([]byte, len(w))
+	for i, v := range w {
+		out[i] = byte(min(int(v), 100) * 255 / 100)
+	}
+	return out
+}
+
+// waveformToWhatsApp scales the bridge's waveform (0–255) to WhatsApp's
+// 64 samples of 0–100, resampling by averaging.
+func waveformToWhatsApp(w []byte) []byte {
+	if len(w) == 0 {
+		return nil
+	}
+	const n = 64
+	out := make([]byte, n)
+	for i := range out {
+		lo, hi := i*len(w)/n, (i+1)*len(w)/n
+		if hi <= lo {
+			hi = lo + 1
+		}
+		sum := 0
+		for _, v := range w[lo:hi] {
+			sum += int(v)
+		}
+		out[i] = byte(sum / (hi - lo) * 100 / 255)
+	}
+	return out
+}
+
+// isOggOpus reports whether data is an Ogg stream whose first page holds
+// an Opus header: what WhatsApp plays as a voice note.
+func isOggOpus(data []byte) bool {
+	if len(data) < 36 || string(data[:4]) != "OggS" {
+		return false
+	}
+	segs := int(data[26])
+	start := 27 + segs
+	return len(data) >= start+8 && string(data[start:start+8]) == "OpusHead"
+}
+
+// isWebP reports whether data is a WebP image (what WhatsApp shows as a
+// sticker).
+func isWebP(data []byte) bool {
+	return len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP"
 }
 
 // outgoing is what buildMessage needs besides the content.
@@ -388,6 +461,7 @@ func buildMedia(c *bridge.Content, up whatsmeow.UploadResponse, o outgoing) *waE
 			URL: url, DirectPath: path, MediaKey: up.MediaKey, FileEncSHA256: up.FileEncSHA256, FileSHA256: up.FileSHA256,
 			FileLength: length, Mimetype: proto.String(mime), ContextInfo: ci,
 			Seconds: seconds(c.Media.Duration), PTT: proto.Bool(c.Type == bridge.MsgVoice),
+			Waveform: voiceWaveform(c),
 		}}
 	}
 	name := c.Media.FileName
@@ -399,6 +473,13 @@ func buildMedia(c *bridge.Content, up whatsmeow.UploadResponse, o outgoing) *waE
 		FileLength: length, Mimetype: proto.String(mime), Caption: capPtr, ContextInfo: ci,
 		FileName: proto.String(name), Title: proto.String(name),
 	}}
+}
+
+func voiceWaveform(c *bridge.Content) []byte {
+	if c.Type != bridge.MsgVoice {
+		return nil
+	}
+	return waveformToWhatsApp(c.Media.Waveform)
 }
 
 func dim(v int) *uint32 {

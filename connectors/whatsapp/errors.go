@@ -88,4 +88,10 @@ var (
 	// ErrBadGroupPicture means a picture could not be made into the JPEG
 	// WhatsApp requires.
 	ErrBadGroupPicture = errors.New("the picture is not an image WhatsApp takes (JPEG or PNG)")
+	// ErrPollUnknown means a vote names a poll whose options the bridge
+	// does not know on WhatsApp (never bridged there, or its metadata
+	// expired), so it cannot be cast.
+	ErrPollUnknown = errors.New("the poll is not known to the bridge on WhatsApp (its options expired or it was never bridged), so the vote cannot be cast")
+	// ErrPollUnreadable means a stored poll's option list did not decrypt.
+	ErrPollUnreadable = errors.New("stored WhatsApp poll options are unreadable")
 )

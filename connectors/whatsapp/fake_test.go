@@ -13,6 +13,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 	"maunium.net/go/mautrix/id"
 )
@@ -489,4 +490,48 @@ func (m *fakeMatrix) waitNotice(text string) (notice, bool) {
 		return false
 	})
 	return found, ok
+}
+
+func (f *fakeClient) BuildPollCreation(name string, optionNames []string, selectable int) *waE2E.Message {
+	opts := make([]*waE2E.PollCreationMessage_Option, len(optionNames))
+	for i, o := range optionNames {
+		opts[i] = &waE2E.PollCreationMessage_Option{OptionName: proto.String(o)}
+	}
+	return &waE2E.Message{
+		PollCreationMessage: &waE2E.PollCreationMessage{Name: proto.String(name), Options: opts, SelectableOptionsCount: proto.Uint32(uint32(selectable))},
+		MessageContextInfo:  &waE2E.MessageContextInfo{MessageSecret: []byte("fake-poll-secret-0123456789abcdef")},
+	}
+}
+
+// fakeVoteCipher stands for WhatsApp's poll vote encryption: the fake
+// only needs a vote not to be readable without "decrypting" it.
+func fakeVoteCipher(b []byte) []byte {
+	out := slices.Clone(b)
+	for i := range out {
+		out[i] ^= 0x5a
+	}
+	return out
+}
+
+func (f *fakeClient) EncryptPollVote(_ context.Context, poll *types.MessageInfo, vote *waE2E.PollVoteMessage) (*waE2E.PollUpdateMessage, error) {
+	plain, err := proto.Marshal(vote)
+	if err != nil {
+		return nil, err
+	}
+	return &waE2E.PollUpdateMessage{
+		PollCreationMessageKey: f.key(poll.Chat, poll.Sender, poll.ID),
+		Vote:                   &waE2E.PollEncValue{EncPayload: fakeVoteCipher(plain), EncIV: []byte("iv")},
+	}, nil
+}
+
+func (f *fakeClient) DecryptPollVote(_ context.Context, evt *events.Message) (*waE2E.PollVoteMessage, error) {
+	u := evt.Message.GetPollUpdateMessage()
+	if u == nil {
+		return nil, whatsmeow.ErrNotPollUpdateMessage
+	}
+	var vote waE2E.PollVoteMessage
+	if err := proto.Unmarshal(fakeVoteCipher(u.GetVote().GetEncPayload()), &vote); err != nil {
+		return nil, fmt.Errorf("failed to decrypt poll vote: %w", err)
+	}
+	return &vote, nil
 }

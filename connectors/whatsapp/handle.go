@@ -199,6 +199,12 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 			log.Warn().Err(err).Msg("Failed to record WhatsApp message sender")
 		}
 	}
+	if ok, err := c.richContent(ctx, l, chat, evt, &in); err != nil {
+		log.Error().Err(err).Msg("Failed to handle a WhatsApp poll; WhatsApp will deliver it again")
+		return false
+	} else if !ok {
+		return true
+	}
 	leg := bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat}
 
 	if in.ChatTimer != nil {

@@ -196,7 +196,7 @@ func (c *Connector) forgetContactReaction(ctx context.Context, account, key stri
 // pruneMessageRefs deletes senders and reactions recorded before cutoff
 // (unix ms).
 func (c *Connector) pruneMessageRefs(ctx context.Context, cutoff int64) error {
-	for _, q := range []string{pruneSendersQuery, pruneContactReactionsQuery} {
+	for _, q := range []string{pruneSendersQuery, pruneContactReactionsQuery, prunePollsQuery} {
 		if _, err := c.db.Exec(ctx, q, cutoff); err != nil {
 			return fmt.Errorf("%w: prune whatsapp message metadata: %w", bridge.ErrDatabase, err)
 		}

@@ -186,6 +186,14 @@ func (c *Connector) SendMessage(ctx context.Context, d *bridge.Delivery) (bridge
 	if err != nil {
 		return "", err
 	}
+	switch {
+	case ct.Type == bridge.MsgLocation && ct.Location != nil:
+		return c.send(ctx, l, row, d, buildLocation(ct.Location, o))
+	case ct.Type == bridge.MsgPoll && ct.Poll != nil:
+		return c.sendPoll(ctx, l, row, d, o)
+	case ct.Type == bridge.MsgPollVote && ct.Poll != nil:
+		return c.sendVote(ctx, l, row, d, o)
+	}
 	return c.send(ctx, l, row, d, buildText(ct, o))
 }
 
@@ -211,12 +219,33 @@ func (c *Connector) SendMedia(ctx context.Context, d *bridge.Delivery) (bridge.R
 	if media.MimeType == "" {
 		media.MimeType = http.DetectContentType(data)
 	}
+	fitMedia(&ct, data)
 	up, err := l.client.Upload(ctx, data, mediaType(ct.Type))
 	clear(data)
 	if err != nil {
 		return "", classify(fmt.Errorf("whatsapp: upload: %w", err))
 	}
 	return c.send(ctx, l, row, d, buildMedia(&ct, up, o))
+}
+
+// fitMedia makes an attachment what WhatsApp can show as its type: a
+// voice note must be Ogg Opus (anything else goes as a plain audio file),
+// a sticker WebP (anything else goes as an image).
+func fitMedia(ct *bridge.Content, data []byte) {
+	switch ct.Type {
+	case bridge.MsgVoice:
+		if isOggOpus(data) {
+			ct.Media.MimeType = "audio/ogg; codecs=opus"
+		} else {
+			ct.Type = bridge.MsgAudio
+		}
+	case bridge.MsgSticker:
+		if isWebP(data) {
+			ct.Media.MimeType = "image/webp"
+		} else {
+			ct.Type = bridge.MsgImage
+		}
+	}
 }
 
 // SendEdit implements bridge.EditSender. WhatsApp lets an account edit
