@@ -161,12 +161,12 @@ func TestMedia(t *testing.T) {
 	require.Equal(t, []byte("jpeg-bytes"), sent[0].Media)
 	_, mxLeg := e.conversationOf(e.chatOf(alice, contactJID))
 
-	e.mx.PutMedia("mxc://x/voice", []byte("ogg-bytes"))
+	e.mx.PutMedia("mxc://x/voice", oggOpus) // rich_test.go
 	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$v1",
 		Sender:  bridge.Sender{ID: alice, DisplayName: "Alice"},
 		Content: &bridge.Content{Type: bridge.MsgVoice, Media: &bridge.Media{Ref: "mxc://x/voice", MimeType: "audio/ogg; codecs=opus", Duration: 3 * time.Second}}}))
 	out := f.waitSent(1)
-	require.Equal(t, [][]byte{[]byte("ogg-bytes")}, f.uploads)
+	require.Equal(t, [][]byte{oggOpus}, f.uploads)
 	audio := out[0].msg.GetAudioMessage()
 	require.True(t, audio.GetPTT())
 	require.Equal(t, uint32(3), audio.GetSeconds())

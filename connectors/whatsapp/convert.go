@@ -182,7 +182,7 @@ func parseMessage(msg *waE2E.Message) (in incoming, ok bool) {
 		m := msg.LiveLocationMessage
 		in.Content = locationContent(&bridge.Location{Lat: m.GetDegreesLatitude(), Long: m.GetDegreesLongitude(), Name: m.GetCaption(), Live: true})
 		ctxInfo = m.GetContextInfo()
-	case pollCreation(msg) != nil:
+	case len(pollCreation(msg).GetOptions()) > 0:
 		m := pollCreation(msg)
 		in.Content = pollContent(m)
 		ctxInfo = m.GetContextInfo()
