@@ -176,8 +176,8 @@ func (s *SQLSessions) client(dev *store.Device) *whatsmeow.Client {
 	cli.EnableAutoReconnect = true
 	cli.InitialAutoReconnect = true
 	cli.EnableDecryptedEventBuffer = false
-	// The bridge does not backfill: the account's message history is not
-	// downloaded at all.
+	// whatsmeow does not download history by itself: the connector does,
+	// only for accounts that backfill (backfill.go), never for the relay.
 	cli.ManualHistorySyncDownload = true
 	return cli
 }

@@ -22,7 +22,8 @@
 // number. Neither numbers, JIDs nor bodies are logged; whatsmeow's own log
 // lines and errors are scrubbed. whatsmeow's tables keep what Signal needs
 // (sessions and identities keyed by JID, the LID map) but not the address
-// book, and no message history is downloaded.
+// book. Message history is downloaded only for backfill (backfill.go:
+// into Matrix portals only, within retention, never for the relay).
 //
 // Disappearing messages: a chat's WhatsApp timer (a protocol message, a
 // group notification, or ContextInfo.Expiration on each message) becomes
@@ -35,8 +36,8 @@
 // *whatsmeow.Client satisfies, through Sessions (SQLSessions in
 // production); tests use an in-memory fake with real whatsmeow types.
 //
-// Not bridged (see the package's tests for what is): history sync
-// (messages from before the login), polls, view-once media (sent as a
+// Not bridged (see the package's tests for what is): edits, reactions and
+// deletes inside a history sync (history carries messages), polls, view-once media (sent as a
 // notice), contact cards (name only). Group membership changes arrive as
 // notices in the conversation (members.go), not as Matrix membership.
 //
@@ -189,6 +190,8 @@ type Connector struct {
 	// reach nobody (tellUndeliverable).
 	toldMu            sync.Mutex
 	toldUndeliverable map[bridge.ChatID]time.Time
+	// history is the state of history backfill (backfill.go).
+	history historyState
 	// ownPictures are group picture IDs the bridge set (groupinfo.go).
 	ownPictures sync.Map
 

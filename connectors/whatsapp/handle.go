@@ -42,6 +42,8 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 		c.pairSuccess(ctx, l, evt)
 	case *events.GroupInfo:
 		return c.handleGroupInfo(ctx, l, evt)
+	case *events.HistorySync:
+		return c.handleHistorySync(ctx, l, evt.Data)
 	case *events.Picture:
 		return c.handlePicture(ctx, l, evt)
 	case *events.Connected:
@@ -171,6 +173,9 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	if src.Chat.Server == types.BroadcastServer || src.Chat.Server == types.NewsletterServer {
 		return true // status updates and channels are not chats
 	}
+	if notif := evt.Message.GetProtocolMessage().GetHistorySyncNotification(); notif != nil {
+		return c.historyNotification(ctx, l, notif) // backfill.go
+	}
 	if src.IsFromMe && l.account == RelayAccount {
 		return true // the relay's own phone: not a participant
 	}
@@ -260,6 +265,9 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	}
 	if !c.submit(ctx, l, out, src.IsGroup) {
 		return false
+	}
+	if out.Kind == bridge.KindMessage {
+		c.noteFirstLive(ctx, chat, evt.Info) // where `backfill` asks from
 	}
 	if removed != "" {
 		if err = c.forgetContactReaction(ctx, l.account, removed); err != nil {

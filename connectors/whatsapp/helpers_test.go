@@ -67,7 +67,8 @@ type env struct {
 	db       *dbutil.Database
 	router   *bridge.Router
 	wa       *Connector
-	mx       *bridgetest.Loopback
+	mx       *bridgetest.HistoryLoopback
+	sms      *bridgetest.Loopback // an SMS-like leg: takes no history
 	matrix   *fakeMatrix
 	sessions *fakeSessions
 	logs     *testenv.SyncBuffer
@@ -97,7 +98,7 @@ func newEnv(t testing.TB, opts ...func(*envOpts)) *env {
 		fn(&o)
 	}
 	e := &env{
-		t: t, ctx: context.Background(), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix),
+		t: t, ctx: context.Background(), logs: &testenv.SyncBuffer{}, mx: bridgetest.NewHistoryLoopback(netMatrix),
 		matrix: newFakeMatrix(), sessions: &fakeSessions{}, clients: map[string]*fakeClient{},
 		clock: fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 	}
@@ -168,6 +169,8 @@ func (e *env) start() {
 	}
 	wa.SetHooks(hooks)
 	require.NoError(t, r.Register(e.mx))
+	e.sms = bridgetest.NewLoopback(bridge.NetworkSMS)
+	require.NoError(t, r.Register(e.sms))
 	require.NoError(t, r.Register(wa))
 	require.NoError(t, r.Start(e.ctx))
 	e.router, e.wa = r, wa
@@ -192,7 +195,7 @@ func (e *env) restart() {
 		f.handlers, f.connected = nil, false
 		f.mu.Unlock()
 	}
-	e.mx = bridgetest.NewLoopback(netMatrix)
+	e.mx = bridgetest.NewHistoryLoopback(netMatrix)
 	e.start()
 	for _, f := range clients {
 		require.True(e.t, f.waitFor(5*time.Second, func() bool { return f.connected }), "reconnected after the restart")

@@ -77,7 +77,7 @@ func (c *Connector) loadChat(ctx context.Context, chat bridge.ChatID) (*chatRow,
 func (c *Connector) deleteAccount(ctx context.Context, account string) error {
 	err := c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		// The chats last: the others find the account's rows through them.
-		for _, q := range []string{deleteLoginQuery, deleteAccountSendersQuery, deleteAccountContactReactionsQuery, deleteAccountOwnReactionsQuery, deleteAccountPollsQuery, deleteChatsQuery} {
+		for _, q := range []string{deleteLoginQuery, deleteAccountSendersQuery, deleteAccountContactReactionsQuery, deleteAccountOwnReactionsQuery, deleteAccountBackfillQuery, deleteAccountPollsQuery, deleteChatsQuery} {
 			if _, err := c.db.Exec(ctx, q, account); err != nil {
 				return err
 			}
