@@ -36,6 +36,9 @@ type incoming struct {
 	// Mentioned are the JIDs mentioned in the text ("@<number>" in the
 	// text, which the connector replaces with names).
 	Mentioned []string
+	// ViewOnce is set for media marked view-once inside the message
+	// (besides the view-once wrappers whatsmeow unwraps).
+	ViewOnce bool
 }
 
 // mediaRef is what DownloadMedia needs to fetch and decrypt an attachment.
@@ -134,17 +137,20 @@ func parseMessage(msg *waE2E.Message) (in incoming, ok bool) {
 		ctxInfo = msg.ExtendedTextMessage.GetContextInfo()
 	case msg.ImageMessage != nil:
 		m := msg.ImageMessage
+		in.ViewOnce = m.GetViewOnce()
 		in.Content, in.Media = mediaContent(bridge.MsgImage, m, m.GetCaption(), "")
 		in.Content.Media.Width, in.Content.Media.Height = int(m.GetWidth()), int(m.GetHeight())
 		ctxInfo = m.GetContextInfo()
 	case msg.VideoMessage != nil:
 		m := msg.VideoMessage
+		in.ViewOnce = m.GetViewOnce()
 		in.Content, in.Media = mediaContent(bridge.MsgVideo, m, m.GetCaption(), "")
 		in.Content.Media.Width, in.Content.Media.Height = int(m.GetWidth()), int(m.GetHeight())
 		in.Content.Media.Duration = time.Duration(m.GetSeconds()) * time.Second
 		ctxInfo = m.GetContextInfo()
 	case msg.AudioMessage != nil:
 		m := msg.AudioMessage
+		in.ViewOnce = m.GetViewOnce()
 		typ := bridge.MsgAudio
 		if m.GetPTT() {
 			typ = bridge.MsgVoice

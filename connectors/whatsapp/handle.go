@@ -183,7 +183,7 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	if !ok {
 		return true
 	}
-	if evt.IsViewOnce && in.Media != nil {
+	if (evt.IsViewOnce || in.ViewOnce) && in.Media != nil {
 		// View-once media is meant to be seen once, on the phone.
 		in = incoming{Kind: bridge.KindMessage, Content: &bridge.Content{Type: bridge.MsgNotice,
 			Body: "Sent view-once media, which the bridge does not forward; open WhatsApp to see it."}}

@@ -48,7 +48,8 @@ func contactVote(f *fakeClient, pollID string, options ...string) *waE2E.Message
 // TestRichContentBothWays: a poll with votes, a location (and a live
 // location), a voice note with its waveform and a sticker cross from
 // WhatsApp to Matrix and back, with the right types and fields; a vote
-// in a poll the bridge never saw is not bridged; and no option text or
+// in a poll the bridge never saw is not bridged; view-once media is
+// refused with a notice; and no option text, view-once reference or
 // phone number is stored in the database or logged.
 func TestRichContentBothWays(t *testing.T) {
 	for _, db := range databases {
@@ -207,12 +208,28 @@ func TestRichContentBothWays(t *testing.T) {
 				Media: &bridge.Media{Ref: "mxc://x/png", MimeType: "image/png"}}})
 			require.NotNil(t, nextWA().msg.GetImageMessage(), "not WebP: an image")
 
+			// View-once media is refused with a notice; its reference is
+			// dropped, so it is never downloaded nor kept.
+			for i, raw := range []*waE2E.Message{
+				{ViewOnceMessageV2Extension: &waE2E.FutureProofMessage{Message: &waE2E.Message{AudioMessage: &waE2E.AudioMessage{
+					PTT: proto.Bool(true), DirectPath: proto.String("/secret/voice"), MediaKey: []byte("k")}}}},
+				{ImageMessage: &waE2E.ImageMessage{ViewOnce: proto.Bool(true), DirectPath: proto.String("/secret/image"), MediaKey: []byte("k")}},
+			} {
+				require.True(t, f.dispatch(message(contactJID, contactJID, "WAONCE"+string(rune('A'+i)), raw)))
+				s = next()
+				ct = s.Delivery.Event.Content
+				require.Equal(t, bridge.MsgNotice, ct.Type)
+				require.Contains(t, ct.Body, "view-once")
+				require.Nil(t, ct.Media)
+				require.Nil(t, s.Media)
+			}
+
 			// Option texts are content: never stored, never logged.
 			requireStoredNoNumbers(t, e)
 			dump := string(dumpTables(e.ctx, t, e.db, tablesLike(e.ctx, t, e.db, "sb_%")))
 			logs := e.logs.String()
 			requireNoNumbers(t, logs, "logs")
-			for _, content := range []string{"Lunch where", "Pizza", "Sushi", "Tacos", "Dinner?", "Curry", "Ramen", "Ferry Building"} {
+			for _, content := range []string{"Lunch where", "Pizza", "Sushi", "Tacos", "Dinner?", "Curry", "Ramen", "Ferry Building", "/secret/"} {
 				require.NotContains(t, dump, content, "the database")
 				require.NotContains(t, logs, content, "the logs")
 			}
