@@ -44,8 +44,9 @@ type conn struct {
 	dropped atomic.Bool
 	idCtr   atomic.Uint64
 
-	// Set while pairing (pair.go).
+	// Set while pairing (pair.go, paircode.go).
 	pairing *pairing
+	code    *codePairing
 	// dev is the logged-in device.
 	dev *device
 }

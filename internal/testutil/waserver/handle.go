@@ -82,6 +82,8 @@ func (c *conn) handleIQ(iq *waBinary.Node) {
 			{Tag: "category", Attrs: waBinary.Attrs{"name": "readreceipts", "value": "all"}},
 			{Tag: "category", Attrs: waBinary.Attrs{"name": "last", "value": "all"}},
 		}})
+	case xmlns == "md" && first.Tag == "link_code_companion_reg":
+		resp = c.linkCode(iq, first)
 	case xmlns == "md" && first.Tag == "remove-companion-device":
 		resp = c.removeDevice(iq, first)
 	default:

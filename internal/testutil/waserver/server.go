@@ -31,6 +31,7 @@ type Server struct {
 	refs     map[string]*conn    // QR refs of connections waiting to pair
 	conns    map[*conn]struct{}
 	closed   bool
+	refused  int // code pairings whose key bundle did not open
 }
 
 // Account is one WhatsApp account (a phone number) on the server. Its
@@ -275,4 +276,12 @@ func (s *Server) LastEncType(jid types.JID) string {
 		return d.lastEnc
 	}
 	return ""
+}
+
+// RefusedPairings counts pairings by code the phone refused because the
+// companion's key bundle did not open (a wrong code).
+func (s *Server) RefusedPairings() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
