@@ -68,6 +68,13 @@ type Sender struct {
 	// a leg owner's messages without a name (one-to-one chats) put the
 	// display name before a guest's message.
 	Guest bool `json:"guest,omitempty"`
+	// Self is set when the sender is the person the source leg belongs to,
+	// writing from their own app on that network (WhatsApp on their
+	// phone): it names their account on the network that leg was opened
+	// from (a Matrix user ID). A destination that may act as that account
+	// (Matrix double puppeting) sends as it; others show the sender as
+	// usual.
+	Self string `json:"self,omitempty"`
 }
 
 // Content is the normalized body of a message or edit.

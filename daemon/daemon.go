@@ -212,6 +212,7 @@ func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Register
 	}
 	mx.SetIdentity(d.ident)
 	mx.SetLegTimerHandler(matrix.NewRouterLegTimer(d.router))
+	mx.SetLegLister(d.router)
 	d.cmds = commands.New(commands.Options{})
 	mx.SetCommands(d.cmds)
 	d.routes["/_matrix/app/"] = mx.AppserviceHandler()
@@ -259,6 +260,9 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 		return err
 	}
 	if err := cmds.Register(matrix.RetentionCommand(provision.RetentionRecorder(matrix.NewRouterRetention(d.router)))); err != nil {
+		return err
+	}
+	if err := cmds.Register(matrix.DoublePuppetCommand(mx)); err != nil {
 		return err
 	}
 	return svc.Register(cmds)

@@ -50,7 +50,7 @@ func deferSubmit(ctx context.Context, out *bridge.Event) bool {
 // before its submission other than a refusal notice, and its outcome is
 // handled after the flush (flushBatch). Anything else is handled alone.
 func (c *Connector) batchable(ctx context.Context, evt *event.Event) bool {
-	if evt.StateKey != nil || evt.Sender == c.bot || c.IsGhost(evt.Sender) {
+	if evt.StateKey != nil || evt.Sender == c.bot || c.IsGhost(evt.Sender) || c.isPuppetEcho(evt) {
 		return false
 	}
 	switch evt.Type {

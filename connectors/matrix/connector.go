@@ -101,6 +101,12 @@ type Connector struct {
 	// cmds answers bot commands (SetCommands).
 	cmds     *commands.Registry
 	legTimer LegTimerFunc
+	// legLister lists a portal's conversation legs (SetLegLister).
+	legLister LegLister
+	// statuses queues message send status events (sendstatus.go).
+	statuses sendStatuses
+	// puppets caches double puppeting opt-ins and intents (doublepuppet.go).
+	puppets puppets
 	members  map[memberKey]string
 	crypted  map[id.RoomID]bool
 	typers   map[typerKey]id.UserID
@@ -178,6 +184,8 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 	as.Log = log.With().Str("component", "mautrix").Logger()
 	as.DefaultHTTPRetries = 2
 	as.UserAgent = "switchboard " + mautrix.DefaultUserAgent
+	// Marks what double puppets send (doublepuppet.go).
+	as.DoublePuppetValue = cfg.Appservice.ID
 	c := &Connector{
 		cfg:      cfg,
 		log:      log,
@@ -296,6 +304,7 @@ func (c *Connector) connect(ctx context.Context) error {
 		return err
 	}
 	c.setHealth(bridge.HealthOK, "")
+	c.startBackground(c.backfillBridgeInfo)
 	c.log.Info().Str("bot", c.bot.String()).Bool("encryption", c.crypto != nil).Msg("Connected to the homeserver")
 	return nil
 }

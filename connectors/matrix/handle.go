@@ -49,7 +49,7 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 	case event.StateBeeperDisappearingTimer:
 		return c.handleTimerState(ctx, evt)
 	}
-	if evt.Sender == c.bot || c.IsGhost(evt.Sender) {
+	if evt.Sender == c.bot || c.IsGhost(evt.Sender) || c.isPuppetEcho(evt) {
 		// Our own sends, echoed back.
 		return nil
 	}

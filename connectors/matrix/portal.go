@@ -113,15 +113,18 @@ func (c *Connector) sendNotice(ctx context.Context, room id.RoomID, replyTo id.E
 	}
 }
 
-// HandleStatus implements bridge.StatusReceiver: a message that could not
-// be delivered gets a notice in its room, as a reply to it, naming the
-// network and the reason. Successful deliveries are not announced.
+// HandleStatus implements bridge.StatusReceiver: with
+// appservice.message_status_events every outcome is reported as a
+// com.beeper.message_send_status event (sendstatus.go); a message that
+// could not be delivered also gets a notice in its room, as a reply to it,
+// naming the network and the reason.
 func (c *Connector) HandleStatus(ctx context.Context, rep *bridge.StatusReport) {
-	if rep.State != bridge.StateFailed || rep.Kind == bridge.KindReadReceipt || rep.Kind == bridge.KindTyping {
-		return
-	}
 	room, err := roomID(rep.Source.Chat)
 	if err != nil {
+		return
+	}
+	c.queueSendStatus(ctx, room, rep)
+	if rep.State != bridge.StateFailed || rep.Kind == bridge.KindReadReceipt || rep.Kind == bridge.KindTyping {
 		return
 	}
 	reason := "unknown error"

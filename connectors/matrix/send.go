@@ -80,6 +80,9 @@ func (c *Connector) senderIntent(ctx context.Context, d *bridge.Delivery) (*apps
 	if err != nil {
 		return nil, "", err
 	}
+	if puppet := c.puppetIntent(ctx, room, d.Event.Sender); puppet != nil {
+		return puppet, room, nil
+	}
 	intent, err := c.ghostIntent(ctx, d.Event.Source.Network, d.Event.Sender)
 	if err != nil {
 		return nil, "", err

@@ -221,6 +221,7 @@ func (c *Connector) handleMessage(ctx context.Context, l *login, evt *events.Mes
 	if src.IsFromMe {
 		sender = c.pseudo.Phone(userE164(l.jid))
 		sender.DisplayName = "You (from WhatsApp)"
+		sender.Self = selfAccount(l)
 	}
 	out := &bridge.Event{
 		Kind:      in.Kind,

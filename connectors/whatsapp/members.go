@@ -105,6 +105,16 @@ func (c *Connector) trackContact(ctx context.Context, row *chatRow, evt *events.
 	return true
 }
 
+// selfAccount is what bridge.Sender.Self holds for what a login's own
+// account sends: the Matrix user whose login it is (double puppeting); ""
+// for the relay account, which is nobody's own.
+func selfAccount(l *login) string {
+	if l.account == RelayAccount {
+		return ""
+	}
+	return l.account
+}
+
 type memberNotice struct {
 	what   string // left, removed, joined, self, deleted
 	sender bridge.Sender
@@ -116,6 +126,7 @@ type memberNotice struct {
 func (c *Connector) memberNotices(l *login, evt *events.GroupInfo) []memberNotice {
 	self := c.pseudo.Phone(userE164(l.jid))
 	self.DisplayName = "You (from WhatsApp)"
+	self.Self = selfAccount(l)
 	if l.account == RelayAccount {
 		self.DisplayName = "WhatsApp relay"
 	}
