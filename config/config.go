@@ -87,6 +87,10 @@ type Appservice struct {
 	// domain's users, and the bot sends as them with the as_token (never
 	// reads as them). Off by default.
 	DoublePuppet bool `yaml:"double_puppet"`
+	// PersonalSpaces gives each Matrix user a space (an m.space room the
+	// bot makes and invites them to) holding their portals; on by
+	// default.
+	PersonalSpaces bool `yaml:"personal_spaces"`
 }
 
 // Database selects and configures the SQL database.
@@ -300,6 +304,7 @@ func Default() *Config {
 			GhostPrefix:    "sb_",
 
 			MessageStatusEvents: true,
+			PersonalSpaces:      true,
 		},
 		Database: Database{
 			Type:         DatabaseSQLite,

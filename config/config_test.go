@@ -29,6 +29,7 @@ appservice:
   pprof: true
   message_status_events: false
   double_puppet: true
+  personal_spaces: false
 database:
   type: postgres
   uri: postgres://sb:pw@db/sb?sslmode=disable

@@ -90,6 +90,7 @@ appservice:
   pprof: false
   message_status_events: true
   double_puppet: false
+  personal_spaces: true
 database:
   type: sqlite
   uri: data/bridge.db

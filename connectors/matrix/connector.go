@@ -124,6 +124,8 @@ type Connector struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
+	// group is chat info and spaces' state (groupinfo.go, space.go).
+	group groupState
 }
 
 type typerKey struct {

@@ -31,6 +31,8 @@ var (
 	// process owns the bot device, but its Olm machine has not started yet
 	// (login or key upload pending). It is transient: try again later.
 	ErrEncryptionNotReady = errors.New("matrix: end-to-end encryption is not started yet")
+	// ErrNotAnImage means an avatar to set is not an image.
+	ErrNotAnImage = errors.New("matrix: not an image")
 )
 
 // classify turns an error from the homeserver into what the router expects:

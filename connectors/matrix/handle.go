@@ -40,6 +40,10 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 	}
 	switch evt.Type {
 	case event.StateMember:
+		c.spaceMember(ctx, evt) // space.go
+		if err := c.handleKick(ctx, evt); err != nil {
+			return err
+		}
 		return c.handleMember(ctx, evt)
 	case event.StateEncryption:
 		c.mu.Lock()
@@ -62,6 +66,8 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 		return c.handleRedaction(ctx, evt)
 	case event.EventEncrypted:
 		return c.handleEncrypted(ctx, evt)
+	case event.StateRoomName, event.StateTopic, event.StateRoomAvatar:
+		return c.handleChatState(ctx, evt) // groupinfo.go
 	}
 	if isPollEvent(evt.Type) {
 		return c.handlePoll(ctx, evt) // content_poll.go

@@ -91,6 +91,7 @@ func (c *Connector) CreatePortal(ctx context.Context, opts PortalOptions) (bridg
 		return "", err
 	}
 	log.Info().Msg("Created portal room")
+	c.AddToSpace(ctx, opts.User, room) // space.go
 	return bridge.ChatID(room), nil
 }
 
@@ -140,6 +141,7 @@ func (c *Connector) HandleStatus(ctx context.Context, rep *bridge.StatusReport) 
 		bridge.KindEdit:     "edit",
 		bridge.KindReaction: "reaction",
 		bridge.KindDelete:   "deletion",
+		bridge.KindChatInfo: "change",
 	}[rep.Kind]
 	if what == "" {
 		what = string(rep.Kind)

@@ -70,6 +70,7 @@ func (c *Connector) ghostIntent(ctx context.Context, network bridge.NetworkID, s
 			return nil, err
 		}
 	}
+	c.rememberGhost(ctx, userID, network, sender.ID) // groupinfo.go
 	return intent, nil
 }
 
