@@ -114,6 +114,7 @@ func TestServerTextBothWays(t *testing.T) {
 			Sender: bridge.Sender{ID: alice, DisplayName: "Alice"}, Content: &bridge.Content{Type: bridge.MsgText, Body: "yes"}}))
 		got = carol.waitMessages(t, 2)
 		require.Equal(t, "yes", got[1].Message.GetConversation())
+		require.Equal(t, "msg", e.srv.LastEncType(*carol.cli.Store.ID), "encrypted with the stored session, not a new pre-key session")
 		e.requireNoNumbersAnywhere("whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_lid_map", "sb_whatsapp_chat")
 	})
 }
