@@ -75,6 +75,8 @@ func (c *conn) handleIQ(iq *waBinary.Node) {
 		if first.Tag == "active" {
 			defer c.activate()
 		}
+	case xmlns == "w:m" && first.Tag == "media_conn":
+		resp = c.mediaConn(iq)
 	case xmlns == "usync":
 		resp = c.usync(iq)
 	case xmlns == "privacy" && typ == "get":

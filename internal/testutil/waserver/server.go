@@ -32,6 +32,9 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closed   bool
 	refused  int // code pairings whose key bundle did not open
+
+	mediaAuth string
+	media     map[string][]byte // uploads by ID
 }
 
 // Account is one WhatsApp account (a phone number) on the server. Its
@@ -87,12 +90,15 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		log: opts.Log, pool: pool, static: keys.NewKeyPair(),
 		accounts: map[string]*Account{}, byLID: map[string]*Account{}, refs: map[string]*conn{}, conns: map[*conn]struct{}{},
+		media: map[string][]byte{}, mediaAuth: "test-media-auth",
 	}
 	if s.chain, err = certChain(s.static.Pub); err != nil {
 		return nil, errf("cert chain: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws/chat", s.serveWS)
+	mux.HandleFunc("/mms/", s.serveUpload)
+	mux.HandleFunc("/v/t62/", s.serveDownload)
 	s.http = httptest.NewUnstartedServer(mux)
 	s.http.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.http.StartTLS()
