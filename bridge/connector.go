@@ -157,6 +157,9 @@ const (
 	HealthDown          HealthState = "down"
 	HealthLoggedOut     HealthState = "logged_out"
 	HealthBadCredential HealthState = "bad_credentials"
+	// HealthBanned: the network banned the bridge's own account (a
+	// WhatsApp relay account banned or logged out as banned).
+	HealthBanned HealthState = "banned"
 )
 
 // Health is a connector's state with a human-readable reason.

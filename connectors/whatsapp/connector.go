@@ -590,6 +590,8 @@ func (c *Connector) Health(context.Context) bridge.Health {
 		switch {
 		case account == RelayAccount && l.state == StateLoggedOut:
 			state = bridge.HealthLoggedOut
+		case account == RelayAccount && l.state == StateBanned:
+			state = bridge.HealthBanned
 		case l.state == StateOutdated && state == bridge.HealthOK:
 			state = bridge.HealthDegraded
 		case l.state != StateConnected && state == bridge.HealthOK:

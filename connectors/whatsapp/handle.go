@@ -58,6 +58,12 @@ func (c *Connector) handleEvent(l *login, raw any) (ok bool) {
 	case *events.KeepAliveTimeout:
 		c.setState(ctx, l, StateConnecting, "keep-alive timed out")
 	case *events.LoggedOut:
+		if evt.OnConnect && evt.Reason == events.ConnectFailureUnknownLogout {
+			// 406: what WhatsApp Web calls BANNED.
+			c.loggedOut(ctx, l, "WhatsApp ended this login and reports the account as banned ("+evt.Reason.String()+"); the session was deleted. Check the account on your phone.")
+			c.setState(ctx, l, StateBanned, "banned: logged out by WhatsApp")
+			break
+		}
 		c.loggedOut(ctx, l, "WhatsApp logged this bridge out (the linked device was removed, or the session expired); the session was deleted. Send `login whatsapp` to log in again.")
 	case *events.TemporaryBan:
 		c.setState(ctx, l, StateBanned, evt.String())
