@@ -139,9 +139,8 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 	}
 	// Events are parsed one by one: one that does not parse is skipped,
 	// not a reason to refuse the transaction (and so everything after it).
-	var txn struct {
-		Events []json.RawMessage `json:"events"`
-	}
+	// So are the other parts (astxn.go).
+	var txn txnBody
 	if err = json.Unmarshal(body, &txn); err != nil {
 		log.Warn().Err(err).Msg("Malformed transaction")
 		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "Failed to parse transaction")
@@ -155,6 +154,12 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Debug().Int("events", len(txn.Events)).Msg("Handling transaction")
+	// Room keys first, so events they unlock decrypt at once.
+	if err = c.handleCryptoTraffic(ctx, &txn); err != nil {
+		log.Warn().Err(err).Msg("Failed to take the transaction's encryption traffic; asking the homeserver to retry")
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Temporarily unable to handle encryption traffic")
+		return
+	}
 	// Consecutive plain events are accepted together in one commit
 	// (batch.go); the batch is flushed before any other event and before
 	// the answer.
@@ -180,6 +185,9 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 			if err = c.flushBatch(ctx, batch); err == nil {
 				err = c.processEvent(ctx, evt)
 			}
+			if err == nil {
+				c.cryptoMemberChanged(ctx, evt)
+			}
 		}
 		if err != nil {
 			// Events handled so far are deduplicated when the homeserver
@@ -192,6 +200,8 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Temporarily unable to handle event")
 		return
 	}
+	// Typing and receipts are passing: they are not a reason to retry.
+	c.handleEphemeral(ctx, &txn)
 	c.markTxn(txnID)
 	writeJSON(w, http.StatusOK, struct{}{})
 }

@@ -120,6 +120,8 @@ type Connector struct {
 	mgmtRooms roomCache[id.UserID]
 	// txns remembers acknowledged transactions (txnmark.go).
 	txns *txnMarks
+	// inboxMu serializes feeding kept encryption traffic (cryptoinbox.go).
+	inboxMu sync.Mutex
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

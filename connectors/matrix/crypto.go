@@ -263,6 +263,9 @@ func (c *Connector) cryptoLoop() {
 		case <-c.cs.wakeChan():
 		}
 		if c.cs.started.Load() {
+			if err := c.drainCryptoInbox(ctx); err != nil {
+				c.log.Warn().Err(err).Msg("Failed to feed kept encryption traffic")
+			}
 			c.retryUndecrypted(ctx)
 		}
 	}

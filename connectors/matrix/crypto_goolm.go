@@ -42,6 +42,9 @@ type olmRun struct {
 // EncryptionCompiled reports whether this binary has end-to-end encryption.
 func EncryptionCompiled() bool { return true }
 
+// botDeviceName is the display name of the bot's device.
+const botDeviceName = "switchboard bridge"
+
 func newCryptor(c *Connector) (cryptor, error) {
 	if !c.cfg.Encryption.Allow {
 		return nil, nil
@@ -73,16 +76,24 @@ func (o *olmCryptor) start(ctx context.Context, onSession func(id.RoomID, id.Ses
 	if err != nil {
 		return fmt.Errorf("%w: find device: %w", ErrDatabase, err)
 	}
-	localpart, _, _ := c.bot.Parse()
-	_, err = cli.Login(ctx, &mautrix.ReqLogin{
-		Type:                     mautrix.AuthTypeAppservice,
-		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: localpart},
-		DeviceID:                 deviceID,
-		InitialDeviceDisplayName: "switchboard bridge",
-		StoreCredentials:         true,
-	})
-	if err != nil {
-		return classify("log in bot device", err)
+	created := false
+	if c.cfg.Encryption.MSC4190 {
+		if created, err = createDevice(ctx, cli, deviceID, botDeviceName); err != nil {
+			return err
+		}
+	}
+	if !created {
+		localpart, _, _ := c.bot.Parse()
+		_, err = cli.Login(ctx, &mautrix.ReqLogin{
+			Type:                     mautrix.AuthTypeAppservice,
+			Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: localpart},
+			DeviceID:                 deviceID,
+			InitialDeviceDisplayName: botDeviceName,
+			StoreCredentials:         true,
+		})
+		if err != nil {
+			return classify("log in bot device", err)
+		}
 	}
 	store.DeviceID = cli.DeviceID
 	cli.Store = store
@@ -90,7 +101,9 @@ func (o *olmCryptor) start(ctx context.Context, onSession func(id.RoomID, id.Ses
 	if err = mach.Load(ctx); err != nil {
 		return fmt.Errorf("load olm account: %w", err)
 	}
-	if !mach.GetAccount().Shared {
+	// Without /sync, one-time-key counts come only when they change:
+	// ask for them once (ShareKeys tops the keys up when they run low).
+	if !mach.GetAccount().Shared || c.cfg.Encryption.Appservice {
 		if err = mach.ShareKeys(ctx, -1); err != nil {
 			return classify("upload device keys", err)
 		}
@@ -99,6 +112,15 @@ func (o *olmCryptor) start(ctx context.Context, onSession func(id.RoomID, id.Ses
 		mach.SessionReceived = func(_ context.Context, room id.RoomID, session id.SessionID, _ uint32) {
 			onSession(room, session)
 		}
+	}
+	if c.cfg.Encryption.Appservice {
+		// Transactions bring the encryption traffic (astxn.go): no /sync.
+		run := &olmRun{cli: cli, mach: mach, cancel: func() {}, done: make(chan struct{})}
+		close(run.done)
+		o.run.Store(run)
+		o.log.Info().Stringer("device_id", cli.DeviceID).Bool("msc4190", created).
+			Msg("End-to-end encryption ready; encryption traffic comes in transactions")
+		return nil
 	}
 	syncer := mautrix.NewDefaultSyncer()
 	syncer.OnSync(mach.ProcessSyncResponse)
@@ -113,7 +135,7 @@ func (o *olmCryptor) start(ctx context.Context, onSession func(id.RoomID, id.Ses
 	run := &olmRun{cli: cli, mach: mach, cancel: cancel, done: make(chan struct{})}
 	go o.syncLoop(c.mctx(bg), run)
 	o.run.Store(run)
-	o.log.Info().Stringer("device_id", cli.DeviceID).Msg("End-to-end encryption ready")
+	o.log.Info().Stringer("device_id", cli.DeviceID).Bool("msc4190", created).Msg("End-to-end encryption ready")
 	return nil
 }
 
