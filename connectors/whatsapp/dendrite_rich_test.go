@@ -223,13 +223,17 @@ func TestRichContentWithDendrite(t *testing.T) {
 	// Locations.
 	require.True(t, g.dispatch(message(contactJID, contactJID, "RLOC", &waE2E.Message{LocationMessage: &waE2E.LocationMessage{
 		DegreesLatitude: proto.Float64(37.7955), DegreesLongitude: proto.Float64(-122.3937), Name: proto.String("Ferry Building")}})))
-	loc := waitEvent(portal, "location", func(e mxEvent) bool { return e.Content["msgtype"] == "m.location" && !strings.Contains(str(e.Content["body"]), "Live") })
+	loc := waitEvent(portal, "location", func(e mxEvent) bool {
+		return e.Content["msgtype"] == "m.location" && !strings.Contains(str(e.Content["body"]), "Live")
+	})
 	require.Equal(t, "m.room.message", loc.Type)
 	require.Equal(t, "geo:37.795500,-122.393700", loc.Content["geo_uri"])
 	require.Contains(t, str(loc.Content["body"]), "Ferry Building")
 	require.True(t, g.dispatch(message(contactJID, contactJID, "RLIVE", &waE2E.Message{LiveLocationMessage: &waE2E.LiveLocationMessage{
 		DegreesLatitude: proto.Float64(51.5), DegreesLongitude: proto.Float64(-0.12)}})))
-	live := waitEvent(portal, "live location", func(e mxEvent) bool { return e.Content["msgtype"] == "m.location" && strings.Contains(str(e.Content["body"]), "Live") })
+	live := waitEvent(portal, "live location", func(e mxEvent) bool {
+		return e.Content["msgtype"] == "m.location" && strings.Contains(str(e.Content["body"]), "Live")
+	})
 	require.Equal(t, "geo:51.500000,-0.120000", live.Content["geo_uri"])
 	require.Contains(t, str(live.Content["body"]), "last known position")
 
@@ -265,7 +269,7 @@ func TestRichContentWithDendrite(t *testing.T) {
 	// Alice votes in the WhatsApp poll: a WhatsApp vote for "Tacos".
 	sentBefore := len(g.sentMessages())
 	send("org.matrix.msc3381.poll.response", "v1", map[string]any{
-		"m.relates_to": map[string]any{"rel_type": "m.reference", "event_id": poll.EventID},
+		"m.relates_to":                     map[string]any{"rel_type": "m.reference", "event_id": poll.EventID},
 		"org.matrix.msc3381.poll.response": map[string]any{"answers": []string{answerID(2)}},
 	})
 	out := g.waitSent(sentBefore + 1)
@@ -296,7 +300,7 @@ func TestRichContentWithDendrite(t *testing.T) {
 	require.Equal(t, "Dinner?", pc.GetName())
 	require.Equal(t, "Ramen", pc.GetOptions()[1].GetOptionName())
 	send("org.matrix.msc3381.poll.response", "v2", map[string]any{
-		"m.relates_to": map[string]any{"rel_type": "m.reference", "event_id": myPoll},
+		"m.relates_to":                     map[string]any{"rel_type": "m.reference", "event_id": myPoll},
 		"org.matrix.msc3381.poll.response": map[string]any{"answers": []string{"Kp2z"}},
 	})
 	out = g.waitSent(sentBefore + 3)
