@@ -20,9 +20,9 @@ var _ bridge.HistoryReceiver = (*Connector)(nil)
 // (bridgev2 batch-sends only to Beeper's servers), so history is appended
 // to the room's timeline after what is already there, in the order the
 // router delivers it (oldest first), and push rules apply as to any
-// message. The bridge mentions nobody in it (an empty m.mentions, so no
-// highlight) and cannot mark it read for the user, which needs the user's
-// own token (double puppeting, which switchboard does not do).
+// message. The bridge mentions nobody in it (an empty m.mentions on text,
+// so no highlight) and does not mark it read for the user (that would
+// take the user's own account: double puppeting).
 func (c *Connector) SendHistory(ctx context.Context, d *bridge.Delivery) (bridge.RemoteID, error) {
 	if d.Event.Content != nil && d.Event.Content.Type.IsMedia() {
 		return c.SendMedia(ctx, d)
