@@ -241,8 +241,9 @@ func (d *Daemon) registerConnectors(ctx context.Context, reg prometheus.Register
 
 // registerCommands registers every bot command with its owner, in the
 // order help lists them: routing's start, identity's, WhatsApp's (which
-// answer that WhatsApp is not configured when wa is nil), retention,
-// safety's. The Matrix connector answers them from cmds.
+// answer that WhatsApp is not configured when wa is nil), retention, the
+// bot's recovery key, safety's. The Matrix connector answers them from
+// cmds.
 func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector, wa *whatsapp.Connector) error {
 	svc := d.safety
 	starter := matrix.NewRouterStarter(d.router, mx, matrix.StartOptions{
@@ -266,6 +267,9 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 		return err
 	}
 	if err := cmds.Register(matrix.DoublePuppetCommand(mx)); err != nil {
+		return err
+	}
+	if err := cmds.Register(commands.RecoveryKeyCommand(mx)); err != nil {
 		return err
 	}
 	return svc.Register(cmds)

@@ -74,6 +74,9 @@ type cryptoState struct {
 	noticeMu sync.Mutex
 	noticed  map[id.RoomID]time.Time // rooms told "too many pending" lately
 
+	// xs schedules cross-signing the bot's device (crosssign.go).
+	xs crossSignState
+
 	// Timings; zero means the default. Tests set them before Start
 	// (keyDeadline at any time).
 	leaseDuration time.Duration
@@ -244,7 +247,8 @@ func (c *Connector) keyDeadline() time.Duration {
 
 // cryptoLoop keeps (or waits for) the bot device's lease and works through
 // kept undecryptable events: at once when a room key arrives, and every
-// scanInterval for events other processes kept and for deadlines.
+// scanInterval for events other processes kept and for deadlines. It also
+// cross-signs the bot's device once its machine runs (crosssign.go).
 func (c *Connector) cryptoLoop() {
 	defer c.bg.Done()
 	ctx := c.bgCtx
@@ -258,6 +262,7 @@ func (c *Connector) cryptoLoop() {
 			return
 		case <-lease.C:
 			c.keepLease(ctx)
+			c.maybeCrossSign(ctx)
 			continue
 		case <-scan.C:
 		case <-c.cs.wakeChan():
@@ -267,6 +272,7 @@ func (c *Connector) cryptoLoop() {
 				c.log.Warn().Err(err).Msg("Failed to feed kept encryption traffic")
 			}
 			c.retryUndecrypted(ctx)
+			c.maybeCrossSign(ctx)
 		}
 	}
 }

@@ -33,6 +33,16 @@ var (
 	ErrEncryptionNotReady = errors.New("matrix: end-to-end encryption is not started yet")
 	// ErrNotAnImage means an avatar to set is not an image.
 	ErrNotAnImage = errors.New("matrix: not an image")
+	// ErrCrossSigningAuth means the homeserver wants interactive
+	// authentication the bot cannot give before it accepts the bot's
+	// cross-signing keys (crosssign.go).
+	ErrCrossSigningAuth = errors.New("matrix: the homeserver refused the bot's cross-signing keys without authentication")
+	// ErrCrossSigningMismatch means the homeserver publishes another
+	// master key for the bot than the one the database holds.
+	ErrCrossSigningMismatch = errors.New("matrix: the homeserver has another cross-signing master key for the bot")
+	// ErrCrossSigningForeign means the homeserver publishes cross-signing
+	// keys for the bot that the database has no private keys of.
+	ErrCrossSigningForeign = errors.New("matrix: the homeserver has cross-signing keys for the bot that this bridge did not make")
 )
 
 // classify turns an error from the homeserver into what the router expects:

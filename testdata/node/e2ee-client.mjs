@@ -33,6 +33,12 @@
 //       error lists events that could not be decrypted
 //   {"cmd":"wait_member","room":…,"user":…,"membership":"join","timeout_ms":…} -> {}
 //   {"cmd":"wait_invite","timeout_ms":…}               -> {"room_id":…,"inviter":…}
+//   {"cmd":"device_verification","user":…,"device":…}
+//       -> {"known":bool,"signed_by_owner":bool,"cross_signing_verified":bool}
+//       downloads the user's keys afresh and says whether this client knows
+//       the device, sees it signed by its owner's self-signing key, and
+//       trusts it through cross-signing (which also needs the owner's
+//       identity verified by this user)
 //   {"cmd":"quit"}                                     -> {} then exit 0
 // Closing stdin also quits.
 
@@ -301,6 +307,18 @@ const handlers = {
       "an invite",
     );
     return invites.shift();
+  },
+
+  async device_verification(c) {
+    const crypto = client.getCrypto();
+    const devices = await crypto.getUserDeviceInfo([c.user], true);
+    const known = !!devices.get(c.user)?.has(c.device);
+    const status = known ? await crypto.getDeviceVerificationStatus(c.user, c.device) : null;
+    return {
+      known,
+      signed_by_owner: !!status?.signedByOwner,
+      cross_signing_verified: !!status?.crossSigningVerified,
+    };
   },
 
   async quit() {
