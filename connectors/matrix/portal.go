@@ -91,7 +91,6 @@ func (c *Connector) CreatePortal(ctx context.Context, opts PortalOptions) (bridg
 		return "", err
 	}
 	log.Info().Msg("Created portal room")
-	c.AddToSpace(ctx, opts.User, room) // space.go
 	return bridge.ChatID(room), nil
 }
 

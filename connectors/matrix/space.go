@@ -158,20 +158,40 @@ func (c *Connector) spaceOwner(ctx context.Context, space id.RoomID) id.UserID {
 }
 
 // spaceMember keeps spaces in sync with portal membership: a portal's
-// owner leaving it, or the bot leaving, takes it out of the owner's space.
-// It runs before handleMember, which forgets a room the bot left.
+// owner joining it puts it into their space (made then, the first time,
+// so the space's invite never comes before the portal's), and the owner
+// or the bot leaving takes it out. It runs before handleMember, which
+// forgets a room the bot left; the space's requests run in the
+// background.
 func (c *Connector) spaceMember(ctx context.Context, evt *event.Event) {
-	if !c.cfg.Appservice.PersonalSpaces {
+	if !c.cfg.Appservice.PersonalSpaces || c.bgCtx == nil {
 		return
 	}
 	content := evt.Content.AsMember()
-	if !content.Membership.IsLeaveOrBan() {
-		return
-	}
 	target := id.UserID(evt.GetStateKey())
-	p, err := c.getPortal(ctx, evt.RoomID)
-	if err != nil || p == nil || (target != p.Owner && target != c.bot) {
+	joined := content.Membership == event.MembershipJoin
+	if joined {
+		if prev := evt.Unsigned.PrevContent; prev != nil {
+			_ = prev.ParseRaw(event.StateMember)
+			if pm, ok := prev.Parsed.(*event.MemberEventContent); ok && pm.Membership == event.MembershipJoin {
+				return // a profile change, not a join
+			}
+		}
+	} else if !content.Membership.IsLeaveOrBan() {
 		return
 	}
-	c.removeFromSpace(ctx, p.Owner, evt.RoomID)
+	p, err := c.getPortal(ctx, evt.RoomID)
+	if err != nil || p == nil || (target != p.Owner && (joined || target != c.bot)) {
+		return
+	}
+	owner, room := p.Owner, evt.RoomID
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		if joined {
+			c.AddToSpace(c.bgCtx, owner, room)
+		} else {
+			c.removeFromSpace(c.bgCtx, owner, room)
+		}
+	}()
 }

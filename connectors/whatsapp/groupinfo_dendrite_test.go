@@ -1,0 +1,232 @@
+package whatsapp
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/commands"
+	"github.com/switchboard-bridge/switchboard/config"
+	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
+)
+
+// Against a real homeserver and the real Matrix connector: a WhatsApp
+// group's portal takes the group's name and description as they change,
+// shows members joining as their ghosts, and sits in the user's space;
+// the user renaming the portal renames the group, and kicking a ghost
+// removes its member on WhatsApp. No number shows in the room's state,
+// the space or the logs.
+func TestGroupInfoWithDendrite(t *testing.T) {
+	port, err := testenv.FreePort()
+	require.NoError(t, err)
+	cfg := config.Default()
+	cfg.Appservice.Listen = "127.0.0.1:" + strconv.Itoa(port)
+	cfg.Appservice.Address = "http://" + cfg.Appservice.Listen
+	cfg.Appservice.ASToken, cfg.Appservice.HSToken = token(t), token(t)
+	cfg.Identity.Secret, cfg.Encryption.PickleKey = token(t), token(t)
+	cfg.WhatsApp.Enabled = true
+	require.True(t, cfg.Appservice.PersonalSpaces, "spaces are on by default")
+	reg := filepath.Join(t.TempDir(), "registration.yaml")
+	require.NoError(t, config.WriteRegistration(cfg, reg))
+	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{reg}})
+	cfg.Homeserver.Address, cfg.Homeserver.Domain = hs.URL, hs.ServerName
+	cfg.Permissions = map[string]string{"*": config.PermRelay, hs.ServerName: config.PermUser}
+
+	logs := &testenv.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- logs ---\n%s", testenv.TailBytes([]byte(logs.String()), 80))
+		}
+	})
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Options{Type: database.TypeSQLite, URI: filepath.Join(t.TempDir(), "sb.db")}, log)
+	require.NoError(t, err)
+	mx, err := matrix.New(matrix.Config{
+		Homeserver: cfg.Homeserver, Appservice: cfg.Appservice, Encryption: cfg.Encryption,
+		Permissions: cfg.Permissions, Secret: cfg.Identity.Secret, Lease: cfg.Delivery.Lease.Std(),
+	}, db, log)
+	require.NoError(t, err)
+	sessions := &fakeSessions{}
+	wa, err := New(connectorConfig(cfg), db, log, Options{Sessions: sessions})
+	require.NoError(t, err)
+	r, err := bridge.New(bridge.Options{DB: db, Secret: []byte(cfg.Identity.Secret), Log: log, PollInterval: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, r.Register(mx))
+	require.NoError(t, r.Register(wa))
+	wa.SetMatrix(mx)
+	wa.SetHooks(Hooks{OnChatTimer: r.SetLegTimer, OnUnrouted: func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
+		room, err := mx.CreatePortal(ctx, matrix.PortalOptions{User: id.UserID(u.Account), Network: bridge.NetworkWhatsApp, Contact: u.Contact, Direct: !u.Group, Name: u.Name})
+		if err != nil {
+			return "", err
+		}
+		return r.CreateConversation(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
+	}})
+	cmds := commands.New(commands.Options{})
+	require.NoError(t, Register(cmds, wa))
+	mx.SetCommands(cmds)
+	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: mx.AppserviceHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(func() {
+		_ = srv.Close()
+		_ = r.Stop(context.Background())
+		_ = db.Close()
+	})
+	require.Eventually(t, func() bool { return mx.Health(ctx).State == bridge.HealthOK }, 15*time.Second, 50*time.Millisecond)
+
+	alice, tok := hs.RegisterUser(t, "alice", "password-alice")
+	do := func(method, path string, body, out any) int {
+		return hs.DoJSON(t, method, "/_matrix/client/v3"+path, tok, body, out)
+	}
+	state := func(room, typ, key string, out any) int {
+		return do(http.MethodGet, "/rooms/"+url.PathEscape(room)+"/state/"+typ+"/"+url.PathEscape(key), nil, out)
+	}
+	invited := func() []string {
+		var s struct {
+			Rooms struct {
+				Invite map[string]any `json:"invite"`
+			} `json:"rooms"`
+		}
+		do(http.MethodGet, "/sync?timeout=0", nil, &s)
+		var out []string
+		for room := range s.Rooms.Invite {
+			out = append(out, room)
+		}
+		return out
+	}
+
+	// alice logs in her WhatsApp, which is in a group with two contacts.
+	own := types.NewADJID("14155550101", 0, 3)
+	g := newFakeClient(own)
+	groups := g.withGroup(groupJID, "Lunch crew", contactJID, otherJID)
+	sessions.mu.Lock()
+	sessions.next = []*fakeClient{g}
+	sessions.mu.Unlock()
+	require.Contains(t, wa.LoginCommand(ctx, &commands.Request{User: bridge.Address{Network: bridge.NetworkMatrix, ID: alice}, Level: commands.LevelUser,
+		Room: bridge.ChatID("!nowhere:" + hs.ServerName), Name: "login", Args: []string{"whatsapp"}, Reply: func(context.Context, commands.Step) {}}), "Scan")
+	require.True(t, g.waitFor(10*time.Second, func() bool { return g.qr != nil }))
+	g.dispatch(&events.PairSuccess{ID: own})
+	g.qr <- whatsmeow.QRChannelSuccess
+	require.Eventually(t, func() bool { return wa.loginOf(alice) != nil && wa.loginOf(alice).jid == own }, 10*time.Second, 20*time.Millisecond)
+	g.dispatch(&events.Connected{})
+
+	require.True(t, g.dispatch(message(groupJID, contactJID, "G1", text("hi all"))))
+	var portal, space string
+	require.Eventually(t, func() bool {
+		for _, room := range invited() {
+			var create struct {
+				Type string `json:"type"`
+			}
+			// An invitee cannot read state yet: join every invite.
+			do(http.MethodPost, "/join/"+url.PathEscape(room), map[string]any{}, nil)
+			state(room, "m.room.create", "", &create)
+			if create.Type == "m.space" {
+				space = room
+			} else {
+				portal = room
+			}
+		}
+		return portal != "" && space != ""
+	}, 20*time.Second, 200*time.Millisecond, "alice is invited to the group's portal and to her space")
+
+	// The portal is a child of the space, and the space its parent.
+	var child map[string]any
+	require.Equal(t, http.StatusOK, state(space, "m.space.child", portal, &child))
+	require.Equal(t, []any{hs.ServerName}, child["via"])
+	var parent map[string]any
+	require.Equal(t, http.StatusOK, state(portal, "m.space.parent", space, &parent))
+	var hierarchy struct {
+		Rooms []struct {
+			RoomID string `json:"room_id"`
+			Name   string `json:"name"`
+		} `json:"rooms"`
+	}
+	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodGet, "/_matrix/client/v1/rooms/"+url.PathEscape(space)+"/hierarchy", tok, nil, &hierarchy))
+	var ids []string
+	for _, room := range hierarchy.Rooms {
+		ids = append(ids, room.RoomID)
+		requireNoNumbers(t, room.Name, "a name in the space")
+	}
+	require.Contains(t, ids, portal, "the space's hierarchy shows the portal")
+
+	// WhatsApp renames the group and sets its description; a member joins.
+	require.True(t, g.dispatch(&events.GroupInfo{JID: groupJID, Timestamp: time.Now(), Sender: &contactJID,
+		Name: &types.GroupName{Name: "Dinner crew"}, Topic: &types.GroupTopic{Topic: "Fridays at 7, call +1 415 555 0177"}}))
+	var name struct {
+		Name string `json:"name"`
+	}
+	require.Eventually(t, func() bool { state(portal, "m.room.name", "", &name); return name.Name == "Dinner crew" }, 20*time.Second, 100*time.Millisecond, "the portal's name follows WhatsApp")
+	var topic struct {
+		Topic string `json:"topic"`
+	}
+	require.Eventually(t, func() bool { state(portal, "m.room.topic", "", &topic); return strings.HasPrefix(topic.Topic, "Fridays at 7") }, 20*time.Second, 100*time.Millisecond, "the portal's topic follows WhatsApp")
+	requireNoNumbers(t, topic.Topic, "the topic")
+
+	// WhatsApp sets the group's picture: it becomes the portal's avatar.
+	pic := pngImage(t)
+	picSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(pic) }))
+	defer picSrv.Close()
+	groups.mu.Lock()
+	groups.pictures[groupJID] = &types.ProfilePictureInfo{URL: picSrv.URL + "/p", ID: "5"}
+	groups.mu.Unlock()
+	require.True(t, g.dispatch(&events.Picture{JID: groupJID, Author: contactJID, Timestamp: time.Now(), PictureID: "5"}))
+	var avatar struct {
+		URL string `json:"url"`
+	}
+	require.Eventually(t, func() bool { state(portal, "m.room.avatar", "", &avatar); return strings.HasPrefix(avatar.URL, "mxc://") }, 20*time.Second, 100*time.Millisecond, "the portal's avatar follows WhatsApp")
+
+	otherGhost := mx.GhostUserID(bridge.NetworkWhatsApp, wa.contact(otherJID, types.EmptyJID, "").ID)
+	require.True(t, g.dispatch(&events.GroupInfo{JID: groupJID, Timestamp: time.Now(), Sender: &contactJID, Join: []types.JID{otherJID}}))
+	members := func() map[string]any {
+		var m struct {
+			Joined map[string]any `json:"joined"`
+		}
+		do(http.MethodGet, "/rooms/"+url.PathEscape(portal)+"/joined_members", nil, &m)
+		return m.Joined
+	}
+	require.Eventually(t, func() bool { _, ok := members()[otherGhost.String()]; return ok }, 20*time.Second, 100*time.Millisecond, "the joining member's ghost joins")
+
+	// alice renames the portal: the group is renamed on WhatsApp.
+	require.Equal(t, http.StatusOK, do(http.MethodPut, "/rooms/"+url.PathEscape(portal)+"/state/m.room.name/", map[string]any{"name": "Brunch crew"}, nil))
+	require.True(t, g.waitFor(20*time.Second, func() bool { n, _, _, _ := groups.snapshot(); return slices.Contains(n, "Brunch crew") }), "the group is renamed")
+
+	require.Equal(t, http.StatusOK, do(http.MethodPut, "/rooms/"+url.PathEscape(portal)+"/state/m.room.topic/", map[string]any{"topic": "Sundays"}, nil))
+	require.True(t, g.waitFor(20*time.Second, func() bool { _, tp, _, _ := groups.snapshot(); return slices.Contains(tp, "Sundays") }), "the description changes")
+
+	// alice kicks the member's ghost: the member is removed on WhatsApp.
+	require.Equal(t, http.StatusOK, do(http.MethodPost, "/rooms/"+url.PathEscape(portal)+"/kick", map[string]any{"user_id": otherGhost}, nil))
+	require.True(t, g.waitFor(20*time.Second, func() bool { _, _, _, rm := groups.snapshot(); return slices.Contains(rm, otherJID) }), "the member is removed")
+
+	var all []map[string]any
+	for _, room := range []string{portal, space} {
+		do(http.MethodGet, "/rooms/"+url.PathEscape(room)+"/state", nil, &all)
+		for _, e := range all {
+			requireNoNumbers(t, str(e["state_key"])+" "+str(e["sender"])+" "+str(asMap(e["content"])["name"])+" "+str(asMap(e["content"])["topic"])+" "+str(asMap(e["content"])["displayname"]), "room state")
+		}
+	}
+	requireNoNumbers(t, logs.String(), "logs")
+}
+
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
