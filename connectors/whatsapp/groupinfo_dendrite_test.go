@@ -181,7 +181,10 @@ func TestGroupInfoWithDendrite(t *testing.T) {
 	var topic struct {
 		Topic string `json:"topic"`
 	}
-	require.Eventually(t, func() bool { state(portal, "m.room.topic", "", &topic); return strings.HasPrefix(topic.Topic, "Fridays at 7") }, 20*time.Second, 100*time.Millisecond, "the portal's topic follows WhatsApp")
+	require.Eventually(t, func() bool {
+		state(portal, "m.room.topic", "", &topic)
+		return strings.HasPrefix(topic.Topic, "Fridays at 7")
+	}, 20*time.Second, 100*time.Millisecond, "the portal's topic follows WhatsApp")
 	requireNoNumbers(t, topic.Topic, "the topic")
 
 	// WhatsApp sets the group's picture: it becomes the portal's avatar.
@@ -195,7 +198,10 @@ func TestGroupInfoWithDendrite(t *testing.T) {
 	var avatar struct {
 		URL string `json:"url"`
 	}
-	require.Eventually(t, func() bool { state(portal, "m.room.avatar", "", &avatar); return strings.HasPrefix(avatar.URL, "mxc://") }, 20*time.Second, 100*time.Millisecond, "the portal's avatar follows WhatsApp")
+	require.Eventually(t, func() bool {
+		state(portal, "m.room.avatar", "", &avatar)
+		return strings.HasPrefix(avatar.URL, "mxc://")
+	}, 20*time.Second, 100*time.Millisecond, "the portal's avatar follows WhatsApp")
 
 	otherGhost := mx.GhostUserID(bridge.NetworkWhatsApp, wa.contact(otherJID, types.EmptyJID, "").ID)
 	require.True(t, g.dispatch(&events.GroupInfo{JID: groupJID, Timestamp: time.Now(), Sender: &contactJID, Join: []types.JID{otherJID}}))
