@@ -423,3 +423,33 @@ func TestMalformedEncryptionTrafficSkipped(t *testing.T) {
 		return slices.Contains(delivered(e.env), "plain after garbage")
 	})
 }
+
+// TestEncryptionTrafficKeptForTheOwner: of two processes on one database,
+// the one that does not own the bot device keeps the encryption traffic a
+// transaction brings it (sb_matrix_crypto_inbox) and the owner feeds it to
+// its machine: a room key and the Megolm event it unlocks, both pushed to
+// the other process, are bridged.
+func TestEncryptionTrafficKeptForTheOwner(t *testing.T) {
+	e := startCryptoStub(t)
+	cfg2 := *e.cfg
+	cfg2.Appservice.Listen = "127.0.0.1:0"
+	other := startBridge(t, &cfg2, e.dbPath, nil)
+	waitFor(t, 10*time.Second, "the second process leaves encryption to the owner", func() bool {
+		return strings.Contains(other.conn.Health(context.Background()).Message, "another process")
+	})
+	h := other.conn.AppserviceHandler()
+	token := e.cfg.Appservice.HSToken
+	key := e.shareRoomKey(t)
+	require.Equal(t, http.StatusOK, putBody(t, h, token, "key", map[string]any{"de.sorunome.msc2409.to_device": []any{map[string]any{
+		"type": "m.room.encrypted", "sender": aliceUser,
+		"to_user_id": e.conn.BotUserID(), "to_device_id": e.botDevice(t), "content": key,
+	}}}))
+	assert.Contains(t, other.logs.String(), "Kept encryption traffic for the process that owns the bot device")
+	require.Equal(t, http.StatusOK, putRaw(t, h, token, "msg", e.megolmEvent(t, "$enc-other", "through the other process")))
+	waitFor(t, 20*time.Second, "the message bridged by the owner", func() bool {
+		return slices.Contains(append(delivered(e.env), delivered(other)...), "through the other process")
+	})
+	var kept int
+	require.NoError(t, e.db.QueryRow(context.Background(), `SELECT COUNT(*) FROM sb_matrix_crypto_inbox`).Scan(&kept))
+	assert.Zero(t, kept, "the owner took what was kept")
+}
