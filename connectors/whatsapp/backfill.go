@@ -17,6 +17,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // History backfill (whatsapp.backfill). After a login, the phone sends the
@@ -286,7 +287,7 @@ func (c *Connector) backfillConversation(ctx context.Context, l *login, conv *wa
 // deletes, timer changes, poll votes, view-once media).
 func (c *Connector) historyEvent(l *login, leg bridge.Leg, evt *events.Message) *bridge.Event {
 	in, ok := parseMessage(evt.Message)
-	if !ok || in.Kind != bridge.KindMessage || in.Content == nil || in.ChatTimer != nil || evt.IsViewOnce {
+	if !ok || in.Kind != bridge.KindMessage || in.Content == nil || in.ChatTimer != nil || evt.IsViewOnce || in.ViewOnce {
 		return nil
 	}
 	if in.Content.Type == bridge.MsgPollVote {
@@ -343,6 +344,9 @@ func (c *Connector) openForHistory(ctx context.Context, l *login, conv *waHistor
 		u.Name = strings.TrimSpace(conv.GetName())
 		if u.Name == "" {
 			u.Name = c.groupName(ctx, l, chat)
+		}
+		if phone.Contains(u.Name) {
+			u.Name = "WhatsApp group" // a subject that is (or holds) a number
 		}
 	} else {
 		push := ""
