@@ -17,6 +17,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // History backfill (whatsapp.backfill). After a login, the phone sends the
@@ -343,6 +344,9 @@ func (c *Connector) openForHistory(ctx context.Context, l *login, conv *waHistor
 		u.Name = strings.TrimSpace(conv.GetName())
 		if u.Name == "" {
 			u.Name = c.groupName(ctx, l, chat)
+		}
+		if phone.Contains(u.Name) {
+			u.Name = "WhatsApp group" // a subject that is (or holds) a number
 		}
 	} else {
 		push := ""

@@ -1,7 +1,9 @@
 package whatsapp
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
 	"github.com/switchboard-bridge/switchboard/commands"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // sentTo is what the loopback received in chat, in delivery order.
@@ -266,3 +269,47 @@ func TestHistoryChatJIDPrefersNumber(t *testing.T) {
 }
 
 func stringPtr(s string) *string { return &s }
+
+// No phone number reaches what Matrix would show from a history sync:
+// push names that are numbers, "@number" mentions, a group whose subject
+// is a number, a chat known by its LID; nor the database or the log.
+func TestNoNumbersFromHistory(t *testing.T) {
+	e := newEnv(t, withoutUnrouted)
+	var mu sync.Mutex
+	var rooms []Unrouted
+	e.wa.SetHooks(Hooks{OnChatTimer: e.router.SetLegTimer, OnUnrouted: func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
+		mu.Lock()
+		rooms = append(rooms, u)
+		mu.Unlock()
+		return e.router.CreateConversation(ctx, bridge.Leg{Network: netMatrix, Chat: "!h-" + u.Chat + ":example.org"}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
+	}})
+	f := e.login(alice, aliceJID)
+	now := time.Now().Truncate(time.Second)
+	one := historyConv(contactJID, "+1 415 555 0177", histMsg{id: "N1", body: "hi @14155550177", at: now.Add(-time.Hour)})
+	one.Messages[0].Message.PushName = stringPtr("+14155550177")
+	group := historyConv(groupJID, "442071838750", histMsg{id: "N2", sender: otherJID, body: "ping @442071838750", at: now.Add(-2 * time.Hour)})
+	group.Messages[0].Message.PushName = stringPtr("442071838750")
+	lid := types.NewJID("123456789012345", types.HiddenUserServer)
+	byLID := historyConv(lid, "", histMsg{id: "N3", body: "by lid", at: now.Add(-3 * time.Hour)})
+	byLID.PnJID = stringPtr(types.NewJID("14155550188", types.DefaultUserServer).String())
+	require.True(t, f.dispatch(historyNotification(t, aliceJID, waHistorySync.HistorySync_INITIAL_BOOTSTRAP, one, group, byLID)))
+	e.waitQueueEmpty()
+	sent := e.mx.WaitSent(3, 5*time.Second)
+	require.Len(t, sent, 3)
+	for _, s := range sent {
+		snd := s.Delivery.Event.Sender
+		requireNoNumbers(t, string(snd.ID)+" "+snd.DisplayName+" "+s.Delivery.Event.Content.Body, "history delivery")
+		require.False(t, phone.Contains(snd.DisplayName), snd.DisplayName)
+		require.NotContains(t, s.Delivery.Event.Content.Body, "4155550188")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, rooms, 3)
+	for _, r := range rooms {
+		requireNoNumbers(t, r.Name+r.Contact.DisplayName+string(r.Contact.ID)+string(r.Chat), "portal")
+		require.False(t, phone.Contains(r.Name+" "+r.Contact.DisplayName), r.Name+" "+r.Contact.DisplayName)
+	}
+	requireStoredNoNumbers(t, e)
+	requireNoNumbers(t, e.logs.String(), "the logs")
+	require.NotContains(t, e.logs.String(), "4155550188")
+}
