@@ -14,6 +14,7 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
@@ -35,6 +36,13 @@ import (
 // certificate root variable.
 
 var waserverOnce sync.Once
+
+// contactLogLevel and serverLogLevel are how much of the contact
+// clients' and the server's logs a failed test shows.
+var (
+	contactLogLevel = zerolog.WarnLevel
+	serverLogLevel  = zerolog.InfoLevel
+)
 
 // useWAServer makes whatsmeow trust the test servers' certificate root
 // and ping every fraction of a second (so keep-alives run during a
@@ -99,7 +107,7 @@ func newSrvEnv(t *testing.T, dbo database.Options) *srvEnv {
 		}
 	})
 	e.log = zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	srv, err := waserver.New(waserver.Options{Log: e.log.With().Str("component", "waserver").Logger().Level(zerolog.InfoLevel)})
+	srv, err := waserver.New(waserver.Options{Log: e.log.With().Str("component", "waserver").Logger().Level(serverLogLevel)})
 	require.NoError(t, err)
 	e.srv = srv
 	t.Cleanup(srv.Close)
@@ -237,7 +245,7 @@ func (e *srvEnv) newContact(phone, name string) *contact {
 	e.t.Cleanup(func() { _ = db.Close() })
 	container := sqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", upgrades.Table, nil), nil)
 	require.NoError(e.t, container.Upgrade(e.ctx))
-	c := &contact{cli: whatsmeow.NewClient(container.NewDevice(), nil)}
+	c := &contact{cli: whatsmeow.NewClient(container.NewDevice(), waLog.Zerolog(e.log.With().Str("component", "contact").Logger().Level(contactLogLevel)))}
 	c.cli.AddEventHandler(func(evt any) {
 		c.mu.Lock()
 		defer c.mu.Unlock()

@@ -1,6 +1,7 @@
 package waserver
 
 import (
+	"slices"
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -53,8 +54,18 @@ func (c *conn) relayMessage(msg *waBinary.Node) {
 	}
 	var outs []out
 	s.mu.Lock()
-	participants := msg.GetChildByTag("participants")
-	for _, p := range participants.GetChildren() {
+	var participants []waBinary.Node
+	if pnode, ok := msg.GetOptionalChildByTag("participants"); ok {
+		participants = pnode.GetChildren()
+	}
+	if len(participants) == 0 && len(msg.GetChildrenByTag("enc")) > 0 {
+		// A message for one device (a retry's resend): its <enc> is a
+		// direct child and "to" names the device.
+		participants = []waBinary.Node{{Tag: "to", Attrs: waBinary.Attrs{"jid": to}, Content: msg.GetChildrenByTag("enc")}}
+		extra = slices.DeleteFunc(extra, func(n waBinary.Node) bool { return n.Tag == "enc" })
+		to = to.ToNonAD()
+	}
+	for _, p := range participants {
 		jid, ok := p.Attrs["jid"].(types.JID)
 		if p.Tag != "to" || !ok {
 			continue
@@ -93,6 +104,7 @@ func (c *conn) relayMessage(msg *waBinary.Node) {
 		outs = append(outs, out{d: d, node: waBinary.Node{Tag: "message", Attrs: attrs, Content: content}})
 	}
 	s.mu.Unlock()
+	s.log.Debug().Int("devices", len(outs)).Str("id", id).Msg("relaying message")
 	_ = c.send(ack)
 	for _, o := range outs {
 		s.deliver(o.d, o.node, true)
@@ -119,6 +131,10 @@ func (c *conn) relayReceipt(r *waBinary.Node) {
 		return
 	case "inactive":
 		typ = ""
+	case "retry":
+		s.mu.Lock()
+		s.retries++
+		s.mu.Unlock()
 	}
 	if to.Server == types.GroupServer {
 		return

@@ -32,6 +32,7 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closed   bool
 	refused  int // code pairings whose key bundle did not open
+	retries  int // retry receipts relayed
 
 	mediaAuth string
 	media     map[string][]byte // uploads by ID
@@ -290,4 +291,23 @@ func (s *Server) RefusedPairings() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refused
+}
+
+// Retries counts the retry receipts relayed (a device asking for a
+// message again because it could not decrypt it).
+func (s *Server) Retries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retries
+}
+
+// ReuseDeviceID makes the next device linked to the account take that
+// device ID: a reinstalled app comes back as the same device with a new
+// identity key, as the primary phone does when WhatsApp is reinstalled.
+func (s *Server) ReuseDeviceID(phone string, id uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.accounts[strings.TrimPrefix(phone, "+")]; a != nil {
+		a.nextDevice = id
+	}
 }
