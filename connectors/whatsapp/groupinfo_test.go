@@ -20,8 +20,8 @@ import (
 
 // groupEnv is alice logged in, with a WhatsApp group (her, the contact
 // and another member) that reached a Matrix portal.
-func groupEnv(t *testing.T, account string, own types.JID) (*env, *fakeClient, *fakeGroups, bridge.Leg) {
-	e := newEnv(t)
+func groupEnv(t *testing.T, account string, own types.JID, opts ...func(*envOpts)) (*env, *fakeClient, *fakeGroups, bridge.Leg) {
+	e := newEnv(t, opts...)
 	f := e.login(account, own)
 	g := f.withGroup(groupJID, "Lunch crew", contactJID, otherJID)
 	require.True(t, f.dispatch(message(groupJID, contactJID, "G1", text("hi all"))))
@@ -112,7 +112,13 @@ func pngImage(t *testing.T) []byte {
 // description and picture (a PNG, sent as the JPEG WhatsApp takes) and
 // removes a member; the picture the bridge set does not come back.
 func TestGroupInfoToWhatsApp(t *testing.T) {
-	e, f, g, leg := groupEnv(t, alice, aliceJID)
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) { testGroupInfoToWhatsApp(t, db.opts...) })
+	}
+}
+
+func testGroupInfoToWhatsApp(t *testing.T, opts ...func(*envOpts)) {
+	e, f, g, leg := groupEnv(t, alice, aliceJID, opts...)
 	e.mx.PutMedia("mxc://example.org/avatar", pngImage(t))
 	owner := bridge.Sender{ID: alice, DisplayName: "Alice"}
 	contact := e.wa.contact(contactJID, types.EmptyJID, "")
@@ -141,6 +147,7 @@ func TestGroupInfoToWhatsApp(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	require.Empty(t, e.mx.WaitChatInfos(0, 0), "the bridge's own picture is not echoed")
 	requireNoNumbers(t, e.logs.String(), "logs")
+	requireStoredNoNumbers(t, e)
 }
 
 // What WhatsApp refuses, and what the bridge refuses (the relay account
