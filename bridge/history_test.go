@@ -115,3 +115,25 @@ func TestHistoryOnlyForMessages(t *testing.T) {
 	err := h.router.Submit(context.Background(), evt)
 	require.True(t, errors.Is(err, bridge.ErrInvalidEvent), "got %v", err)
 }
+
+// TestHistoryExpiresFromItsOriginalTime: a history message whose
+// retention, counted from its original time, ends a moment after it is
+// accepted is delivered and then deleted from the leg, like any expired
+// message.
+func TestHistoryExpiresFromItsOriginalTime(t *testing.T) {
+	ctx := context.Background()
+	c := bridgetest.NewHistoryLoopback(netC)
+	const keep = time.Hour
+	h := startHarness(t, dbtest.SQLite(t), withConnector(c), withOptions(func(o *bridge.Options) {
+		o.RetentionPolicy = &bridge.RetentionPolicy{Default: keep}
+	}))
+	h.conversation(legA("exp"), bridge.Leg{Network: netC, Chat: "exp"})
+	sentAt := time.Now().Add(-keep + 2*time.Second)
+	require.NoError(t, h.router.Submit(ctx, historyEvent("exp", "h-exp", "almost expired", sentAt)))
+	sent := c.WaitSent(2, 15*time.Second)
+	require.Len(t, sent, 2, "delivered, then deleted")
+	require.Equal(t, bridge.KindMessage, sent[0].Kind)
+	require.Equal(t, bridge.KindDelete, sent[1].Kind)
+	require.Equal(t, sent[0].RemoteID, sent[1].Delivery.Target)
+	require.WithinDuration(t, sentAt.Add(keep), sent[1].At, 5*time.Second)
+}

@@ -313,3 +313,33 @@ func TestNoNumbersFromHistory(t *testing.T) {
 	requireNoNumbers(t, e.logs.String(), "the logs")
 	require.NotContains(t, e.logs.String(), "4155550188")
 }
+
+// Messages sent while the bridge was down arrive on reconnect as live
+// messages (whatsmeow's offline delivery): once each, in order, to every
+// leg (the SMS contact too); WhatsApp redelivering one, or a later history
+// sync holding them, adds nothing.
+func TestOfflineMessagesArriveOnceInOrder(t *testing.T) {
+	e := newEnv(t)
+	h := newHistoryFixture(t, e)
+	e.restart() // the bridge was down; the phone kept the messages
+	now := time.Now().Truncate(time.Second)
+	missed := []histMsg{
+		{id: "O1", body: "missed one", at: now.Add(-3 * time.Minute)},
+		{id: "O2", body: "missed two", at: now.Add(-2 * time.Minute)},
+		{id: "O3", body: "missed three", at: now.Add(-time.Minute)},
+	}
+	for _, m := range append(missed, missed[1]) {
+		evt := message(contactJID, contactJID, m.id, text(m.body))
+		evt.Info.Timestamp = m.at
+		require.True(t, h.f.dispatch(evt))
+	}
+	require.True(t, h.f.dispatch(historyNotification(t, aliceJID, waHistorySync.HistorySync_RECENT, historyConv(contactJID, "", missed[2], missed[1], missed[0]))))
+	e.waitQueueEmpty()
+	want := []string{"missed one", "missed two", "missed three"}
+	got := sentTo(e.mx.Sent(), h.roomA)
+	require.Equal(t, want, sentBodies(got))
+	for _, s := range got {
+		require.False(t, s.Delivery.Event.History, "offline messages are live")
+	}
+	require.Equal(t, want, sentBodies(e.sms.Sent()))
+}
