@@ -27,6 +27,8 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
+	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
 )
 
 // These tests speak to the connector exactly as MSC4190 (appservice device
@@ -53,6 +55,12 @@ const (
 
 func startCryptoStub(t *testing.T, configure ...func(*config.Config)) *cryptoStubEnv {
 	t.Helper()
+	return startCryptoStubDB(t, dbtest.SQLite(t), configure...)
+}
+
+// startCryptoStubDB is startCryptoStub on any database.
+func startCryptoStubDB(t *testing.T, dbo database.Options, configure ...func(*config.Config)) *cryptoStubEnv {
+	t.Helper()
 	cfg := testConfig(t)
 	cfg.Encryption.Allow = true
 	cfg.Encryption.Appservice = true
@@ -62,7 +70,7 @@ func startCryptoStub(t *testing.T, configure ...func(*config.Config)) *cryptoStu
 	}
 	hs := newCryptoHS(t, cfg.BotUserID(), cfg.Appservice.ASToken)
 	cfg.Homeserver.Address = hs.URL
-	e := startBridge(t, cfg, "", nil)
+	e := startBridgeDB(t, cfg, dbo, nil)
 	waitFor(t, 10*time.Second, "connector healthy", func() bool {
 		return e.conn.Health(context.Background()).State == bridge.HealthOK
 	})
@@ -171,7 +179,7 @@ func TestMSC4190DeviceCreation(t *testing.T) {
 
 	// A restart reuses the device: the PUT names it again (200).
 	e.stop()
-	e2 := startBridge(t, e.cfg, e.dbPath, nil)
+	e2 := startBridgeDB(t, e.cfg, e.dbo, nil)
 	waitFor(t, 10*time.Second, "connector healthy again", func() bool {
 		return e2.conn.Health(context.Background()).State == bridge.HealthOK
 	})
@@ -429,11 +437,17 @@ func TestMalformedEncryptionTrafficSkipped(t *testing.T) {
 // transaction brings it (sb_matrix_crypto_inbox) and the owner feeds it to
 // its machine: a room key and the Megolm event it unlocks, both pushed to
 // the other process, are bridged.
+//
+// On SQLite, and on PostgreSQL when SWITCHBOARD_TEST_POSTGRES is set.
 func TestEncryptionTrafficKeptForTheOwner(t *testing.T) {
-	e := startCryptoStub(t)
+	dbtest.Each(t, testEncryptionTrafficKeptForTheOwner)
+}
+
+func testEncryptionTrafficKeptForTheOwner(t *testing.T, dbo database.Options) {
+	e := startCryptoStubDB(t, dbo)
 	cfg2 := *e.cfg
 	cfg2.Appservice.Listen = "127.0.0.1:0"
-	other := startBridge(t, &cfg2, e.dbPath, nil)
+	other := startBridgeDB(t, &cfg2, e.dbo, nil)
 	waitFor(t, 10*time.Second, "the second process leaves encryption to the owner", func() bool {
 		return strings.Contains(other.conn.Health(context.Background()).Message, "another process")
 	})
