@@ -24,7 +24,9 @@ var errNoSession = errors.New("matrix: the room key for this event has not arriv
 
 // cryptor is the bot's end-to-end encryption: an Olm account whose state
 // lives in the shared database, kept current by a /sync loop as the bot
-// (Dendrite sends no to-device events or device lists to appservices).
+// (Dendrite sends no to-device events or device lists to appservices) or,
+// with encryption.appservice, by the transactions' encryption traffic
+// (MSC2409, MSC3202; astxn.go).
 // Ghosts' messages in encrypted rooms are encrypted with the bot's Megolm
 // session, as mautrix bridges do.
 //

@@ -11,9 +11,13 @@ import (
 	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
-// Typing notifications and read receipts are ephemeral: Dendrite does not
-// put them in appservice transactions (no MSC2409), so they come from the
-// bot's /sync loop, which runs in builds with end-to-end encryption.
+// Typing notifications and read receipts are ephemeral. A homeserver with
+// MSC2409 (Synapse) pushes them in transactions (handleEphemeral,
+// astxn.go); Dendrite does not, so there they come from the bot's /sync
+// loop, which runs in builds with end-to-end encryption unless
+// encryption.appservice is on. Both paths may bring the same one: typing
+// is forwarded as a change of the room's typing users, and a receipt has
+// one source ID per user and event, which the router deduplicates.
 
 // handleTyping turns the room's list of typing users into start and stop
 // events for the other legs.
