@@ -32,16 +32,26 @@ import (
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
-// Against a real homeserver and the real Matrix connector: a WhatsApp
-// poll, a contact's vote in it, a location, a live location, a voice note
-// with its waveform and a sticker land in the portal as the events
-// Element shows (MSC3381 poll start and response, m.location with a geo
-// URI, m.audio with the MSC3245 voice marker and MSC1767 duration and
-// waveform, m.sticker); Alice's poll responses (in the WhatsApp poll and
-// in a poll of her own with her client's answer IDs) become WhatsApp
-// votes for the right options, and her m.location a WhatsApp location.
-// No option text or number is in the bridge's database or logs.
-func TestRichContentWithDendrite(t *testing.T) {
+// richHS is a Dendrite homeserver with the Matrix and WhatsApp connectors
+// (fake whatsmeow), Alice logged in to WhatsApp and joined to the portal
+// of a contact's chat.
+type richHS struct {
+	t         *testing.T
+	ctx       context.Context
+	cfg       *config.Config
+	router    *bridge.Router
+	g         *fakeClient
+	own       types.JID
+	portal    string
+	first     string // the first message's event ID
+	logs      *testenv.SyncBuffer
+	dbPath    string
+	do        func(method, path string, body, out any) int
+	waitEvent func(room, what string, fn func(mxEvent) bool) mxEvent
+	send      func(typ, txn string, content map[string]any) string
+}
+
+func startRichHS(t *testing.T, encrypted bool) *richHS {
 	port, err := testenv.FreePort()
 	require.NoError(t, err)
 	cfg := config.Default()
@@ -50,6 +60,7 @@ func TestRichContentWithDendrite(t *testing.T) {
 	cfg.Appservice.ASToken, cfg.Appservice.HSToken = token(t), token(t)
 	cfg.Identity.Secret, cfg.Encryption.PickleKey = token(t), token(t)
 	cfg.WhatsApp.Enabled = true
+	cfg.Encryption.Default = encrypted
 	reg := filepath.Join(t.TempDir(), "registration.yaml")
 	require.NoError(t, config.WriteRegistration(cfg, reg))
 	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{reg}})
@@ -185,7 +196,9 @@ func TestRichContentWithDendrite(t *testing.T) {
 		return portal != ""
 	}, 20*time.Second, 100*time.Millisecond, "alice is invited to a portal")
 	require.Equal(t, http.StatusOK, do(http.MethodPost, "/join/"+url.PathEscape(portal), map[string]any{}, nil))
-	waitEvent(portal, "the first message", func(e mxEvent) bool { return str(e.Content["body"]) == "hello" })
+	first := waitEvent(portal, "the first message", func(e mxEvent) bool {
+		return str(e.Content["body"]) == "hello" || (encrypted && e.Type == "m.room.encrypted")
+	})
 	send := func(typ, txn string, content map[string]any) string {
 		t.Helper()
 		var resp struct {
@@ -195,6 +208,22 @@ func TestRichContentWithDendrite(t *testing.T) {
 		return resp.EventID
 	}
 
+	return &richHS{t: t, ctx: ctx, cfg: cfg, router: r, g: g, own: own, portal: portal, first: first.EventID, logs: logs, dbPath: dbPath, do: do, waitEvent: waitEvent, send: send}
+}
+
+// Against a real homeserver and the real Matrix connector: a WhatsApp
+// poll, a contact's vote in it, a location, a live location, a voice note
+// with its waveform and a sticker land in the portal as the events
+// Element shows (MSC3381 poll start and response, m.location with a geo
+// URI, m.audio with the MSC3245 voice marker and MSC1767 duration and
+// waveform, m.sticker); Alice's poll responses (in the WhatsApp poll and
+// in a poll of her own with her client's answer IDs) become WhatsApp
+// votes for the right options, and her m.location a WhatsApp location.
+// No option text or number is in the bridge's database or logs.
+func TestRichContentWithDendrite(t *testing.T) {
+	h := startRichHS(t, false)
+	ctx, cfg, g, own, portal, logs, waitEvent, send := h.ctx, h.cfg, h.g, h.own, h.portal, h.logs, h.waitEvent, h.send
+	r, dbPath := h.router, h.dbPath
 	// WhatsApp poll → MSC3381 poll start from the contact's ghost.
 	require.True(t, g.dispatch(message(contactJID, contactJID, "RPOLL", &waE2E.Message{PollCreationMessageV3: &waE2E.PollCreationMessage{
 		Name: proto.String("Lunch where?"), SelectableOptionsCount: proto.Uint32(1),
@@ -310,6 +339,21 @@ func TestRichContentWithDendrite(t *testing.T) {
 	require.Equal(t, [][]byte{hashOf("Ramen")}, decrypted.GetSelectedOptions())
 	require.Equal(t, out[sentBefore+1].id, out[sentBefore+2].msg.GetPollUpdateMessage().GetPollCreationMessageKey().GetID())
 
+	// Alice ends her poll: WhatsApp cannot close one, so a text replying
+	// to it says so.
+	send("org.matrix.msc3381.poll.end", "e1", map[string]any{
+		"m.relates_to":            map[string]any{"rel_type": "m.reference", "event_id": myPoll},
+		"org.matrix.msc1767.text": "The poll has ended. Top answer: Ramen",
+	})
+	out = g.waitSent(sentBefore + 3)
+	ended := g.waitSent(sentBefore + 4)
+	require.Len(t, ended, sentBefore+4)
+	et := ended[sentBefore+3].msg.GetExtendedTextMessage()
+	require.NotNil(t, et)
+	require.Equal(t, "The poll has ended. Top answer: Ramen", et.GetText())
+	require.Equal(t, out[sentBefore+1].id, et.GetContextInfo().GetStanzaID(), "a reply to the poll")
+	sentBefore++
+
 	// Alice's location.
 	send("m.room.message", "l1", map[string]any{"msgtype": "m.location", "body": "Eiffel Tower", "geo_uri": "geo:48.8584,2.2945;u=10"})
 	out = g.waitSent(sentBefore + 4)
@@ -336,4 +380,43 @@ func TestRichContentWithDendrite(t *testing.T) {
 		}
 		requireNoNumbers(t, string(raw), fmt.Sprintf("database file%s", suffix))
 	}
+}
+
+// In an encrypted portal the bridge reads poll starts by decrypting them:
+// a contact's vote in a WhatsApp poll reaches the portal (the ghost's
+// response is sent only once the encrypted poll start was read), and
+// Alice's response to that encrypted poll becomes a WhatsApp vote for the
+// right option.
+func TestEncryptedPollWithDendrite(t *testing.T) {
+	h := startRichHS(t, true)
+	var enc map[string]any
+	require.Equal(t, http.StatusOK, h.do(http.MethodGet, "/rooms/"+url.PathEscape(h.portal)+"/state/m.room.encryption/", nil, &enc))
+	require.Equal(t, "m.megolm.v1.aes-sha2", enc["algorithm"])
+
+	require.True(t, h.g.dispatch(message(contactJID, contactJID, "EPOLL", &waE2E.Message{PollCreationMessageV3: &waE2E.PollCreationMessage{
+		Name: proto.String("Lunch where?"), SelectableOptionsCount: proto.Uint32(1),
+		Options: []*waE2E.PollCreationMessage_Option{{OptionName: proto.String("Pizza")}, {OptionName: proto.String("Sushi")}},
+	}})))
+	ghostPrefix := "@" + h.cfg.Appservice.GhostPrefix
+	poll := h.waitEvent(h.portal, "encrypted poll start", func(e mxEvent) bool {
+		return e.Type == "m.room.encrypted" && strings.HasPrefix(e.Sender, ghostPrefix) && e.EventID != h.first
+	})
+	require.True(t, h.g.dispatch(message(contactJID, contactJID, "EVOTE", contactVote(h.g, "EPOLL", "Sushi"))))
+	h.waitEvent(h.portal, "the encrypted vote", func(e mxEvent) bool {
+		return e.Type == "m.room.encrypted" && e.Sender == poll.Sender && e.EventID != poll.EventID && e.EventID != h.first
+	})
+
+	// The bridge numbers its answers from 1: "2" is Sushi.
+	sentBefore := len(h.g.sentMessages())
+	h.send("org.matrix.msc3381.poll.response", "ev1", map[string]any{
+		"m.relates_to":                     map[string]any{"rel_type": "m.reference", "event_id": poll.EventID},
+		"org.matrix.msc3381.poll.response": map[string]any{"answers": []string{"2"}},
+	})
+	out := h.g.waitSent(sentBefore + 1)
+	require.Len(t, out, sentBefore+1)
+	vote, err := h.g.DecryptPollVote(h.ctx, message(contactJID, h.own, "x", out[sentBefore].msg))
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{hashOf("Sushi")}, vote.GetSelectedOptions())
+	requireNoNumbers(t, h.logs.String(), "logs")
+	require.NotContains(t, h.logs.String(), "Sushi")
 }
