@@ -248,3 +248,41 @@ func TestRichContentBothWays(t *testing.T) {
 		})
 	}
 }
+
+// Through the relay account a Matrix user's vote cannot be theirs on
+// WhatsApp (it would count as the relay's), so it goes out as a text
+// reply to the poll naming the option numbers; a poll WhatsApp cannot
+// carry (more than 12 options) goes out as its text.
+func TestRelayPollVotesAsText(t *testing.T) {
+	e := newEnv(t)
+	relay := e.login(RelayAccount, relayJID)
+	require.True(t, relay.dispatch(message(contactJID, contactJID, "RP1", &waE2E.Message{PollCreationMessage: &waE2E.PollCreationMessage{
+		Name:    proto.String("Lunch where?"),
+		Options: []*waE2E.PollCreationMessage_Option{{OptionName: proto.String("Pizza")}, {OptionName: proto.String("Sushi")}},
+	}})))
+	sent := e.mx.WaitSent(1, 5*time.Second)
+	require.Len(t, sent, 1)
+	_, mxLeg := e.conversationOf(e.chatOf(RelayAccount, contactJID))
+	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$rv", ReplyTo: sent[0].RemoteID,
+		Sender:  bridge.Sender{ID: bob, DisplayName: "Bob"},
+		Content: &bridge.Content{Type: bridge.MsgPollVote, Poll: &bridge.Poll{Selected: []int{1}}}}))
+	out := relay.waitSent(1)
+	require.Len(t, out, 1)
+	require.Nil(t, out[0].msg.GetPollUpdateMessage())
+	et := out[0].msg.GetExtendedTextMessage()
+	require.Equal(t, "Bob: Voted for option 2", et.GetText())
+	require.Equal(t, "RP1", et.GetContextInfo().GetStanzaID())
+
+	options := make([]string, 13)
+	for i := range options {
+		options[i] = "option " + string(rune('a'+i))
+	}
+	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$big",
+		Sender:  bridge.Sender{ID: bob, DisplayName: "Bob"},
+		Content: &bridge.Content{Type: bridge.MsgPoll, Poll: &bridge.Poll{Question: "Which?", Options: options, MaxSelections: 1}}}))
+	out = relay.waitSent(2)
+	require.Len(t, out, 2)
+	require.Nil(t, out[1].msg.GetPollCreationMessage())
+	require.Contains(t, out[1].msg.GetConversation(), "Bob: Poll: Which?\n1. option a")
+	require.Contains(t, out[1].msg.GetConversation(), "13. option m")
+}
