@@ -154,6 +154,7 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Debug().Int("events", len(txn.Events)).Msg("Handling transaction")
+	c.checkPushes(ctx, &txn)
 	// Room keys first, so events they unlock decrypt at once.
 	if err = c.handleCryptoTraffic(ctx, &txn); err != nil {
 		log.Warn().Err(err).Msg("Failed to take the transaction's encryption traffic; asking the homeserver to retry")

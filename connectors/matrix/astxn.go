@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
@@ -239,4 +240,45 @@ func parseEphemeral(raw json.RawMessage) (*event.Event, error) {
 		return nil, err
 	}
 	return &evt, nil
+}
+
+// noTrafficAfter is how many transactions with events, none of them
+// carrying the MSC2409 fields, make the connector say that the homeserver
+// does not push encryption traffic.
+const noTrafficAfter = 10
+
+// pushCheck notices a homeserver that does not push encryption traffic
+// although encryption.appservice expects it. Synapse puts the MSC2409
+// fields into every transaction of an appservice whose registration asks
+// for them (empty lists included); Dendrite never does. Without them no
+// room key ever arrives, and every encrypted message would wait for its
+// key in vain.
+type pushCheck struct {
+	seen    atomic.Bool
+	without atomic.Int32
+	told    atomic.Bool
+}
+
+// checkPushes tells the log and the admins, once, when transactions keep
+// coming without any of the MSC2409 fields in appservice mode.
+func (c *Connector) checkPushes(ctx context.Context, body *txnBody) {
+	if c.appserviceCrypto() == nil || c.pushes.seen.Load() {
+		return
+	}
+	for _, part := range []json.RawMessage{body.Ephemeral, body.MSC2409Ephemeral, body.ToDevice, body.MSC2409ToDevice,
+		body.DeviceLists, body.MSC3202DeviceLists, body.OTKCount, body.MSC3202OTKCount, body.MSC3202OTKCounts} {
+		if len(part) > 0 {
+			c.pushes.seen.Store(true)
+			return
+		}
+	}
+	if len(body.Events) == 0 || c.pushes.without.Add(1) < noTrafficAfter || !c.pushes.told.CompareAndSwap(false, true) {
+		return
+	}
+	zerolog.Ctx(ctx).Warn().Int("transactions", noTrafficAfter).
+		Msg("encryption.appservice is on, but the homeserver's transactions carry no to-device or ephemeral events (MSC2409): room keys cannot arrive")
+	c.tellAdmins(ctx, "matrix-no-msc2409", fmt.Sprintf(
+		"⚠️ encryption.appservice is on, but %d transactions from the homeserver carried no to-device or ephemeral events (MSC2409), so the bridge gets no room keys and cannot read encrypted messages. "+
+			"Enable MSC2409 and MSC3202 on the homeserver (Synapse: experimental_features msc2409_to_device_messages_enabled and msc3202_transaction_extensions, and the registration from 'switchboard -g'), or set encryption.appservice: false (Dendrite).",
+		noTrafficAfter))
 }

@@ -122,6 +122,8 @@ type Connector struct {
 	txns *txnMarks
 	// inboxMu serializes feeding kept encryption traffic (cryptoinbox.go).
 	inboxMu sync.Mutex
+	// pushes notices a homeserver that pushes no encryption traffic (astxn.go).
+	pushes pushCheck
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

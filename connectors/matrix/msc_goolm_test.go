@@ -467,3 +467,45 @@ func testEncryptionTrafficKeptForTheOwner(t *testing.T, dbo database.Options) {
 	require.NoError(t, e.db.QueryRow(context.Background(), `SELECT COUNT(*) FROM sb_matrix_crypto_inbox`).Scan(&kept))
 	assert.Zero(t, kept, "the owner took what was kept")
 }
+
+// TestNoPushesTold: with encryption.appservice on a homeserver that does
+// not push encryption traffic (transactions without any MSC2409 field, as
+// Dendrite sends them), the admins are told once after ten transactions;
+// a homeserver that sends the fields (Synapse includes them, empty lists
+// too, in every transaction) is not reported.
+func TestNoPushesTold(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first map[string]any
+		told  int
+	}{
+		{"dendrite-like", map[string]any{}, 1},
+		{"synapse-like", map[string]any{"de.sorunome.msc2409.ephemeral": []any{}, "de.sorunome.msc2409.to_device": []any{}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startCryptoStub(t)
+			var told []string
+			var mu sync.Mutex
+			e.conn.SetAdminNotifier(func(_ context.Context, key, text string) {
+				mu.Lock()
+				told = append(told, key+": "+text)
+				mu.Unlock()
+			})
+			h := e.conn.AppserviceHandler()
+			tc.first["events"] = []any{textEvent("$first", stubPortal, string(aliceUser), "first")}
+			require.Equal(t, http.StatusOK, putBody(t, h, e.cfg.Appservice.HSToken, "first", tc.first))
+			for i := range 12 {
+				require.Equal(t, http.StatusOK, putBody(t, h, e.cfg.Appservice.HSToken, fmt.Sprintf("plain-%d", i), map[string]any{
+					"events": []any{textEvent(fmt.Sprintf("$plain-%d", i), stubPortal, string(aliceUser), "plain")},
+				}))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, told, tc.told, told)
+			if tc.told > 0 {
+				assert.Contains(t, told[0], "matrix-no-msc2409: ")
+				assert.Contains(t, told[0], "encryption.appservice: false")
+			}
+		})
+	}
+}
