@@ -77,6 +77,8 @@ func (c *conn) handleIQ(iq *waBinary.Node) {
 		}
 	case xmlns == "w:m" && first.Tag == "media_conn":
 		resp = c.mediaConn(iq)
+	case xmlns == "w:g2":
+		resp = c.groupIQ(iq, first)
 	case xmlns == "usync":
 		resp = c.usync(iq)
 	case xmlns == "privacy" && typ == "get":

@@ -31,9 +31,7 @@ func (c *conn) relayMessage(msg *waBinary.Node) {
 	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "t": now, "from": to}}
 	s := c.srv
 	if to.Server == types.GroupServer {
-		// Groups are not implemented: refused like an unknown group.
-		ack.Attrs["error"] = 404
-		_ = c.send(ack)
+		c.relayGroupMessage(msg, to, id, now, ack)
 		return
 	}
 	sender := c.dev
@@ -137,6 +135,7 @@ func (c *conn) relayReceipt(r *waBinary.Node) {
 		s.mu.Unlock()
 	}
 	if to.Server == types.GroupServer {
+		c.relayGroupReceipt(r, to, typ)
 		return
 	}
 	s.mu.Lock()
@@ -174,6 +173,7 @@ func (c *conn) relayChatState(n *waBinary.Node) {
 	s := c.srv
 	to, _ := n.Attrs["to"].(types.JID)
 	if to.Server == types.GroupServer {
+		c.relayGroupChatState(n, to)
 		return
 	}
 	s.mu.Lock()

@@ -31,8 +31,10 @@ type Server struct {
 	refs     map[string]*conn    // QR refs of connections waiting to pair
 	conns    map[*conn]struct{}
 	closed   bool
-	refused  int // code pairings whose key bundle did not open
-	retries  int // retry receipts relayed
+	refused  int               // code pairings whose key bundle did not open
+	retries  int               // retry receipts relayed
+	groups   map[string]*group // by group JID user
+	groupSeq int
 
 	mediaAuth string
 	media     map[string][]byte // uploads by ID
@@ -91,7 +93,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		log: opts.Log, pool: pool, static: keys.NewKeyPair(),
 		accounts: map[string]*Account{}, byLID: map[string]*Account{}, refs: map[string]*conn{}, conns: map[*conn]struct{}{},
-		media: map[string][]byte{}, mediaAuth: "test-media-auth",
+		media: map[string][]byte{}, mediaAuth: "test-media-auth", groups: map[string]*group{},
 	}
 	if s.chain, err = certChain(s.static.Pub); err != nil {
 		return nil, errf("cert chain: %w", err)
