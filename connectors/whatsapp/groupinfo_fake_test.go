@@ -21,6 +21,7 @@ type fakeGroups struct {
 	topics   []string
 	photos   [][]byte
 	removed  []types.JID
+	added    []types.JID
 	refuse   error
 }
 
@@ -116,11 +117,23 @@ func (f *fakeClient) UpdateGroupParticipants(_ context.Context, jid types.JID, c
 	var out []types.GroupParticipant
 	err := f.groups.edit(jid, func(info *types.GroupInfo) {
 		for _, c := range changes {
-			if action == whatsmeow.ParticipantChangeRemove {
+			res := types.GroupParticipant{JID: c}
+			switch action {
+			case whatsmeow.ParticipantChangeRemove:
 				info.Participants = slices.DeleteFunc(info.Participants, func(p types.GroupParticipant) bool { return p.JID == c })
 				f.groups.removed = append(f.groups.removed, c)
+			case whatsmeow.ParticipantChangeAdd:
+				switch {
+				case slices.ContainsFunc(info.Participants, func(p types.GroupParticipant) bool { return p.JID == c }):
+					res.Error = 409
+				case f.refuseAdd[c.User] != 0:
+					res.Error = f.refuseAdd[c.User]
+				default:
+					info.Participants = append(info.Participants, res)
+					f.groups.added = append(f.groups.added, c)
+				}
 			}
-			out = append(out, types.GroupParticipant{JID: c})
+			out = append(out, res)
 		}
 	})
 	return out, err
