@@ -3,13 +3,18 @@
 package matrix_test
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/jsclient"
 )
@@ -39,4 +44,33 @@ func TestMSC4190FallbackOnDendrite(t *testing.T) {
 		assert.True(t, answer.Decrypted, "the bot's %q was encrypted", answer.Body)
 	}
 	assert.Contains(t, answer.Body, "whoami")
+}
+
+// TestAppserviceModeOnDendriteTold: encryption.appservice on Dendrite,
+// which pushes no encryption traffic (no MSC2409/MSC3202): the bot starts
+// (without a /sync loop: TestMSC4190DeviceCreation counts), bridges plain
+// messages, and after ten transactions
+// without the MSC2409 fields tells the admins once that room keys cannot
+// arrive. This checks the premise of the detection on a real homeserver.
+func TestAppserviceModeOnDendriteTold(t *testing.T) {
+	e := startWithDendrite(t, func(cfg *config.Config) { cfg.Encryption.Appservice = true })
+	var mu sync.Mutex
+	var told []string
+	e.conn.SetAdminNotifier(func(_ context.Context, key, _ string) {
+		mu.Lock()
+		told = append(told, key)
+		mu.Unlock()
+	})
+	alice := e.newUser(t, "alice")
+	room := e.loopPortal(t, idOf(alice), bridge.Sender{ID: "hank", DisplayName: "Hank"})
+	alice.join(t, room)
+	for i := range 12 {
+		alice.sendText(t, room, fmt.Sprintf("plain %d", i))
+	}
+	e.lb.WaitSent(12, 30*time.Second)
+	waitFor(t, 15*time.Second, "the admins told", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(told, "matrix-no-msc2409")
+	})
 }
