@@ -138,6 +138,12 @@ func (c *Connector) sendStatusLoop(ctx context.Context) {
 func (c *Connector) sendStatusEvent(ctx context.Context, room id.RoomID, content *event.BeeperMessageStatusEventContent) {
 	ctx = c.mctx(ctx)
 	typ, payload, err := c.maybeEncrypt(ctx, room, event.BeeperMessageStatus, content)
+	if enc, ok := payload.(*event.EncryptedEventContent); ok && enc.RelatesTo == nil {
+		// The relation stays readable outside the ciphertext, as Megolm
+		// keeps it for messages, so clients place the status unencrypted.
+		rel := content.RelatesTo
+		enc.RelatesTo = &rel
+	}
 	if err == nil {
 		_, err = c.as.BotIntent().SendMessageEvent(ctx, room, typ, payload)
 	}

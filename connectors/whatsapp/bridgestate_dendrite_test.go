@@ -36,7 +36,22 @@ import (
 // registration's non-exclusive namespace, which Dendrite accepts); and
 // what they send from Matrix is answered with com.beeper.message_send_status
 // events: SUCCESS when WhatsApp took it, FAIL_PERMANENT when it refused.
+//
+// In encrypted portals (the second run) the same holds of what the bot
+// encrypts: the ghost's and the double puppet's messages and the status
+// events are m.room.encrypted (relations stay outside, as Megolm keeps
+// them), the double puppet's sent as alice and marked as the bridge's.
 func TestBridgeStateWithDendrite(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		name := "plain"
+		if encrypted {
+			name = "encrypted"
+		}
+		t.Run(name, func(t *testing.T) { testBridgeStateWithDendrite(t, encrypted) })
+	}
+}
+
+func testBridgeStateWithDendrite(t *testing.T, encrypted bool) {
 	port, err := testenv.FreePort()
 	require.NoError(t, err)
 	cfg := config.Default()
@@ -47,6 +62,7 @@ func TestBridgeStateWithDendrite(t *testing.T) {
 	require.True(t, cfg.Appservice.MessageStatusEvents, "status events are on by default")
 	cfg.Identity.Secret, cfg.Encryption.PickleKey = token(t), token(t)
 	cfg.WhatsApp.Enabled = true
+	cfg.Encryption.Default = encrypted
 	reg := filepath.Join(t.TempDir(), "registration.yaml")
 	require.NoError(t, config.WriteRegistration(cfg, reg))
 	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{reg}})
@@ -180,7 +196,17 @@ func TestBridgeStateWithDendrite(t *testing.T) {
 		portal = room
 	}
 	require.Equal(t, http.StatusOK, do(http.MethodPost, "/join/"+url.PathEscape(portal), map[string]any{}, nil))
-	contactMsg := waitEvent(portal, "the contact's message", func(e mxEvent) bool { return str(e.Content["body"]) == "hello from the contact" })
+	// isMsg matches a bridged message: by its body, or in an encrypted
+	// portal as an encrypted event from sender (any sender when "").
+	isMsg := func(body, sender string) func(mxEvent) bool {
+		return func(e mxEvent) bool {
+			if encrypted {
+				return e.Type == "m.room.encrypted" && (sender == "" || e.Sender == sender) && e.Sender != bot
+			}
+			return str(e.Content["body"]) == body
+		}
+	}
+	contactMsg := waitEvent(portal, "the contact's message", isMsg("hello from the contact", ""))
 
 	// Bridge info: both event types, one per network, no number.
 	type stateEvent struct {
@@ -220,7 +246,9 @@ func TestBridgeStateWithDendrite(t *testing.T) {
 		return m
 	}
 	require.True(t, g.dispatch(fromMe("M1", "from my phone, not opted in")))
-	ghostMsg := waitEvent(portal, "own message as the ghost", func(e mxEvent) bool { return str(e.Content["body"]) == "from my phone, not opted in" })
+	ghostMsg := waitEvent(portal, "own message as the ghost", func(e mxEvent) bool {
+		return isMsg("from my phone, not opted in", "")(e) && e.Sender != contactMsg.Sender
+	})
 	require.True(t, strings.HasPrefix(ghostMsg.Sender, "@"+cfg.Appservice.GhostPrefix), ghostMsg.Sender)
 	require.NotEqual(t, contactMsg.Sender, ghostMsg.Sender)
 
@@ -231,33 +259,53 @@ func TestBridgeStateWithDendrite(t *testing.T) {
 	})
 	require.NotEmpty(t, on)
 	require.True(t, g.dispatch(fromMe("M2", "from my phone, opted in")))
-	puppetMsg := waitEvent(portal, "own message as alice", func(e mxEvent) bool { return str(e.Content["body"]) == "from my phone, opted in" })
+	puppetMsg := waitEvent(portal, "own message as alice", isMsg("from my phone, opted in", alice))
 	require.Equal(t, alice, puppetMsg.Sender)
+	require.Equal(t, cfg.Appservice.ID, puppetMsg.Content["fi.mau.double_puppet_source"], "marked as sent by the bridge")
+	if encrypted {
+		require.Equal(t, "m.room.encrypted", puppetMsg.Type)
+	}
 	// Its echo is not bridged back to WhatsApp.
 	sentBefore := len(g.sentMessages())
 
 	// Send status: delivered, then refused by WhatsApp.
 	ok := send(portal, "from matrix, delivered")
 	status := func(evtID, want string) mxEvent {
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, e := range roomEvents(portal) {
+					t.Logf("DEBUG %s %s %s %s", e.EventID, e.Type, e.Sender, mustJSON(t, e.Content))
+				}
+			}
+		})
 		return waitEvent(portal, want+" status for "+evtID, func(e mxEvent) bool {
 			rel, _ := e.Content["m.relates_to"].(map[string]any)
+			if encrypted {
+				return e.Type == "m.room.encrypted" && e.Sender == bot && rel["event_id"] == evtID && rel["rel_type"] == "m.reference"
+			}
 			return e.Type == "com.beeper.message_send_status" && e.Sender == bot && rel["event_id"] == evtID &&
 				rel["rel_type"] == "m.reference" && e.Content["status"] == want
 		})
 	}
 	st := status(ok, "SUCCESS")
-	require.Equal(t, "whatsapp", st.Content["network"])
+	if !encrypted {
+		require.Equal(t, "whatsapp", st.Content["network"])
+	}
 	require.Eventually(t, func() bool { return len(g.sentMessages()) == sentBefore+1 }, 10*time.Second, 50*time.Millisecond)
 	g.mu.Lock()
 	g.sendErr = whatsmeow.ErrIQForbidden
 	g.mu.Unlock()
 	bad := send(portal, "from matrix, refused")
 	st = status(bad, "FAIL_PERMANENT")
-	require.Equal(t, "whatsapp", st.Content["network"])
-	require.NotEmpty(t, st.Content["message"])
-	waitEvent(portal, "failure notice", func(e mxEvent) bool {
-		return e.Sender == bot && strings.Contains(str(e.Content["body"]), "was not delivered")
-	})
+	if !encrypted {
+		require.Equal(t, "whatsapp", st.Content["network"])
+		require.NotEmpty(t, st.Content["message"])
+		waitEvent(portal, "failure notice", func(e mxEvent) bool {
+			return e.Sender == bot && strings.Contains(str(e.Content["body"]), "was not delivered")
+		})
+	} else {
+		require.Equal(t, "m.room.encrypted", st.Type)
+	}
 	require.Len(t, g.sentMessages(), sentBefore+1, "the double puppet's echo was not sent back to WhatsApp")
 	requireNoNumbers(t, logs.String(), "logs")
 }
