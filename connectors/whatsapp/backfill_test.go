@@ -343,3 +343,24 @@ func TestOfflineMessagesArriveOnceInOrder(t *testing.T) {
 	}
 	require.Equal(t, want, sentBodies(e.sms.Sent()))
 }
+
+// Where a chat's history begins is metadata: gone after
+// retention.metadata, after which `backfill` waits for a next message.
+func TestHistoryAnchorExpiresWithMetadata(t *testing.T) {
+	e := newEnv(t, withMetadata(time.Hour))
+	h := newHistoryFixture(t, e)
+	require.True(t, h.f.dispatch(historyNotification(t, aliceJID, waHistorySync.HistorySync_INITIAL_BOOTSTRAP, h.convs...)))
+	e.waitQueueEmpty()
+	_, roomC := e.conversationOf(h.chatC)
+	req := &commands.Request{User: bridge.Address{Network: bridge.NetworkMatrix, ID: alice}, Level: commands.LevelUser, Room: roomC.Chat, Name: "backfill", Args: []string{"5"}}
+	cmd := BackfillCommand(e.wa, e.router)
+	e.advance(30 * time.Minute)
+	e.wa.Prune(e.ctx)
+	require.Contains(t, cmd.Run(e.ctx, req), "Asked your phone")
+	e.advance(time.Hour)
+	e.wa.Prune(e.ctx)
+	require.Equal(t, backfillNoAnchorAnswer, cmd.Run(e.ctx, req))
+	var n int
+	require.NoError(t, e.db.QueryRow(e.ctx, `SELECT count(*) FROM sb_whatsapp_backfill`).Scan(&n))
+	require.Zero(t, n)
+}

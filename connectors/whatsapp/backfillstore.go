@@ -17,10 +17,11 @@ import (
 // each chat (IDs and a time, no content), the anchor of `backfill N`.
 const (
 	noteOldestQuery = `
-		INSERT INTO sb_whatsapp_backfill (chat_id, message_id, sent_at, from_me) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (chat_id) DO UPDATE SET message_id=excluded.message_id, sent_at=excluded.sent_at, from_me=excluded.from_me
+		INSERT INTO sb_whatsapp_backfill (chat_id, message_id, sent_at, from_me, noted_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (chat_id) DO UPDATE SET message_id=excluded.message_id, sent_at=excluded.sent_at, from_me=excluded.from_me, noted_at=excluded.noted_at
 		WHERE excluded.sent_at < sb_whatsapp_backfill.sent_at`
 	oldestQuery                = `SELECT message_id, sent_at, from_me FROM sb_whatsapp_backfill WHERE chat_id=$1`
+	pruneBackfillQuery         = `DELETE FROM sb_whatsapp_backfill WHERE noted_at < $1`
 	deleteAccountBackfillQuery = `
 		DELETE FROM sb_whatsapp_backfill WHERE chat_id IN (SELECT chat_id FROM sb_whatsapp_chat WHERE account=$1)`
 )
@@ -32,7 +33,7 @@ func (c *Connector) noteOldest(ctx context.Context, chat bridge.ChatID, info typ
 	if !c.cfg.Backfill.Enabled || info.ID == "" || info.Timestamp.IsZero() {
 		return
 	}
-	if _, err := c.db.Exec(ctx, noteOldestQuery, chat, info.ID, info.Timestamp.UnixMilli(), info.IsFromMe); err != nil {
+	if _, err := c.db.Exec(ctx, noteOldestQuery, chat, info.ID, info.Timestamp.UnixMilli(), info.IsFromMe, c.now().UnixMilli()); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("Failed to record where a WhatsApp chat's history begins")
 	}
 }
@@ -47,6 +48,14 @@ func (c *Connector) noteFirstLive(ctx context.Context, chat bridge.ChatID, info 
 		return
 	}
 	c.noteOldest(ctx, chat, info)
+}
+
+// pruneBackfill deletes history anchors recorded before cutoff (ms,
+// retention.metadata ago): `backfill` then starts from the next message.
+func (c *Connector) pruneBackfill(ctx context.Context, cutoff int64) {
+	if _, err := c.db.Exec(ctx, pruneBackfillQuery, cutoff); err != nil {
+		c.log.Warn().Err(err).Msg("Failed to prune WhatsApp history anchors")
+	}
 }
 
 // oldestMessage is the chat's oldest known message, or ok false.

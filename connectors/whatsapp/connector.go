@@ -637,6 +637,7 @@ func (c *Connector) Prune(ctx context.Context) {
 		if err := c.pruneMessageRefs(ctx, metaCutoff); err != nil {
 			c.log.Warn().Err(err).Msg("Failed to prune WhatsApp message metadata")
 		}
+		c.pruneBackfill(ctx, metaCutoff) // backfillstore.go
 	}
 	if err := c.pruneOwnReactions(ctx, metaCutoff); err != nil {
 		c.log.Warn().Err(err).Msg("Failed to prune sent WhatsApp reactions")
