@@ -193,7 +193,7 @@ func (c *Connector) forgetContactReaction(ctx context.Context, account, key stri
 	return nil
 }
 
-// pruneMessageRefs deletes senders and reactions recorded before cutoff
+// pruneMessageRefs deletes senders, reactions and poll option hashes recorded before cutoff
 // (unix ms).
 func (c *Connector) pruneMessageRefs(ctx context.Context, cutoff int64) error {
 	for _, q := range []string{pruneSendersQuery, pruneContactReactionsQuery, prunePollsQuery} {
