@@ -38,8 +38,10 @@
 //
 // Not bridged (see the package's tests for what is): edits, reactions and
 // deletes inside a history sync (history carries messages), polls, view-once media (sent as a
-// notice), contact cards (name only). Group membership changes arrive as
-// notices in the conversation (members.go), not as Matrix membership.
+// notice), contact cards (name only), members' own profile pictures.
+// Group membership changes arrive as notices in the conversation
+// (members.go) and as chat info (groupinfo.go): a group's name,
+// description, picture and members, both ways.
 //
 // Message metadata: who sent each contact's group message (WhatsApp needs
 // it to quote or react to the message) and which WhatsApp message each
