@@ -286,3 +286,27 @@ func TestRelayPollVotesAsText(t *testing.T) {
 	require.Contains(t, out[1].msg.GetConversation(), "Bob: Poll: Which?\n1. option a")
 	require.Contains(t, out[1].msg.GetConversation(), "13. option m")
 }
+
+// A poll's option hashes are metadata: gone after retention.metadata
+// (and a vote in the poll is then not bridged), like group senders.
+func TestPollOptionsPruned(t *testing.T) {
+	e := newEnv(t, withMetadata(time.Hour))
+	f := e.login(alice, aliceJID)
+	require.True(t, f.dispatch(message(contactJID, contactJID, "PP1", &waE2E.Message{PollCreationMessage: &waE2E.PollCreationMessage{
+		Name:    proto.String("Lunch where?"),
+		Options: []*waE2E.PollCreationMessage_Option{{OptionName: proto.String("Pizza")}, {OptionName: proto.String("Sushi")}},
+	}})))
+	e.mx.WaitSent(1, 5*time.Second)
+	var rows int
+	require.NoError(t, e.db.QueryRow(e.ctx, `SELECT COUNT(*) FROM sb_whatsapp_poll`).Scan(&rows))
+	require.Equal(t, 1, rows)
+	e.advance(2 * time.Hour)
+	e.wa.Prune(e.ctx)
+	require.NoError(t, e.db.QueryRow(e.ctx, `SELECT COUNT(*) FROM sb_whatsapp_poll`).Scan(&rows))
+	require.Equal(t, 0, rows)
+	require.True(t, f.dispatch(message(contactJID, contactJID, "PV1", contactVote(f, "PP1", "Sushi"))))
+	require.True(t, f.dispatch(message(contactJID, contactJID, "PT1", text("after"))))
+	sent := e.mx.WaitSent(2, 5*time.Second)
+	require.Len(t, sent, 2)
+	require.Equal(t, "after", sent[1].Delivery.Event.Content.Body, "the vote was not bridged")
+}
