@@ -35,8 +35,9 @@
 //   {"cmd":"wait_invite","timeout_ms":…}               -> {"room_id":…,"inviter":…}
 //   {"cmd":"device_verification","user":…,"device":…}
 //       -> {"known":bool,"signed_by_owner":bool,"cross_signing_verified":bool}
-//       downloads the user's keys afresh and says whether this client knows
-//       the device, sees it signed by its owner's self-signing key, and
+//       fetches the user's keys if this client does not track the user yet,
+//       and says whether it knows the device, sees it signed by its owner's
+//       self-signing key, and
 //       trusts it through cross-signing (which also needs the owner's
 //       identity verified by this user)
 //   {"cmd":"quit"}                                     -> {} then exit 0
