@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,13 +54,13 @@ const (
 	aliceDevice = id.DeviceID("ALICEDEV")
 )
 
-func startCryptoStub(t *testing.T, configure ...func(*config.Config)) *cryptoStubEnv {
+func startCryptoStub(t testing.TB, configure ...func(*config.Config)) *cryptoStubEnv {
 	t.Helper()
 	return startCryptoStubDB(t, dbtest.SQLite(t), configure...)
 }
 
 // startCryptoStubDB is startCryptoStub on any database.
-func startCryptoStubDB(t *testing.T, dbo database.Options, configure ...func(*config.Config)) *cryptoStubEnv {
+func startCryptoStubDB(t testing.TB, dbo database.Options, configure ...func(*config.Config)) *cryptoStubEnv {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Encryption.Allow = true
@@ -508,4 +509,46 @@ func TestNoPushesTold(t *testing.T) {
 			}
 		})
 	}
+}
+
+// txnParts are the fields a transaction may carry besides events (MSC2409,
+// MSC3202; unstable and stable names).
+var txnParts = []string{
+	"ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device",
+	"device_lists", "org.matrix.msc3202.device_lists",
+	"device_one_time_keys_count", "org.matrix.msc3202.device_one_time_keys_count", "org.matrix.msc3202.device_one_time_key_counts",
+	"device_unused_fallback_key_types", "org.matrix.msc3202.device_unused_fallback_key_types",
+}
+
+// FuzzTransactionParts: any JSON in any of the parts a transaction may
+// carry besides events never yields a 5xx or a panic, in appservice mode.
+func FuzzTransactionParts(f *testing.F) {
+	e := startCryptoStub(f)
+	h := e.conn.AppserviceHandler()
+	bot := string(e.conn.BotUserID())
+	for i := range txnParts {
+		for _, seed := range []string{
+			`[]`, `{}`, `null`, `5`, `"x"`,
+			`[{"type":"m.typing","room_id":"!portal:localhost","content":{"user_ids":["@alice:localhost"]}}]`,
+			`[{"type":"m.receipt","room_id":"!portal:localhost","content":{"$e":{"m.read":{"@alice:localhost":{"ts":1}}}}}]`,
+			`[{"type":"m.room.encrypted","sender":"@alice:localhost","to_user_id":"` + bot + `","to_device_id":"X","content":{"algorithm":"m.olm.v1.curve25519-aes-sha2","sender_key":"k","ciphertext":{}}}]`,
+			`{"changed":["@alice:localhost"],"left":[]}`,
+			`{"` + bot + `":{"X":{"signed_curve25519":0}}}`,
+			`{"` + bot + `":{"X":["signed_curve25519"]}}`,
+		} {
+			f.Add(uint8(i), seed)
+		}
+	}
+	var txn atomic.Int64
+	f.Fuzz(func(t *testing.T, field uint8, raw string) {
+		if !json.Valid([]byte(raw)) {
+			t.Skip("not JSON")
+		}
+		body := `{"events":[],"` + txnParts[int(field)%len(txnParts)] + `":` + raw + `}`
+		req := httptest.NewRequest(http.MethodPut, fmt.Sprintf("/_matrix/app/v1/transactions/fz%d", txn.Add(1)), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.cfg.Appservice.HSToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Less(t, rec.Code, 500, "no 5xx for what a transaction carries")
+	})
 }
