@@ -4,6 +4,7 @@ package matrix_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -42,6 +43,8 @@ type cryptoHS struct {
 	deviceKeys map[id.UserID]map[id.DeviceID]json.RawMessage
 	otks       map[id.UserID]map[id.DeviceID]map[string]json.RawMessage
 	toDevice   []toDeviceSend
+	// sessions are the Megolm session IDs of the encrypted events sent.
+	sessions []string
 }
 
 type tokenOwner struct {
@@ -218,6 +221,14 @@ func (s *cryptoHS) serve(w http.ResponseWriter, r *http.Request) bool {
 		}
 		writeJSONTest(w, http.StatusOK, map[string]any{"one_time_keys": out, "failures": map[string]any{}})
 		return true
+	case r.Method == http.MethodPut && strings.Contains(path, "/send/m.room.encrypted/"):
+		var content struct {
+			SessionID string `json:"session_id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&content)
+		s.sessions = append(s.sessions, content.SessionID)
+		writeJSONTest(w, http.StatusOK, map[string]string{"event_id": fmt.Sprintf("$encrypted-%d", len(s.sessions))})
+		return true
 	case strings.Contains(path, "/sendToDevice/"):
 		owner, _ := s.who(r)
 		parts := strings.Split(path, "/")
@@ -270,4 +281,11 @@ func (s *cryptoHS) claimAllBut(user id.UserID, dev id.DeviceID, keep int) {
 		}
 		delete(keys, k)
 	}
+}
+
+// megolmSessions returns the session IDs of the encrypted events sent.
+func (s *cryptoHS) megolmSessions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.sessions...)
 }

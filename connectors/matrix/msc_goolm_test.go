@@ -552,3 +552,39 @@ func FuzzTransactionParts(f *testing.F) {
 		require.Less(t, rec.Code, 500, "no 5xx for what a transaction carries")
 	})
 }
+
+// TestMemberChangeRotatesSession: in appservice mode no /sync tells the
+// Olm machine about membership changes; a member event of a transaction
+// does, so the next message to an encrypted portal goes out in a new
+// Megolm session that the new member's devices get (without it, a user
+// who joins could not read what the ghosts send next).
+func TestMemberChangeRotatesSession(t *testing.T) {
+	e := startCryptoStub(t, func(cfg *config.Config) { cfg.Encryption.Default = true })
+	h := e.conn.AppserviceHandler()
+	token := e.cfg.Appservice.HSToken
+	ctx := context.Background()
+	bot := string(e.conn.BotUserID())
+	require.Equal(t, http.StatusOK, putRaw(t, h, token, "enc", jsonOf(t, stateEvent("$encryption", stubPortal, bot, "m.room.encryption",
+		map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}))))
+	send := func(n int) {
+		require.NoError(t, e.lb.Receive(ctx, &bridge.Event{
+			Kind: bridge.KindMessage, Source: bridge.Leg{Chat: "chat-1"}, SourceID: bridge.RemoteID(fmt.Sprintf("lb-%d", n)),
+			Sender:  bridge.Sender{ID: "contact-1", DisplayName: "Contact"},
+			Content: &bridge.Content{Type: bridge.MsgText, Body: fmt.Sprintf("secret %d", n)},
+		}))
+		waitFor(t, 10*time.Second, fmt.Sprintf("encrypted message %d sent", n), func() bool {
+			return len(e.hs.megolmSessions()) == n
+		})
+	}
+	send(1)
+	send(2)
+	sessions := e.hs.megolmSessions()
+	require.Equal(t, sessions[0], sessions[1], "one session while nobody joins")
+
+	join := stateEvent("$bob-join", stubPortal, "@bob:localhost", "m.room.member", map[string]any{"membership": "join"})
+	join["state_key"] = "@bob:localhost"
+	require.Equal(t, http.StatusOK, putRaw(t, h, token, "join", jsonOf(t, join)))
+	send(3)
+	sessions = e.hs.megolmSessions()
+	assert.NotEqual(t, sessions[1], sessions[2], "a new session after the membership change")
+}
