@@ -314,6 +314,8 @@ type finishOp struct {
 	remote RemoteID
 	record bool
 	now    time.Time
+	// hooks are the connector's own writes (Delivery.OnCommit).
+	hooks []commitHook
 }
 
 // The two statements of an accept batch on PostgreSQL.
@@ -631,8 +633,10 @@ func (r *Router) finishBatch(ctx context.Context, ops []*finishOp) error {
 		}
 	}
 	if r.arrays() {
-		_, err := r.db.Exec(ctx, finishManyQuery, append(messageArgs(msgs), seqs)...)
-		return err
+		if _, err := r.db.Exec(ctx, finishManyQuery, append(messageArgs(msgs), seqs)...); err != nil {
+			return err
+		}
+		return runHooks(ctx, ops)
 	}
 	del := r.stmts.in(ctx, r.stmts.del)
 	for _, s := range seqs {
@@ -640,6 +644,21 @@ func (r *Router) finishBatch(ctx context.Context, ops []*finishOp) error {
 			return err
 		}
 	}
-	_, err := r.insertMessages(ctx, msgs)
-	return err
+	if _, err := r.insertMessages(ctx, msgs); err != nil {
+		return err
+	}
+	return runHooks(ctx, ops)
+}
+
+// runHooks runs the connectors' writes of finished deliveries (see
+// Delivery.OnCommit) in the batch's transaction.
+func runHooks(ctx context.Context, ops []*finishOp) error {
+	for _, op := range ops {
+		for _, h := range op.hooks {
+			if err := h.write(ctx); err != nil {
+				return fmt.Errorf("%w: connector's bookkeeping of delivery %d: %w", ErrDatabase, op.it.seq, err)
+			}
+		}
+	}
+	return nil
 }

@@ -293,10 +293,10 @@ func (r *Router) deliver(it *item) (finished bool) {
 	}
 	if err != nil || q.Event == nil {
 		log.Error().Err(err).Msg("Queued payload cannot be opened; dropping it")
-		r.finish(ctx, it, "", nil, Permanent(fmt.Errorf("%w: unreadable queue payload", ErrSeal)))
+		r.finish(ctx, it, "", nil, Permanent(fmt.Errorf("%w: unreadable queue payload", ErrSeal)), nil)
 		return true
 	}
-	remote, err := r.sendAbortable(ctx, it, &q)
+	remote, hooks, err := r.sendAbortable(ctx, it, &q)
 	if err != nil && r.sendCtx.Err() != nil {
 		// Stop cancelled it: not an attempt, not reported; the row stays
 		// queued as it was for the next start.
@@ -312,7 +312,7 @@ func (r *Router) deliver(it *item) (finished bool) {
 		if err != nil && !errors.Is(err, ErrPermanent) {
 			err = Permanent(fmt.Errorf("gave up after %d attempts: %w", it.attempts, err))
 		}
-		r.finish(ctx, it, remote, q.Event, err)
+		r.finish(ctx, it, remote, q.Event, err, hooks)
 		return true
 	}
 	wait := r.backoff(it.attempts, err)
@@ -334,26 +334,28 @@ func (r *Router) deliver(it *item) (finished bool) {
 
 // sendAbortable runs send under the router's send context (cancelled by
 // Stop), and stops waiting for a connector call that ignores the
-// cancellation once Stop abandons it.
-func (r *Router) sendAbortable(ctx context.Context, it *item, q *queuedEvent) (RemoteID, error) {
+// cancellation once Stop abandons it. hooks are those the connector
+// registered (Delivery.OnCommit) for a send that succeeded.
+func (r *Router) sendAbortable(ctx context.Context, it *item, q *queuedEvent) (RemoteID, []commitHook, error) {
 	sctx, cancel := context.WithCancel(r.sendCtx)
 	defer cancel()
 	sctx = zerolog.Ctx(ctx).WithContext(sctx)
 	type result struct {
 		remote RemoteID
+		hooks  []commitHook
 		err    error
 	}
 	done := make(chan result, 1)
 	snapshot := *it // an abandoned call must not race with the worker
 	go func() {
-		remote, err := r.send(sctx, &snapshot, q)
-		done <- result{remote, err}
+		remote, hooks, err := r.send(sctx, &snapshot, q)
+		done <- result{remote, hooks, err}
 	}()
 	select {
 	case res := <-done:
-		return res.remote, res.err
+		return res.remote, res.hooks, res.err
 	case <-r.abandoned:
-		return "", fmt.Errorf("%w: abandoned at shutdown", context.Canceled)
+		return "", nil, fmt.Errorf("%w: abandoned at shutdown", context.Canceled)
 	}
 }
 
@@ -378,11 +380,12 @@ func (r *Router) pace(ctx context.Context, it *item, err error) {
 	it.nextAt = next
 }
 
-// send calls the destination connector's method for the event's kind.
-func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, error) {
+// send calls the destination connector's method for the event's kind. It
+// returns the hooks the connector registered when the send succeeded.
+func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, []commitHook, error) {
 	c, ok := r.connectors[it.lane.Network]
 	if !ok {
-		return "", Permanent(fmt.Errorf("%w: %s", ErrUnknownNetwork, it.lane.Network))
+		return "", nil, Permanent(fmt.Errorf("%w: %s", ErrUnknownNetwork, it.lane.Network))
 	}
 	d := &Delivery{
 		ID:           DeliveryID(strconv.FormatInt(it.seq, 10)),
@@ -397,17 +400,18 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 	var err error
 	if q.ReplyTo != "" {
 		if d.ReplyTo, err = r.remoteID(ctx, q.ReplyTo, it.lane); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	if q.Target != "" {
 		if d.Target, err = r.remoteID(ctx, q.Target, it.lane); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if d.Target == "" && q.Event.Kind != KindReadReceipt {
-			return "", Permanent(fmt.Errorf("%w: %s", ErrTargetUnknown, it.lane))
+			return "", nil, Permanent(fmt.Errorf("%w: %s", ErrTargetUnknown, it.lane))
 		}
 	}
+	r.commitHooks.Store(d, &commitHooks{})
 	ctx, cancel := context.WithTimeout(ctx, r.opts.SendTimeout)
 	defer cancel()
 	network := it.lane.Network
@@ -465,7 +469,11 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 		}
 		return err
 	})
-	return remote, err
+	hooks := r.takeHooks(d)
+	if err != nil {
+		return remote, nil, err
+	}
+	return remote, hooks, nil
 }
 
 // pendingKey names a delivered message whose map row is not committed yet.
@@ -499,8 +507,9 @@ func (r *Router) remoteID(ctx context.Context, msg MessageID, lane laneKey) (Rem
 	return lookupRemoteID(ctx, r.db, msg, lane)
 }
 
-// finish records a delivered or permanently failed item and tells the sender.
-func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Event, deliveryErr error) {
+// finish records a delivered or permanently failed item, with the
+// connector's hooks (commit.go), and tells the sender.
+func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Event, deliveryErr error, hooks []commitHook) {
 	network := string(it.lane.Network)
 	now := r.now()
 	key := pendingKey{it.msg, it.lane}
@@ -514,19 +523,30 @@ func (r *Router) finish(ctx context.Context, it *item, remote RemoteID, evt *Eve
 	}
 	// The worker goes on with the lane while the row is deleted; the item
 	// stays held until then.
-	r.writer.doAsync(&writeOp{
-		finish: &finishOp{it: it, remote: remote, record: deliveryErr == nil && remote != "", now: now},
-		done: func(err error) {
-			if err != nil {
-				// The delivery happened; the row stays and is retried after a
-				// restart, which the destination may see as a duplicate.
-				zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
-			}
-			r.pending.Delete(key)
-			r.pendingRemote.Delete(rkey)
-			r.disp.release(it)
-		},
-	})
+	op := &finishOp{it: it, remote: remote, record: deliveryErr == nil && remote != "", now: now, hooks: hooks}
+	var done func(err error)
+	done = func(err error) {
+		if err != nil && len(op.hooks) > 0 {
+			// The connector's bookkeeping must not keep the delivery
+			// queued: record it again without, and let the connector
+			// write on its own.
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("Finished delivery with the connector's bookkeeping failed to commit; recording it alone")
+			hooksDone(op.hooks, err)
+			op.hooks = nil
+			r.writer.doAsync(&writeOp{finish: op, done: done})
+			return
+		}
+		hooksDone(op.hooks, err)
+		if err != nil {
+			// The delivery happened; the row stays and is retried after a
+			// restart, which the destination may see as a duplicate.
+			zerolog.Ctx(ctx).Error().Err(err).Msg("Failed to record finished delivery")
+		}
+		r.pending.Delete(key)
+		r.pendingRemote.Delete(rkey)
+		r.disp.release(it)
+	}
+	r.writer.doAsync(&writeOp{finish: op, done: done})
 	if deliveryErr != nil {
 		r.metrics.messages.WithLabelValues(network, "out", "failed").Inc()
 		zerolog.Ctx(ctx).Warn().Err(deliveryErr).Msg("Delivery failed permanently")

@@ -87,6 +87,8 @@ type Router struct {
 	pending sync.Map
 	// pendingRemote is the reverse: pendingRemoteKey -> MessageID.
 	pendingRemote sync.Map
+	// commitHooks holds the hooks of deliveries being sent (commit.go).
+	commitHooks sync.Map
 
 	stopOnce sync.Once
 	stopped  chan struct{}

@@ -178,6 +178,11 @@ type Connector struct {
 	highCost []string
 	// opened caches what sends need from chat rows (chatcache.go).
 	opened openChats
+	// unsettled are sent SMS whose rows wait for the router's commit
+	// (sent.go).
+	unsettled unsettledSIDs
+	// groups caches Hooks.IsGroup (groups.go).
+	groups groupCache
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
 	// spool keeps inbound webhooks while the database is unavailable
@@ -283,7 +288,10 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 }
 
 // SetHooks installs the daemon's hooks. Call before Start.
-func (c *Connector) SetHooks(h Hooks) { c.hooks = h }
+func (c *Connector) SetHooks(h Hooks) {
+	c.hooks = h
+	c.groups.forget("", true)
+}
 
 // Hooks returns the installed hooks, so one more can be added with SetHooks.
 func (c *Connector) Hooks() Hooks { return c.hooks }

@@ -34,6 +34,9 @@ var (
 	// delivery waits in the router's queue for the Retry-After and is sent
 	// again, without counting a failed attempt.
 	ErrThrottled = errors.New("Twilio is throttling sends (HTTP 429)")
+	// errNoRouter means a delivery was not handed over by a router, so
+	// the connector records what it sent on its own (sent.go).
+	errNoRouter = errors.New("no router records this delivery")
 )
 
 // CountryError is ErrCountryNotAllowed with the number's region. It never

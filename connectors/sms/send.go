@@ -156,6 +156,8 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 	}
 	log := c.log.With().Str("chat", string(d.Chat)).Str("delivery", string(d.ID)).Logger()
 	var first bridge.RemoteID
+	// The parts Twilio accepts in this attempt (sent.go).
+	var sent []sentPart
 	for i, part := range parts {
 		if sid, ok := done[i]; ok {
 			if i == 0 {
@@ -172,6 +174,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 		if withMedia && i == 0 {
 			var mediaURL string
 			if mediaURL, token, err = c.bindMedia(d, contentType); err != nil {
+				c.recordPartial(ctx, d, sent)
 				return "", err
 			}
 			params.SetMediaUrl([]string{mediaURL})
@@ -181,6 +184,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			if token != "" {
 				c.media.remove(token)
 			}
+			c.recordPartial(ctx, d, sent)
 			cerr := c.classify(ctx, row.contactHash, err)
 			var ra *bridge.RetryAfterError
 			if errors.Is(cerr, ErrThrottled) && errors.As(cerr, &ra) {
@@ -196,6 +200,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			return "", cerr
 		}
 		if resp.Sid == nil || *resp.Sid == "" {
+			c.recordPartial(ctx, d, sent)
 			return "", errors.New("sms: Twilio answered without a MessageSid")
 		}
 		sid := *resp.Sid
@@ -205,10 +210,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 				status = s
 			}
 		}
-		if err = c.recordSent(ctx, d, sid, i, string(status), i == len(parts)-1); err != nil {
-			// Twilio has the message; losing the map only loses its status.
-			log.Warn().Err(err).Msg("Failed to record MessageSid of a sent SMS")
-		}
+		sent = append(sent, sentPart{sid: sid, part: i, status: string(status)})
 		if token != "" {
 			c.metrics.mms.Inc()
 			log.Debug().Str("message_sid", sid).Str("content_type", contentType).Msg("Sent MMS")
@@ -222,37 +224,17 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			first = bridge.RemoteID(sid)
 		}
 	}
+	c.recordParts(ctx, d, row, sent)
 	if h := c.Health(ctx); h.State == bridge.HealthBadCredential || h.Message == healthThrottled {
 		c.setHealth(bridge.HealthOK, "")
 	}
 	return first, nil
 }
 
-// recordSent records the MessageSid of a part Twilio accepted; with last,
-// the chat's activity (which conversation a reply on a shared pool number
-// goes to) is updated in the same commit.
-func (c *Connector) recordSent(ctx context.Context, d *bridge.Delivery, sid string, part int, status string, last bool) error {
-	now := c.now().UnixMilli()
-	insert := func(ctx context.Context) error {
-		_, err := c.db.Exec(ctx, insertSentQuery, sid, d.ID, part, d.Chat, d.Conversation, d.Message, status, now)
-		return err
-	}
-	if !last {
-		return insert(ctx)
-	}
-	return c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		if err := insert(ctx); err != nil {
-			return err
-		}
-		_, err := c.db.Exec(ctx, touchChatQuery, d.Chat, now)
-		return err
-	})
-}
-
 // named reports whether a delivery goes out with its sender's name: in a
 // group, and from a guest (not the leg's owner) in a one-to-one chat.
 func (c *Connector) named(ctx context.Context, d *bridge.Delivery) bool {
-	return d.Event.Sender.Guest || (c.hooks.IsGroup != nil && c.hooks.IsGroup(ctx, d.Conversation))
+	return d.Event.Sender.Guest || c.isGroup(ctx, d.Conversation)
 }
 
 // bodyFor is the text that goes out: the body (for media the caption and

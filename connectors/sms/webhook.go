@@ -378,6 +378,9 @@ func (c *Connector) contactChats(ctx context.Context, contactHash string) ([]bri
 // "" when nothing claims the message.
 func (c *Connector) route(ctx context.Context, contact, contactHash, poolHash string) (bridge.ChatID, error) {
 	var chat bridge.ChatID
+	// A send from this pool number whose commit is under way may make
+	// another conversation the one that sent last.
+	c.unsettled.waitPair(ctx, contactHash, poolHash)
 	err := c.db.QueryRow(ctx, routeQuery, contactHash, poolHash).Scan(&chat)
 	if err == nil {
 		return chat, nil
@@ -528,6 +531,10 @@ func (c *Connector) handleStatus(w http.ResponseWriter, r *http.Request) {
 	var chat bridge.ChatID
 	var prev string
 	err := c.db.QueryRow(ctx, sentBySIDQuery, form.MessageSID).Scan(&conv, &msg, &chat, &prev)
+	if errors.Is(err, sqlNoRows) && c.unsettled.waitSID(r.Context(), form.MessageSID) {
+		// Sent a moment ago: its row was being committed.
+		err = c.db.QueryRow(ctx, sentBySIDQuery, form.MessageSID).Scan(&conv, &msg, &chat, &prev)
+	}
 	if errors.Is(err, sqlNoRows) {
 		// Not ours, or pruned after retention.metadata.
 		w.WriteHeader(http.StatusNoContent)
