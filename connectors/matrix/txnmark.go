@@ -33,6 +33,8 @@ const txnMarkChunk = 200
 // claims), so a replay whose row was not written yet (after a crash, or
 // at another process) is handled again without a second effect, as it
 // was when writing the row failed.
+//
+// The table is read only until the horizon is known (see txnSeen).
 type txnMarks struct {
 	mu      sync.Mutex
 	recent  map[string]struct{}
@@ -40,6 +42,10 @@ type txnMarks struct {
 	next    int
 	pending []pendingTxn
 	kick    chan struct{}
+	// horizon: this process received a transaction sb_matrix_txn did not
+	// know; every transaction acknowledged before it is behind the
+	// homeserver, and only those of this process can come again.
+	horizon bool
 }
 
 type pendingTxn struct {
@@ -51,12 +57,20 @@ func newTxnMarks() *txnMarks {
 	return &txnMarks{recent: make(map[string]struct{}), ring: make([]string, maxRecentTxns), kick: make(chan struct{}, 1)}
 }
 
-// seen reports whether this process acknowledged txnID recently.
-func (m *txnMarks) seen(txnID string) bool {
+// seen reports whether this process acknowledged txnID recently, and
+// whether the horizon is known (then memory is the whole answer).
+func (m *txnMarks) seen(txnID string) (seen, horizon bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, ok := m.recent[txnID]
-	return ok
+	return ok, m.horizon
+}
+
+// setHorizon records that a transaction sb_matrix_txn did not know arrived.
+func (m *txnMarks) setHorizon() {
+	m.mu.Lock()
+	m.horizon = true
+	m.mu.Unlock()
 }
 
 // add remembers txnID and queues it to be written.
@@ -102,11 +116,30 @@ func (m *txnMarks) requeue(ids []pendingTxn) {
 
 // txnSeen reports whether a transaction was acknowledged before: by this
 // process lately, or by any process as far as sb_matrix_txn tells.
+//
+// The table is read until the first transaction it does not know. A
+// homeserver sends an appservice one transaction at a time, the next only
+// once the one before was acknowledged, and sends again only the one it
+// awaits an answer for (Matrix application service API, "Pushing
+// events"). So once a transaction arrives that no process acknowledged,
+// every earlier one is behind the homeserver for good, and a repeat can
+// only be of a transaction this process received since: one it remembers
+// (the last maxRecentTxns) or one it never acknowledged, which is new.
+// A restart reads the table again, for the repeat of the transaction
+// acknowledged just before it. A repeat answered from memory wrongly (a
+// homeserver breaking that order) is still deduplicated per event by the
+// router and per side effect by its claim, as when the row was not
+// written yet.
 func (c *Connector) txnSeen(ctx context.Context, txnID string) (bool, error) {
-	if c.txns.seen(txnID) {
-		return true, nil
+	seen, horizon := c.txns.seen(txnID)
+	if seen || horizon {
+		return seen, nil
 	}
-	return c.exists(ctx, txnSeenQuery, txnID)
+	seen, err := c.exists(ctx, txnSeenQuery, txnID)
+	if err == nil && !seen {
+		c.txns.setHorizon()
+	}
+	return seen, err
 }
 
 // markTxn records an acknowledged transaction (see txnMarks).
