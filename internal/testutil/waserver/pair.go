@@ -134,8 +134,13 @@ func (s *Server) pairSuccess(c *conn, acct *Account, ident, adv []byte, accountT
 // (pair-device-sign): the device is linked and told to reconnect (stream
 // error 515), as WhatsApp does.
 func (c *conn) pairSigned(iq *waBinary.Node) {
-	p := c.pairing
-	if p == nil || p.acct == nil || iq.Attrs["id"] != p.reqID {
+	c.srv.mu.Lock()
+	var p pairing
+	if c.pairing != nil {
+		p = *c.pairing
+	}
+	c.srv.mu.Unlock()
+	if p.acct == nil || iq.Attrs["id"] != p.reqID {
 		return
 	}
 	if iq.Attrs["type"] != "result" {

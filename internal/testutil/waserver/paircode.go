@@ -56,7 +56,11 @@ func (c *conn) linkCode(iq *waBinary.Node, req waBinary.Node) waBinary.Node {
 		}})
 	case "companion_finish":
 		c.srv.mu.Lock()
-		cp := c.code
+		var cp *codePairing
+		if c.code != nil {
+			copied := *c.code
+			cp = &copied
+		}
 		c.srv.mu.Unlock()
 		ref, _ := req.GetChildByTag("link_code_pairing_ref").Content.([]byte)
 		bundle, _ := req.GetChildByTag("link_code_pairing_wrapped_key_bundle").Content.([]byte)
