@@ -91,8 +91,10 @@ func (r *Router) acceptSegment(ctx context.Context, ops []*acceptOp) error {
 			}
 		}
 		row.q.Event = evt
-		if ok, err := r.resolveRefs(ctx, row); err != nil || !ok {
+		if ok, err := r.resolveRefs(ctx, row); err != nil {
 			return err
+		} else if !ok {
+			continue // this op ends here; the ops after it in the segment go on
 		}
 		row.now = r.now()
 		expires, err := r.messageExpiry(ctx, row.conv, row.legs, evt, historyClock(evt, row.now))
