@@ -125,6 +125,12 @@ type Encryption struct {
 	// which homeservers with next-generation auth (MSC3861) lack. The
 	// registration then carries io.element.msc4190.
 	MSC4190 bool `yaml:"msc4190"`
+	// BotPassword is the bot user's password, used only to answer a
+	// homeserver that asks for it (user-interactive authentication,
+	// m.login.password) before accepting the bot's cross-signing keys.
+	// Dendrite asks, also of appservice users; Synapse does not. Secret;
+	// empty: none (the bot's device then stays unverified on such servers).
+	BotPassword string `yaml:"bot_password"`
 }
 
 // Identity configures pseudonyms and at-rest encryption of phone numbers.

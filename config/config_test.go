@@ -41,6 +41,7 @@ encryption:
   pickle_key: pickle-secret
   appservice: true
   msc4190: true
+  bot_password: bot-password
 permissions:
   "*": user
   example.net: admin
@@ -107,7 +108,7 @@ func TestParseFull(t *testing.T) {
 			Type: "postgres", URI: "postgres://sb:pw@db/sb?sslmode=disable",
 			MaxOpenConns: 7, MaxIdleConns: 3,
 		},
-		Encryption: Encryption{Allow: false, Default: true, PickleKey: "pickle-secret", Appservice: true, MSC4190: true},
+		Encryption: Encryption{Allow: false, Default: true, PickleKey: "pickle-secret", Appservice: true, MSC4190: true, BotPassword: "bot-password"},
 		Permissions: map[string]string{
 			"*": "user", "example.net": "admin", "@alice:example.org": "admin",
 		},

@@ -116,3 +116,29 @@ func indexOf(keys []string, key string) int {
 	}
 	return -1
 }
+
+// TestBotPassword: the bot's password for a homeserver's cross-signing
+// step is optional, taken from the file or the environment, and the
+// generate placeholder is refused naming the key (nothing generates it: it
+// must match what the homeserver's admin set).
+func TestBotPassword(t *testing.T) {
+	cfg, err := Parse([]byte(minimalYAML))
+	require.NoError(t, err)
+	require.Empty(t, cfg.Encryption.BotPassword)
+
+	cfg, err = Parse([]byte(set(t, minimalYAML, "encryption.bot_password", "s3cret-bot")))
+	require.NoError(t, err)
+	require.Equal(t, "s3cret-bot", cfg.Encryption.BotPassword)
+
+	_, err = Parse([]byte(set(t, minimalYAML, "encryption.bot_password", "generate")))
+	require.ErrorContains(t, err, "encryption.bot_password")
+
+	cfg, err = Load(writeFile(t, "config.yaml", minimalYAML), func(name string) (string, bool) {
+		if name == "SWITCHBOARD_ENCRYPTION_BOT_PASSWORD" {
+			return "from-env", true
+		}
+		return "", false
+	})
+	require.NoError(t, err)
+	require.Equal(t, "from-env", cfg.Encryption.BotPassword)
+}

@@ -102,6 +102,7 @@ encryption:
   pickle_key: generate
   appservice: false
   msc4190: false
+  bot_password: ""
 permissions:
   "@me:example.net": admin
 identity:

@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	c.validateDatabase(&e)
 
 	checkSecret(&e, "encryption.pickle_key", c.Encryption.PickleKey, c.Encryption.Allow)
+	checkSecret(&e, "encryption.bot_password", c.Encryption.BotPassword, false)
 	checkSecret(&e, "identity.secret", c.Identity.Secret, true)
 	if s := c.Identity.Secret; s != "" && s != PlaceholderGenerate && len(s) < keyring.MinSecretLength {
 		e.add("identity.secret", fmt.Errorf("%w: at least %d characters (every key and pseudonym is derived from it)", ErrInvalidValue, keyring.MinSecretLength))

@@ -107,10 +107,10 @@ type Connector struct {
 	statuses sendStatuses
 	// puppets caches double puppeting opt-ins and intents (doublepuppet.go).
 	puppets puppets
-	members  map[memberKey]string
-	crypted  map[id.RoomID]bool
-	typers   map[typerKey]id.UserID
-	typing   map[id.RoomID]map[id.UserID]bool
+	members map[memberKey]string
+	crypted map[id.RoomID]bool
+	typers  map[typerKey]id.UserID
+	typing  map[id.RoomID]map[id.UserID]bool
 	// adminNotify tells admins about set-aside events (SetAdminNotifier).
 	adminNotify AdminNotifier
 	// failed counts transient failures per event (see processEvent).
@@ -210,6 +210,7 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 	if c.crypto, err = newCryptor(c); err != nil {
 		return nil, err
 	}
+	c.cs.xs.password = cfg.Encryption.BotPassword
 	return c, nil
 }
 
