@@ -12,6 +12,7 @@ import (
 	_ "image/png" // Matrix avatars are often PNG; WhatsApp takes JPEG
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -364,4 +365,32 @@ func toJPEG(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadGroupPicture, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// initialGroupInfo gives a group's new portal what its name does not
+// carry: the group's description and picture as they are (one user's new
+// view, not a change: other legs are not told). Best effort: a failure is
+// logged and the portal goes on without them.
+func (c *Connector) initialGroupInfo(ctx context.Context, l *login, chat bridge.ChatID) {
+	row, err := c.loadChat(ctx, chat)
+	if err != nil || !row.group {
+		return
+	}
+	info := &bridge.ChatInfo{}
+	if gi, err := l.client.GetGroupInfo(ctx, row.jid); err == nil && gi != nil && strings.TrimSpace(gi.Topic) != "" {
+		topic := gi.Topic
+		info.Topic = &topic
+	}
+	if gc, ok := l.client.(groupClient); ok {
+		if pic, err := gc.GetProfilePictureInfo(ctx, row.jid, &whatsmeow.GetProfilePictureParams{}); err == nil && pic != nil && pic.ID != "" {
+			info.Avatar = &bridge.Media{Ref: avatarRef{Chat: chat, Picture: pic.ID}.encode(), MimeType: "image/jpeg", FileName: "avatar.jpg"}
+		}
+	}
+	if info.Topic == nil && info.Avatar == nil {
+		return
+	}
+	c.submitChanges(ctx, []*bridge.Event{{
+		Kind: bridge.KindChatInfo, Source: bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: chat},
+		Sender: c.groupSender(l, nil, nil), Timestamp: c.now(), SourceID: bridge.RemoteID("info.initial." + strconv.FormatInt(c.now().UnixMilli(), 10)), ChatInfo: info,
+	}})
 }

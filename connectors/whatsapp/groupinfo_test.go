@@ -187,3 +187,29 @@ func requireRefused(t *testing.T, e *env, leg bridge.Leg, user string, want erro
 	require.ErrorIs(t, rep.Err, want)
 	requireNoNumbers(t, rep.Err.Error(), "the reason")
 }
+
+// A group's new portal gets the group's description and picture as they
+// are (its name comes with the portal), as one user's view: other legs
+// are not told.
+func TestGroupPortalStartsWithGroupInfo(t *testing.T) {
+	e := newEnv(t)
+	f := e.login(alice, aliceJID)
+	g := f.withGroup(groupJID, "Lunch crew", contactJID)
+	jpg := []byte{0xff, 0xd8, 0xff, 0xe0, 'p', 'i', 'c'}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(jpg) }))
+	defer srv.Close()
+	g.mu.Lock()
+	g.groups[groupJID].Topic = "Fridays at 7"
+	g.pictures[groupJID] = &types.ProfilePictureInfo{URL: srv.URL + "/pic", ID: "9"}
+	g.mu.Unlock()
+	require.True(t, f.dispatch(message(groupJID, contactJID, "G1", text("hi all"))))
+	require.Len(t, e.mx.WaitSent(1, 5*time.Second), 1)
+	infos := e.mx.WaitChatInfos(1, 5*time.Second)
+	require.Len(t, infos, 1)
+	ci := infos[0].Event.ChatInfo
+	require.Equal(t, "Fridays at 7", *ci.Topic)
+	require.False(t, ci.Shared)
+	data, err := infos[0].ReadAvatar(e.ctx, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, jpg, data)
+}

@@ -337,6 +337,9 @@ func (c *Connector) submit(ctx context.Context, l *login, out *bridge.Event, gro
 			log.Error().Err(herr).Msg("Could not open a conversation for a WhatsApp chat; WhatsApp will deliver the message again")
 			return false
 		}
+		if group {
+			c.initialGroupInfo(ctx, l, out.Source.Chat) // groupinfo.go
+		}
 		err = c.host.Submit(ctx, out)
 	}
 	result := "dropped"
