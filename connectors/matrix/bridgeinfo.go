@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,6 +59,10 @@ func (c *Connector) SetLegLister(l LegLister) {
 }
 
 var _ bridge.LegObserver = (*Connector)(nil)
+
+// bridgeInfoMu serializes bridge-info updates (rare: a leg change, the
+// start-time backfill).
+var bridgeInfoMu sync.Mutex
 
 // networkNames are the display names of the networks switchboard bridges.
 var networkNames = map[bridge.NetworkID]string{
@@ -163,6 +168,10 @@ func (c *Connector) updateBridgeInfo(ctx context.Context, room id.RoomID, legs [
 	if room == "" {
 		return nil
 	}
+	// One update at a time in this process: two leg changes in a row
+	// must not both start from the record before either.
+	bridgeInfoMu.Lock()
+	defer bridgeInfoMu.Unlock()
 	ctx = c.mctx(ctx)
 	portal, err := c.getPortal(ctx, room)
 	if err != nil || portal == nil {
