@@ -183,6 +183,8 @@ type Connector struct {
 	unsettled unsettledSIDs
 	// groups caches Hooks.IsGroup (groups.go).
 	groups groupCache
+	// sendStateStmt is the prepared sendStateQuery (stmt.go).
+	sendStateStmt sendStateStmt
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
 	// spool keeps inbound webhooks while the database is unavailable
@@ -349,6 +351,7 @@ func (c *Connector) Stop(context.Context) error {
 		c.cancel()
 	}
 	c.bg.Wait()
+	c.sendStateStmt.close()
 	c.media.clear()
 	c.spool.close()
 	c.setHealth(bridge.HealthDown, "stopped")
