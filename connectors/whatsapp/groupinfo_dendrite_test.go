@@ -225,6 +225,13 @@ func TestGroupInfoWithDendrite(t *testing.T) {
 	require.Equal(t, http.StatusOK, do(http.MethodPost, "/rooms/"+url.PathEscape(portal)+"/kick", map[string]any{"user_id": otherGhost}, nil))
 	require.True(t, g.waitFor(20*time.Second, func() bool { _, _, _, rm := groups.snapshot(); return slices.Contains(rm, otherJID) }), "the member is removed")
 
+	// On her phone alice removes the contact: their ghost is kicked.
+	contactGhost := mx.GhostUserID(bridge.NetworkWhatsApp, wa.contact(contactJID, types.EmptyJID, "").ID)
+	require.Contains(t, members(), contactGhost.String())
+	byAlice := own.ToNonAD()
+	require.True(t, g.dispatch(&events.GroupInfo{JID: groupJID, Timestamp: time.Now(), Sender: &byAlice, Leave: []types.JID{contactJID}}))
+	require.Eventually(t, func() bool { _, ok := members()[contactGhost.String()]; return !ok }, 20*time.Second, 100*time.Millisecond, "the removed member's ghost leaves")
+
 	// alice leaves the portal: it is taken out of her space.
 	require.Equal(t, http.StatusOK, do(http.MethodPost, "/rooms/"+url.PathEscape(portal)+"/leave", map[string]any{}, nil))
 	require.Eventually(t, func() bool {
