@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-bridge/switchboard/bridge"
@@ -45,16 +46,21 @@ func TestServerRelayGroup(t *testing.T) {
 			require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: out.leg, SourceID: bridge.RemoteID("$out" + string(rune('0'+i))),
 				Sender: bridge.Sender{ID: bridge.UserID(out.user), DisplayName: out.name}, Content: &bridge.Content{Type: bridge.MsgText, Body: "hello"}}))
 		}
-		got := carol.waitMessages(t, 2)
-		require.Equal(t, types.GroupServer, got[0].Info.Chat.Server, "Bob's message in the group")
-		require.Equal(t, "Bob: hello", got[0].Message.GetConversation())
-		require.Equal(t, types.DefaultUserServer, got[1].Info.Chat.Server, "Alice's in the one-to-one chat")
-		require.Equal(t, "Alice: hello", got[1].Message.GetConversation())
+		// The two conversations are delivered independently: in any order.
+		byServer := map[string]*events.Message{}
+		for _, m := range carol.waitMessages(t, 2) {
+			byServer[m.Info.Chat.Server] = m
+		}
+		inGroup, direct1 := byServer[types.GroupServer], byServer[types.DefaultUserServer]
+		require.NotNil(t, inGroup, "Bob's message in the group")
+		require.Equal(t, "Bob: hello", inGroup.Message.GetConversation())
+		require.NotNil(t, direct1, "Alice's in the one-to-one chat")
+		require.Equal(t, "Alice: hello", direct1.Message.GetConversation())
 
 		// Replies go back to the conversation of their chat.
-		_, err = carol.cli.SendMessage(e.ctx, got[0].Info.Chat, &waE2E.Message{Conversation: proto.String("to bob")})
+		_, err = carol.cli.SendMessage(e.ctx, inGroup.Info.Chat, &waE2E.Message{Conversation: proto.String("to bob")})
 		require.NoError(t, err)
-		_, err = carol.cli.SendMessage(e.ctx, got[1].Info.Chat, &waE2E.Message{Conversation: proto.String("to alice")})
+		_, err = carol.cli.SendMessage(e.ctx, direct1.Info.Chat, &waE2E.Message{Conversation: proto.String("to alice")})
 		require.NoError(t, err)
 		sent := e.waitSent(2)
 		byBody := map[string]bridge.ChatID{}
