@@ -240,6 +240,7 @@ func (r *Router) SetConversationRetentionAfterRead(ctx context.Context, conv Con
 
 func (r *Router) setConversationRetention(ctx context.Context, conv ConversationID, value sql.NullInt64, afterRead bool) error {
 	res, err := r.db.Exec(ctx, setConversationRetentionQuery, conv, value, afterRead)
+	r.retCache.forget(conv)
 	if err != nil {
 		return fmt.Errorf("%w: set retention: %w", ErrDatabase, err)
 	}
@@ -262,6 +263,7 @@ func (r *Router) SetLegTimer(ctx context.Context, leg Leg, d time.Duration) erro
 		value = sql.NullInt64{Int64: max(d.Milliseconds(), 1), Valid: true}
 	}
 	res, err := r.db.Exec(ctx, setLegTimerQuery, leg.Network, leg.Chat, value)
+	r.retCache.forget("") // the leg's conversation is not at hand
 	if err != nil {
 		return fmt.Errorf("%w: set leg timer: %w", ErrDatabase, err)
 	}
@@ -352,7 +354,7 @@ func (r *Router) messageExpiry(ctx context.Context, conv ConversationID, legs []
 	}
 	var ret Retention
 	if r.opts.RetentionPolicy != nil {
-		in, err := r.retentionInput(ctx, conv, legs)
+		in, err := r.cachedRetentionInput(ctx, conv, legs)
 		if err != nil {
 			return time.Time{}, err
 		}

@@ -89,6 +89,8 @@ type Router struct {
 	pendingRemote sync.Map
 	// commitHooks holds the hooks of deliveries being sent (commit.go).
 	commitHooks sync.Map
+	// retCache keeps conversations' retention inputs (retcache.go).
+	retCache retentionCache
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -365,6 +367,7 @@ func (r *Router) RemoveLeg(ctx context.Context, leg Leg) error {
 // legsChanged tells the LegObservers with a chat in conv (or among
 // removed) what conv's legs are now. Failures are the observers' own.
 func (r *Router) legsChanged(ctx context.Context, conv ConversationID, removed ...Leg) {
+	r.retCache.forget(conv)
 	legs, err := r.Legs(ctx, conv)
 	if err != nil {
 		r.log.Warn().Err(err).Str("conversation", string(conv)).Msg("Failed to list legs for leg observers")
