@@ -183,8 +183,8 @@ type Connector struct {
 	unsettled unsettledSIDs
 	// groups caches Hooks.IsGroup (groups.go).
 	groups groupCache
-	// sendStateStmt is the prepared sendStateQuery (stmt.go).
-	sendStateStmt sendStateStmt
+	// stmts are the send path's prepared statements (stmt.go).
+	stmts *sendStmts
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
 	// spool keeps inbound webhooks while the database is unavailable
@@ -245,6 +245,7 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 		return nil, ErrEmptyPool
 	}
 	c := &Connector{
+		stmts:     newSendStmts(),
 		cfg:       s,
 		publicURL: strings.TrimRight(s.PublicURL, "/"),
 		apiURL:    api,
@@ -351,7 +352,7 @@ func (c *Connector) Stop(context.Context) error {
 		c.cancel()
 	}
 	c.bg.Wait()
-	c.sendStateStmt.close()
+	c.stmts.close()
 	c.media.clear()
 	c.spool.close()
 	c.setHealth(bridge.HealthDown, "stopped")

@@ -272,7 +272,7 @@ func (c *Connector) captionFor(ctx context.Context, d *bridge.Delivery) string {
 // sendState returns whether the contact opted out, and the parts of
 // delivery id that an earlier attempt had Twilio accept (part -> sid).
 func (c *Connector) sendState(ctx context.Context, contactHash string, id bridge.DeliveryID) (optedOut bool, done map[int]string, err error) {
-	rows, err := c.sendStateStmt.query(ctx, c.db, contactHash, id)
+	rows, err := c.stmts.state.queryRows(ctx, c.db, contactHash, id)
 	if err != nil {
 		return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
 	}

@@ -71,15 +71,14 @@ func (c *Connector) writeAlone(ctx context.Context, d *bridge.Delivery, parts []
 // the chat active, in the transaction carried by ctx.
 func (c *Connector) writeParts(ctx context.Context, d *bridge.Delivery, parts []sentPart, now int64, touch bool) error {
 	for _, p := range parts {
-		if _, err := c.db.Exec(ctx, insertSentQuery, p.sid, d.ID, p.part, d.Chat, d.Conversation, d.Message, p.status, now); err != nil {
+		if err := c.stmts.insertSent.exec(ctx, c.db, p.sid, d.ID, p.part, d.Chat, d.Conversation, d.Message, p.status, now); err != nil {
 			return err
 		}
 	}
 	if !touch {
 		return nil
 	}
-	_, err := c.db.Exec(ctx, touchChatQuery, d.Chat, now)
-	return err
+	return c.stmts.touchChat.exec(ctx, c.db, d.Chat, now)
 }
 
 // unsettledSIDs are sends whose rows wait for the router's commit. A
