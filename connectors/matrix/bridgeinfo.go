@@ -241,49 +241,81 @@ func (c *Connector) backfillBridgeInfo(ctx context.Context) {
 		return
 	}
 	log := zerolog.Ctx(ctx)
-	rows, err := c.db.Query(ctx, portalsStaleInfoQuery)
-	if err != nil {
-		log.Warn().Err(err).Msg("Failed to list portals without bridge info")
-		return
-	}
-	var rooms []id.RoomID
-	for rows.Next() {
-		var room id.RoomID
-		if err = rows.Scan(&room); err == nil {
-			rooms = append(rooms, room)
-		}
-	}
-	_ = rows.Close()
 	done := 0
-	for _, room := range rooms {
-		conv, err := lister.ConversationOf(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(room)})
-		if errors.Is(err, bridge.ErrUnknownLeg) {
-			// A portal whose conversation ended: nothing to describe (a
-			// conversation it joins later is told through LegsChanged).
-			_ = c.exec(ctx, portalSetBridgeInfoQuery, room, bridgeInfoVersion+":{}")
-			continue
-		} else if err != nil {
-			log.Warn().Err(err).Msg("Failed to look up a portal's conversation for its bridge info")
-			return
-		}
-		legs, err := lister.Legs(ctx, conv)
-		if err == nil {
-			err = c.updateBridgeInfo(ctx, room, legs)
-		}
+	seen := make(map[id.RoomID]bool)
+	// Batches until none is left, or a batch brought nothing new (every
+	// write failed: the next start tries again).
+	for {
+		rooms, err := c.staleBridgeInfoPortals(ctx)
 		if err != nil {
-			log.Warn().Err(err).Stringer("room_id", room).Msg("Failed to backfill a portal's bridge info")
-			continue
+			log.Warn().Err(err).Msg("Failed to list portals without bridge info")
+			break
 		}
-		done++
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(bridgeInfoBackfillPause):
+		progress := false
+		for _, room := range rooms {
+			if seen[room] {
+				continue
+			}
+			seen[room] = true
+			ok, err := c.backfillPortal(ctx, lister, room)
+			if err != nil {
+				log.Warn().Err(err).Stringer("room_id", room).Msg("Failed to backfill a portal's bridge info")
+			}
+			if ok {
+				progress = true
+				done++
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(bridgeInfoBackfillPause):
+			}
+		}
+		if !progress {
+			break
 		}
 	}
 	if done > 0 {
 		log.Info().Int("portals", done).Msg("Wrote bridge info to existing portals")
 	}
+}
+
+// staleBridgeInfoPortals lists a batch of portals without current bridge
+// info.
+func (c *Connector) staleBridgeInfoPortals(ctx context.Context) ([]id.RoomID, error) {
+	rows, err := c.db.Query(ctx, portalsStaleInfoQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	defer rows.Close()
+	var rooms []id.RoomID
+	for rows.Next() {
+		var room id.RoomID
+		if err = rows.Scan(&room); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDatabase, err)
+		}
+		rooms = append(rooms, room)
+	}
+	return rooms, rows.Err()
+}
+
+// backfillPortal writes one portal's bridge info and reports whether its
+// record is current now.
+func (c *Connector) backfillPortal(ctx context.Context, lister LegLister, room id.RoomID) (bool, error) {
+	conv, err := lister.ConversationOf(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: bridge.ChatID(room)})
+	if errors.Is(err, bridge.ErrUnknownLeg) {
+		// A portal whose conversation ended: nothing to describe (a
+		// conversation it joins later is told through LegsChanged).
+		err = c.exec(ctx, portalSetBridgeInfoQuery, room, bridgeInfoVersion+":{}")
+		return err == nil, err
+	} else if err != nil {
+		return false, err
+	}
+	legs, err := lister.Legs(ctx, conv)
+	if err == nil {
+		err = c.updateBridgeInfo(ctx, room, legs)
+	}
+	return err == nil, err
 }
 
 // startBackground runs fn in the background until Stop.
