@@ -19,7 +19,7 @@ import (
 // allCommands is every bot command a fully configured bridge answers.
 var allCommands = []string{
 	"help", "whoami", "start", "link", "verify", "unlink", "links", "prefer", "sms", "reveal",
-	"login", "logout", "backfill", "invite", "retention", "double-puppet", "block", "unblock", "report", "admin",
+	"login", "logout", "backfill", "invite", "retention", "double-puppet", "recovery-key", "block", "unblock", "report", "admin",
 }
 
 // assembled wires a daemon's connectors and commands as Run does (no
