@@ -1,0 +1,333 @@
+package whatsapp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
+	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
+	"github.com/switchboard-bridge/switchboard/database"
+	"github.com/switchboard-bridge/switchboard/internal/testutil/dbtest"
+)
+
+// oggCRC is the Ogg page checksum (CRC-32, polynomial 0x04c11db7, not
+// reflected, no initial or final xor).
+func oggCRC(page []byte) uint32 {
+	var crc uint32
+	for _, b := range page {
+		crc ^= uint32(b) << 24
+		for range 8 {
+			if crc&0x80000000 != 0 {
+				crc = crc<<1 ^ 0x04c11db7
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// oggPage is one Ogg page holding packets (each under 255 bytes).
+func oggPage(flags byte, granule uint64, seq uint32, packets ...[]byte) []byte {
+	var page bytes.Buffer
+	page.WriteString("OggS")
+	page.WriteByte(0)
+	page.WriteByte(flags)
+	_ = binary.Write(&page, binary.LittleEndian, granule)
+	_ = binary.Write(&page, binary.LittleEndian, uint32(0x5b0a)) // stream serial
+	_ = binary.Write(&page, binary.LittleEndian, seq)
+	_ = binary.Write(&page, binary.LittleEndian, uint32(0)) // CRC, set below
+	page.WriteByte(byte(len(packets)))
+	for _, p := range packets {
+		page.WriteByte(byte(len(p)))
+	}
+	for _, p := range packets {
+		page.Write(p)
+	}
+	out := page.Bytes()
+	binary.LittleEndian.PutUint32(out[22:], oggCRC(out))
+	return out
+}
+
+// voiceNote is a whole Ogg Opus file (RFC 7845): the identification
+// header, the comment header and one second of mono silence in 20 ms
+// CELT frames, each page with its checksum.
+func voiceNote() []byte {
+	head := []byte("OpusHead\x01\x01")
+	head = binary.LittleEndian.AppendUint16(head, 312)   // pre-skip
+	head = binary.LittleEndian.AppendUint32(head, 48000) // input sample rate
+	head = append(head, 0, 0, 0)                         // output gain, mapping family 0
+	tags := []byte("OpusTags")
+	tags = binary.LittleEndian.AppendUint32(tags, 11)
+	tags = append(tags, "switchboard"...)
+	tags = binary.LittleEndian.AppendUint32(tags, 0)
+	frames := make([][]byte, 50)
+	for i := range frames {
+		frames[i] = []byte{0xf8, 0xff, 0xfe} // TOC: CELT fullband 20 ms, one frame; silence
+	}
+	out := oggPage(0x02, 0, 0, head)
+	out = append(out, oggPage(0, 0, 1, tags)...)
+	return append(out, oggPage(0x04, 312+48000, 2, frames...)...)
+}
+
+// stickerWebP is a real 1x1 lossless WebP image.
+var stickerWebP = []byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00")
+
+// richSide is a test's two ends of one chat: the bridge's Matrix leg and
+// the contact's real client.
+type richSide struct {
+	e     *srvEnv
+	own   types.JID
+	carol *contact
+	mxLeg bridge.Leg
+	seen  int // deliveries to the Matrix leg so far
+	got   int // messages the contact received so far
+}
+
+// next waits for the Matrix leg's next delivery.
+func (r *richSide) next() bridgetest.Sent {
+	r.e.t.Helper()
+	r.seen++
+	s := r.e.waitSent(r.seen)
+	return s[r.seen-1]
+}
+
+// nextWA waits for the contact's next message.
+func (r *richSide) nextWA() *events.Message {
+	r.e.t.Helper()
+	r.got++
+	got := r.carol.waitMessages(r.e.t, r.got)
+	return got[r.got-1]
+}
+
+// recv is a Matrix event from alice into the chat.
+func (r *richSide) recv(evt *bridge.Event) {
+	r.e.t.Helper()
+	evt.Kind, evt.Source, evt.Sender = bridge.KindMessage, r.mxLeg, bridge.Sender{ID: alice, DisplayName: "Alice"}
+	require.NoError(r.e.t, r.e.mx.Receive(r.e.ctx, evt))
+}
+
+// newRichSide logs alice in, pairs the contact and opens the chat with a
+// text from the contact.
+func newRichSide(e *srvEnv) *richSide {
+	t := e.t
+	t.Helper()
+	r := &richSide{e: e, own: e.loginQR(alice, aliceNumber).ToNonAD(), carol: e.newContact(contactNumber, "Carol")}
+	_, err := r.carol.cli.SendMessage(e.ctx, r.own, &waE2E.Message{Conversation: proto.String("hi")})
+	require.NoError(t, err)
+	r.mxLeg = e.matrixLeg(r.next().Delivery.Event.Source.Chat)
+	return r
+}
+
+// requireNoContent checks that none of texts is in any table of the
+// bridge's database (the connector's, the router's, whatsmeow's) nor in
+// the SQLite files, and that no number is either.
+func (e *srvEnv) requireNoContent(texts []string, tables ...string) {
+	t := e.t
+	t.Helper()
+	e.requireNoNumbersAnywhere(tables...)
+	dump := dumpTables(e.ctx, t, e.db, tablesLike(e.ctx, t, e.db, "%"))
+	logs := e.logs.String()
+	for _, text := range texts {
+		require.False(t, bytes.Contains(dump, []byte(text)), "%q is stored in the database", text)
+		require.NotContains(t, logs, text, "the logs")
+	}
+	if e.dbo.Type != database.TypeSQLite {
+		return
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		raw, err := readIfExists(e.dbo.URI + suffix)
+		require.NoError(t, err)
+		for _, text := range texts {
+			require.False(t, bytes.Contains(raw, []byte(text)), "SQLite file%s holds %q", suffix, text)
+		}
+	}
+}
+
+// Polls cross both ways with real vote encryption: the contact's
+// whatsmeow creates a poll (with its message secret) and votes in it
+// (encrypted with that secret); the bridge's whatsmeow, on the sealed
+// store, decrypts the vote and the bridge matches it to the option
+// number through its sealed option hashes. Alice's poll and votes from
+// Matrix reach the contact, whose whatsmeow decrypts them to the hashes
+// of the options chosen. No option text and no number is stored.
+func TestServerPolls(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		e := newSrvEnv(t, dbo)
+		r := newRichSide(e)
+		carol := r.carol.cli
+
+		// WhatsApp -> Matrix: a poll, then the contact's vote.
+		resp, err := carol.SendMessage(e.ctx, r.own, carol.BuildPollCreation("Lunch where?", []string{"Pizza", "Sushi", "Tacos"}, 1))
+		require.NoError(t, err)
+		s := r.next()
+		ct := s.Delivery.Event.Content
+		require.Equal(t, bridge.MsgPoll, ct.Type)
+		require.Equal(t, &bridge.Poll{Question: "Lunch where?", Options: []string{"Pizza", "Sushi", "Tacos"}, MaxSelections: 1}, ct.Poll)
+		pollOnMatrix := s.RemoteID
+		pollInfo := &types.MessageInfo{MessageSource: types.MessageSource{Chat: r.own, Sender: carol.Store.ID.ToNonAD(), IsFromMe: true}, ID: resp.ID}
+		vote, err := carol.BuildPollVote(e.ctx, pollInfo, []string{"Sushi"})
+		require.NoError(t, err)
+		_, err = carol.SendMessage(e.ctx, r.own, vote)
+		require.NoError(t, err)
+		s = r.next()
+		require.Equal(t, bridge.MsgPollVote, s.Delivery.Event.Content.Type)
+		require.Equal(t, []int{1}, s.Delivery.Event.Content.Poll.Selected, "the vote decrypted to the second option")
+		require.Equal(t, pollOnMatrix, s.Delivery.ReplyTo, "the vote names the poll as Matrix knows it")
+
+		// The contact changes their vote to two options.
+		vote, err = carol.BuildPollVote(e.ctx, pollInfo, []string{"Pizza", "Tacos"})
+		require.NoError(t, err)
+		_, err = carol.SendMessage(e.ctx, r.own, vote)
+		require.NoError(t, err)
+		require.Equal(t, []int{0, 2}, r.next().Delivery.Event.Content.Poll.Selected)
+
+		// Alice votes in the contact's poll from Matrix: the contact's
+		// whatsmeow decrypts it with its own poll's secret.
+		r.recv(&bridge.Event{SourceID: "$vote1", ReplyTo: pollOnMatrix, Content: &bridge.Content{Type: bridge.MsgPollVote, Poll: &bridge.Poll{Selected: []int{2}}}})
+		got := r.nextWA()
+		require.NotNil(t, got.Message.GetPollUpdateMessage(), "a vote, not a text")
+		require.Equal(t, resp.ID, got.Message.GetPollUpdateMessage().GetPollCreationMessageKey().GetID())
+		dec, err := carol.DecryptPollVote(e.ctx, got)
+		require.NoError(t, err)
+		require.Equal(t, whatsmeow.HashPollOptions([]string{"Tacos"}), dec.GetSelectedOptions())
+
+		// Matrix -> WhatsApp: alice's poll, her vote in it, and the
+		// contact's vote coming back.
+		r.recv(&bridge.Event{SourceID: "$poll2", Content: &bridge.Content{Type: bridge.MsgPoll, Body: "Poll: Dinner?",
+			Poll: &bridge.Poll{Question: "Dinner?", Options: []string{"Curry", "Ramen", "Falafel"}, MaxSelections: 1}}})
+		got = r.nextWA()
+		pc := pollCreation(got.Message)
+		require.NotNil(t, pc, "a poll, not a text")
+		require.Equal(t, "Dinner?", pc.GetName())
+		require.Equal(t, uint32(1), pc.GetSelectableOptionsCount())
+		require.Len(t, pc.GetOptions(), 3)
+		require.Equal(t, "Ramen", pc.GetOptions()[1].GetOptionName())
+		require.NotEmpty(t, got.Message.GetMessageContextInfo().GetMessageSecret(), "the poll carries its secret")
+		alicePoll := got.Info
+
+		r.recv(&bridge.Event{SourceID: "$vote2", ReplyTo: "$poll2", Content: &bridge.Content{Type: bridge.MsgPollVote, Poll: &bridge.Poll{Selected: []int{0}}}})
+		got = r.nextWA()
+		require.Equal(t, alicePoll.ID, got.Message.GetPollUpdateMessage().GetPollCreationMessageKey().GetID())
+		dec, err = carol.DecryptPollVote(e.ctx, got)
+		require.NoError(t, err)
+		require.Equal(t, whatsmeow.HashPollOptions([]string{"Curry"}), dec.GetSelectedOptions())
+
+		vote, err = carol.BuildPollVote(e.ctx, &alicePoll, []string{"Falafel"})
+		require.NoError(t, err)
+		_, err = carol.SendMessage(e.ctx, r.own, vote)
+		require.NoError(t, err)
+		s = r.next()
+		require.Equal(t, bridge.MsgPollVote, s.Delivery.Event.Content.Type)
+		require.Equal(t, []int{2}, s.Delivery.Event.Content.Poll.Selected)
+		require.Equal(t, bridge.RemoteID("$poll2"), s.Delivery.ReplyTo)
+
+		e.requireNoContent([]string{"Lunch where", "Pizza", "Sushi", "Tacos", "Dinner?", "Curry", "Ramen", "Falafel"},
+			"sb_whatsapp_poll", "whatsmeow_message_secrets")
+	})
+}
+
+// A location, a voice note (Ogg Opus with its waveform) and a sticker
+// (WebP) cross both ways; the media through the server's media host,
+// encrypted by each side's whatsmeow.
+func TestServerLocationVoiceSticker(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		e := newSrvEnv(t, dbo)
+		r := newRichSide(e)
+		carol := r.carol.cli
+		voice := voiceNote()
+		require.True(t, isOggOpus(voice))
+
+		// WhatsApp -> Matrix.
+		_, err := carol.SendMessage(e.ctx, r.own, &waE2E.Message{LocationMessage: &waE2E.LocationMessage{
+			DegreesLatitude: proto.Float64(37.7955), DegreesLongitude: proto.Float64(-122.3937), Name: proto.String("Ferry Building")}})
+		require.NoError(t, err)
+		s := r.next()
+		require.Equal(t, bridge.MsgLocation, s.Delivery.Event.Content.Type)
+		require.Equal(t, &bridge.Location{Lat: 37.7955, Long: -122.3937, Name: "Ferry Building"}, s.Delivery.Event.Content.Location)
+
+		wave := make([]byte, 64)
+		for i := range wave {
+			wave[i] = byte(i * 100 / 63)
+		}
+		up, err := carol.Upload(e.ctx, voice, whatsmeow.MediaAudio)
+		require.NoError(t, err)
+		_, err = carol.SendMessage(e.ctx, r.own, &waE2E.Message{AudioMessage: &waE2E.AudioMessage{
+			URL: proto.String(up.URL), DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, Mimetype: proto.String("audio/ogg; codecs=opus"),
+			FileEncSHA256: up.FileEncSHA256, FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength),
+			PTT: proto.Bool(true), Seconds: proto.Uint32(1), Waveform: wave}})
+		require.NoError(t, err)
+		s = r.next()
+		ct := s.Delivery.Event.Content
+		require.Equal(t, bridge.MsgVoice, ct.Type)
+		require.Equal(t, time.Second, ct.Media.Duration)
+		require.Len(t, ct.Media.Waveform, 64)
+		require.Equal(t, byte(0), ct.Media.Waveform[0])
+		require.Equal(t, byte(255), ct.Media.Waveform[63], "WhatsApp's 0-100 scaled to 0-255")
+		require.Equal(t, voice, s.Media, "the voice note, decrypted")
+
+		up, err = carol.Upload(e.ctx, stickerWebP, whatsmeow.MediaImage)
+		require.NoError(t, err)
+		_, err = carol.SendMessage(e.ctx, r.own, &waE2E.Message{StickerMessage: &waE2E.StickerMessage{
+			URL: proto.String(up.URL), DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, Mimetype: proto.String("image/webp"),
+			FileEncSHA256: up.FileEncSHA256, FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength),
+			Width: proto.Uint32(1), Height: proto.Uint32(1)}})
+		require.NoError(t, err)
+		s = r.next()
+		require.Equal(t, bridge.MsgSticker, s.Delivery.Event.Content.Type)
+		require.Equal(t, stickerWebP, s.Media, "the sticker, decrypted")
+
+		// Matrix -> WhatsApp.
+		r.recv(&bridge.Event{SourceID: "$loc", Content: &bridge.Content{Type: bridge.MsgLocation, Body: "Location: geo:48.858400,2.294500",
+			Location: &bridge.Location{Lat: 48.8584, Long: 2.2945, Name: "Eiffel Tower"}}})
+		loc := r.nextWA().Message.GetLocationMessage()
+		require.NotNil(t, loc, "a location, not a text")
+		require.InDelta(t, 48.8584, loc.GetDegreesLatitude(), 1e-9)
+		require.InDelta(t, 2.2945, loc.GetDegreesLongitude(), 1e-9)
+		require.Equal(t, "Eiffel Tower", loc.GetName())
+
+		e.mx.PutMedia("mxc://example.org/voice", voice)
+		mxWave := make([]byte, 128)
+		for i := range mxWave {
+			mxWave[i] = byte(i * 2)
+		}
+		r.recv(&bridge.Event{SourceID: "$voice", Content: &bridge.Content{Type: bridge.MsgVoice, Body: "Voice message",
+			Media: &bridge.Media{Ref: "mxc://example.org/voice", MimeType: "audio/ogg", FileName: "voice.ogg", Duration: time.Second, Waveform: mxWave}}})
+		audio := r.nextWA().Message.GetAudioMessage()
+		require.NotNil(t, audio)
+		require.True(t, audio.GetPTT(), "a voice note")
+		require.Equal(t, "audio/ogg; codecs=opus", audio.GetMimetype())
+		require.Equal(t, uint32(1), audio.GetSeconds())
+		require.Len(t, audio.GetWaveform(), 64)
+		require.Less(t, audio.GetWaveform()[0], audio.GetWaveform()[63], "the waveform's shape kept")
+		data, err := carol.Download(e.ctx, audio)
+		require.NoError(t, err)
+		require.Equal(t, voice, data)
+
+		e.mx.PutMedia("mxc://example.org/sticker", stickerWebP)
+		r.recv(&bridge.Event{SourceID: "$sticker", Content: &bridge.Content{Type: bridge.MsgSticker, Body: "a cat",
+			Media: &bridge.Media{Ref: "mxc://example.org/sticker", MimeType: "image/webp", Width: 1, Height: 1}}})
+		st := r.nextWA().Message.GetStickerMessage()
+		require.NotNil(t, st, "a sticker, not an image")
+		require.Equal(t, "image/webp", st.GetMimetype())
+		data, err = carol.Download(e.ctx, st)
+		require.NoError(t, err)
+		require.Equal(t, stickerWebP, data)
+
+		require.Len(t, e.srv.Media(), 4, "every file went through the media host")
+		for _, blob := range e.srv.Media() {
+			require.False(t, bytes.Contains(blob, []byte("OpusHead")), "the server holds ciphertext only")
+			require.False(t, bytes.Contains(blob, []byte("WEBPVP8L")), "the server holds ciphertext only")
+		}
+		e.requireNoContent([]string{"Ferry Building", "Eiffel Tower"}, "sb_whatsapp_chat")
+	})
+}
