@@ -1,9 +1,6 @@
 package bridge
 
-import (
-	"context"
-	"sync"
-)
+import "context"
 
 // commitHook is a connector's own bookkeeping for a delivery (see
 // Delivery.OnCommit).
@@ -12,17 +9,11 @@ type commitHook struct {
 	committed func(err error)
 }
 
-// commitHooks collects the hooks a send method registers for its delivery.
-type commitHooks struct {
-	mu    sync.Mutex
-	hooks []commitHook
-}
-
 // OnCommit asks the router to run write inside the transaction that
 // records this delivery as finished, so that a connector's bookkeeping of
 // what it sent (a provider's message ID, say) shares that commit instead
-// of paying for one of its own. It must be called from the send method,
-// before it returns.
+// of paying for one of its own. It must be called by the send method
+// before it returns (not from a goroutine it leaves running).
 //
 // write runs only when the send method returns without error, after it
 // returned, on the router's writer: its ctx carries the transaction
@@ -40,29 +31,8 @@ func (d *Delivery) OnCommit(write func(ctx context.Context) error, committed fun
 	if d.router == nil || write == nil {
 		return false
 	}
-	v, ok := d.router.commitHooks.Load(d)
-	if !ok {
-		return false
-	}
-	h := v.(*commitHooks)
-	h.mu.Lock()
-	h.hooks = append(h.hooks, commitHook{write: write, committed: committed})
-	h.mu.Unlock()
+	d.commits = append(d.commits, commitHook{write: write, committed: committed})
 	return true
-}
-
-// takeHooks ends d's registration and returns its hooks.
-func (r *Router) takeHooks(d *Delivery) []commitHook {
-	v, ok := r.commitHooks.LoadAndDelete(d)
-	if !ok {
-		return nil
-	}
-	h := v.(*commitHooks)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := h.hooks
-	h.hooks = nil
-	return out
 }
 
 // hooksDone tells each hook the outcome of its commit.

@@ -411,7 +411,6 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 			return "", nil, Permanent(fmt.Errorf("%w: %s", ErrTargetUnknown, it.lane))
 		}
 	}
-	r.commitHooks.Store(d, &commitHooks{})
 	ctx, cancel := context.WithTimeout(ctx, r.opts.SendTimeout)
 	defer cancel()
 	network := it.lane.Network
@@ -469,11 +468,10 @@ func (r *Router) send(ctx context.Context, it *item, q *queuedEvent) (RemoteID, 
 		}
 		return err
 	})
-	hooks := r.takeHooks(d)
 	if err != nil {
 		return remote, nil, err
 	}
-	return remote, hooks, nil
+	return remote, d.commits, nil
 }
 
 // pendingKey names a delivered message whose map row is not committed yet.

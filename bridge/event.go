@@ -308,6 +308,8 @@ type Delivery struct {
 	Expires time.Time
 
 	router *Router
+	// commits are the connector's hooks (commit.go).
+	commits []commitHook
 }
 
 // OpenMedia fetches the attachment of a media message from its source

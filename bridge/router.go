@@ -87,8 +87,6 @@ type Router struct {
 	pending sync.Map
 	// pendingRemote is the reverse: pendingRemoteKey -> MessageID.
 	pendingRemote sync.Map
-	// commitHooks holds the hooks of deliveries being sent (commit.go).
-	commitHooks sync.Map
 	// retCache keeps conversations' retention inputs (retcache.go).
 	retCache retentionCache
 
