@@ -17,7 +17,8 @@
 // message, receipt (delivery, read, retry) and chat-state relay with
 // acknowledgements, and per-device queues that keep a stanza until its
 // device acknowledges it (a device that was offline gets it when it logs
-// in again); groups (create, info, leave with its notification, sender-key
+// in again); groups (create, info, leave with its notification, name and
+// description changes with theirs (groupedit.go), sender-key
 // messages fanned out to every member device); media connection info and
 // an HTTPS media host (uploads checked against their hash, stored as
 // sent); logout (remove-companion-device) and removal from the phone

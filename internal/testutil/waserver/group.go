@@ -16,6 +16,7 @@ type group struct {
 	creator *Account
 	created time.Time
 	members []*Account
+	topic   groupTopic // groupedit.go
 }
 
 // node is the group's <group> element, as group info queries and
@@ -29,6 +30,7 @@ func (g *group) node() waBinary.Node {
 		}
 		parts = append(parts, waBinary.Node{Tag: "participant", Attrs: attrs})
 	}
+	parts = append(parts, g.topic.nodes()...)
 	return waBinary.Node{Tag: "group", Attrs: waBinary.Attrs{
 		"id": g.jid.User, "creator": g.creator.PN, "creation": g.created.Unix(), "subject": g.subject,
 		"s_t": g.created.Unix(), "s_o": g.creator.PN, "size": len(g.members), "addressing_mode": "pn",
@@ -96,6 +98,8 @@ func (c *conn) groupIQ(iq *waBinary.Node, req waBinary.Node) waBinary.Node {
 			s.deliver(d, note, true)
 		}
 		return iqResult(iq, waBinary.Node{Tag: "leave", Content: []waBinary.Node{{Tag: "group", Attrs: waBinary.Attrs{"id": g.jid}}}})
+	case "subject", "description":
+		return c.groupEdit(iq, req, to)
 	}
 	return iqError(iq, 400, "bad-request")
 }
