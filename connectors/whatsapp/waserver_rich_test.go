@@ -457,3 +457,103 @@ func TestServerGroupInfoBothWays(t *testing.T) {
 		e.requireNoContent(nil, "sb_whatsapp_chat")
 	})
 }
+
+// Polls in a group, where votes name the poll's sender as the key's
+// participant and cross as sender-key messages: the contact's poll and
+// both contacts' votes (the poll's author's and another member's) reach
+// the portal as the right options; alice's vote in the contact's poll
+// and her own poll from Matrix reach the contacts, who decrypt her vote.
+func TestServerGroupPolls(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		e := newSrvEnv(t, dbo)
+		own := e.loginQR(alice, aliceNumber).ToNonAD()
+		carol := e.newContact(contactNumber, "Carol")
+		dave := e.newContact(otherNumber, "Dave")
+		info, err := carol.cli.CreateGroup(e.ctx, whatsmeow.ReqCreateGroup{Name: "Lunch", Participants: []types.JID{own, dave.cli.Store.ID.ToNonAD()}})
+		require.NoError(t, err)
+		gid := info.JID
+		seen := 0
+		next := func() bridgetest.Sent {
+			t.Helper()
+			seen++
+			return e.waitSent(seen)[seen-1]
+		}
+
+		resp, err := carol.cli.SendMessage(e.ctx, gid, carol.cli.BuildPollCreation("Lunch where?", []string{"Pizza", "Sushi", "Tacos"}, 0))
+		require.NoError(t, err)
+		s := next()
+		require.Equal(t, bridge.MsgPoll, s.Delivery.Event.Content.Type)
+		require.Equal(t, 3, s.Delivery.Event.Content.Poll.MaxSelections, "WhatsApp's 0: any number")
+		pollOnMatrix := s.RemoteID
+		mxLeg := e.matrixLeg(s.Delivery.Event.Source.Chat)
+
+		// The poll's author votes, then another member (whose vote names
+		// Carol as the poll's participant).
+		vote, err := carol.cli.BuildPollVote(e.ctx, &types.MessageInfo{MessageSource: types.MessageSource{Chat: gid, Sender: carol.cli.Store.ID.ToNonAD(), IsFromMe: true, IsGroup: true}, ID: resp.ID}, []string{"Tacos"})
+		require.NoError(t, err)
+		_, err = carol.cli.SendMessage(e.ctx, gid, vote)
+		require.NoError(t, err)
+		s = next()
+		require.Equal(t, bridge.MsgPollVote, s.Delivery.Event.Content.Type)
+		require.Equal(t, []int{2}, s.Delivery.Event.Content.Poll.Selected)
+		require.Equal(t, pollOnMatrix, s.Delivery.ReplyTo)
+
+		davePoll := dave.waitMessages(t, 1)[0]
+		require.NotNil(t, pollCreation(davePoll.Message))
+		vote, err = dave.cli.BuildPollVote(e.ctx, &davePoll.Info, []string{"Pizza", "Sushi"})
+		require.NoError(t, err)
+		_, err = dave.cli.SendMessage(e.ctx, gid, vote)
+		require.NoError(t, err)
+		s = next()
+		require.Equal(t, []int{0, 1}, s.Delivery.Event.Content.Poll.Selected, "another member's vote decrypted")
+		require.Equal(t, pollOnMatrix, s.Delivery.ReplyTo)
+
+		recv := func(evt *bridge.Event) {
+			t.Helper()
+			evt.Kind, evt.Source, evt.Sender = bridge.KindMessage, mxLeg, bridge.Sender{ID: alice, DisplayName: "Alice"}
+			require.NoError(t, e.mx.Receive(e.ctx, evt))
+		}
+		fromAlice := func(c *contact, what string, match func(*waE2E.Message) bool) *events.Message {
+			t.Helper()
+			var found *events.Message
+			require.Eventually(t, func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, m := range c.got {
+					if m.Info.Sender.User == own.User && match(m.Message) {
+						found = m
+						return true
+					}
+				}
+				return false
+			}, 20*time.Second, 10*time.Millisecond, "the contact received alice's %s", what)
+			return found
+		}
+
+		// Alice votes in Carol's poll from Matrix: both contacts decrypt it.
+		recv(&bridge.Event{SourceID: "$gvote", ReplyTo: pollOnMatrix, Content: &bridge.Content{Type: bridge.MsgPollVote, Poll: &bridge.Poll{Selected: []int{1}}}})
+		for _, c := range []*contact{carol, dave} {
+			got := fromAlice(c, "vote", func(m *waE2E.Message) bool { return m.GetPollUpdateMessage() != nil })
+			require.Equal(t, gid, got.Info.Chat)
+			dec, err := c.cli.DecryptPollVote(e.ctx, got)
+			require.NoError(t, err)
+			require.Equal(t, whatsmeow.HashPollOptions([]string{"Sushi"}), dec.GetSelectedOptions())
+		}
+
+		// Alice's poll in the group; Dave votes in it.
+		recv(&bridge.Event{SourceID: "$gpoll", Content: &bridge.Content{Type: bridge.MsgPoll, Body: "Poll: Dinner?",
+			Poll: &bridge.Poll{Question: "Dinner?", Options: []string{"Curry", "Ramen"}, MaxSelections: 1}}})
+		alicePoll := fromAlice(dave, "poll", func(m *waE2E.Message) bool { return pollCreation(m) != nil })
+		require.Equal(t, "Dinner?", pollCreation(alicePoll.Message).GetName())
+		vote, err = dave.cli.BuildPollVote(e.ctx, &alicePoll.Info, []string{"Ramen"})
+		require.NoError(t, err)
+		_, err = dave.cli.SendMessage(e.ctx, gid, vote)
+		require.NoError(t, err)
+		s = next()
+		require.Equal(t, []int{1}, s.Delivery.Event.Content.Poll.Selected)
+		require.Equal(t, bridge.RemoteID("$gpoll"), s.Delivery.ReplyTo)
+
+		e.requireNoContent([]string{"Lunch where", "Pizza", "Sushi", "Tacos", "Dinner?", "Curry", "Ramen"},
+			"sb_whatsapp_poll", "whatsmeow_message_secrets", "whatsmeow_sender_keys")
+	})
+}
