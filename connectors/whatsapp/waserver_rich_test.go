@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -555,5 +556,64 @@ func TestServerGroupPolls(t *testing.T) {
 
 		e.requireNoContent([]string{"Lunch where", "Pizza", "Sushi", "Tacos", "Dinner?", "Curry", "Ramen"},
 			"sb_whatsapp_poll", "whatsmeow_message_secrets", "whatsmeow_sender_keys")
+	})
+}
+
+// A kick from Matrix: while alice is not an admin of the group, WhatsApp
+// refuses it and the refusal is reported; once the group's creator has
+// made her an admin, her kick removes the member on WhatsApp (their
+// client is told, the group's info no longer lists them).
+func TestServerGroupKick(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
+		e := newSrvEnv(t, dbo)
+		own := e.loginQR(alice, aliceNumber).ToNonAD()
+		carol := e.newContact(contactNumber, "Carol")
+		dave := e.newContact(otherNumber, "Dave")
+		daveSeen := watchGroupInfo(dave)
+		daveJID := dave.cli.Store.ID.ToNonAD()
+		info, err := carol.cli.CreateGroup(e.ctx, whatsmeow.ReqCreateGroup{Name: "Book club", Participants: []types.JID{own, daveJID}})
+		require.NoError(t, err)
+		gid := info.JID
+		_, err = dave.cli.SendMessage(e.ctx, gid, &waE2E.Message{Conversation: proto.String("dave here")})
+		require.NoError(t, err)
+		first := e.waitSent(1)[0]
+		daveGhost := first.Delivery.Event.Sender
+		mxLeg := e.matrixLeg(first.Delivery.Event.Source.Chat)
+		kick := func(id string) bridge.StatusReport {
+			t.Helper()
+			require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindChatInfo, Source: mxLeg, SourceID: bridge.RemoteID(id),
+				Sender: bridge.Sender{ID: alice, DisplayName: "Alice"}, ChatInfo: &bridge.ChatInfo{Membership: bridge.MemberLeft, Member: &daveGhost}}))
+			rep, ok := e.mx.WaitStatus(20*time.Second, func(r bridge.StatusReport) bool {
+				return r.SourceID == bridge.RemoteID(id) && r.State != bridge.StateRetrying
+			})
+			require.True(t, ok, "a status for the kick")
+			return rep
+		}
+		members := func() []types.JID {
+			t.Helper()
+			gi, err := carol.cli.GetGroupInfo(e.ctx, gid)
+			require.NoError(t, err)
+			var out []types.JID
+			for _, p := range gi.Participants {
+				out = append(out, p.JID.ToNonAD())
+			}
+			return out
+		}
+
+		rep := kick("$kick1")
+		require.Equal(t, bridge.StateFailed, rep.State)
+		require.ErrorIs(t, rep.Err, ErrGroupChangeRefused, "not an admin: WhatsApp refuses")
+		requireNoNumbers(t, rep.Err.Error(), "the reason")
+		require.Contains(t, members(), daveJID)
+
+		_, err = carol.cli.UpdateGroupParticipants(e.ctx, gid, []types.JID{own}, whatsmeow.ParticipantChangePromote)
+		require.NoError(t, err)
+		rep = kick("$kick2")
+		require.Equal(t, bridge.StateDelivered, rep.State, "%v", rep.Err)
+		evt := daveSeen.wait(t, "removed", func(gi *events.GroupInfo) bool { return slices.Contains(gi.Leave, daveJID) })
+		require.Equal(t, own.User, evt.Sender.User, "removed by alice's account")
+		require.NotContains(t, members(), daveJID)
+		require.Len(t, members(), 2)
+		e.requireNoContent(nil, "sb_whatsapp_chat")
 	})
 }

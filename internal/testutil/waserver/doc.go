@@ -18,7 +18,8 @@
 // acknowledgements, and per-device queues that keep a stanza until its
 // device acknowledges it (a device that was offline gets it when it logs
 // in again); groups (create, info, leave with its notification, name and
-// description changes with theirs (groupedit.go), sender-key
+// description changes, an admin's removal and promotion of members, with
+// their notifications (groupedit.go), sender-key
 // messages fanned out to every member device); media connection info and
 // an HTTPS media host (uploads checked against their hash, stored as
 // sent); logout (remove-companion-device) and removal from the phone
@@ -29,7 +30,7 @@
 // encrypted them, as they cross WhatsApp's servers.
 //
 // Not implemented: LID-addressed groups and communities, group
-// participant changes other than leaving, app state, history sync,
+// additions (invites) and demotions, app state, history sync,
 // presence subscriptions, calls, newsletters, business features, and
 // everything the real servers enforce beyond what whatsmeow checks (rate
 // limits, bans, privacy settings, phash of device lists).

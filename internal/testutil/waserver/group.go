@@ -17,6 +17,7 @@ type group struct {
 	created time.Time
 	members []*Account
 	topic   groupTopic // groupedit.go
+	admins  []*Account // promoted members (the creator is always one)
 }
 
 // node is the group's <group> element, as group info queries and
@@ -27,6 +28,8 @@ func (g *group) node() waBinary.Node {
 		attrs := waBinary.Attrs{"jid": m.PN, "lid": m.LID}
 		if m == g.creator {
 			attrs["type"] = "superadmin"
+		} else if slices.Contains(g.admins, m) {
+			attrs["type"] = "admin"
 		}
 		parts = append(parts, waBinary.Node{Tag: "participant", Attrs: attrs})
 	}
@@ -100,6 +103,8 @@ func (c *conn) groupIQ(iq *waBinary.Node, req waBinary.Node) waBinary.Node {
 		return iqResult(iq, waBinary.Node{Tag: "leave", Content: []waBinary.Node{{Tag: "group", Attrs: waBinary.Attrs{"id": g.jid}}}})
 	case "subject", "description":
 		return c.groupEdit(iq, req, to)
+	case "remove", "promote":
+		return c.groupParticipants(iq, req, to)
 	}
 	return iqError(iq, 400, "bad-request")
 }

@@ -1,6 +1,7 @@
 package waserver
 
 import (
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -92,4 +93,66 @@ func (c *conn) groupEdit(iq *waBinary.Node, req waBinary.Node, to types.JID) waB
 		s.deliver(d, note, true)
 	}
 	return iqResult(iq)
+}
+
+// isAdmin reports whether a is the group's creator or a promoted member.
+func (g *group) isAdmin(a *Account) bool { return a == g.creator || slices.Contains(g.admins, a) }
+
+// groupParticipants serves an admin's removal (<remove>) or promotion
+// (<promote>) of members: a member who is not an admin is refused (403
+// forbidden); each participant named who is not in the group gets error
+// 404 in the answer. Every device of the members before the change but
+// the acting one gets the w:gp2 notification (the removed too, which is
+// how they learn it).
+func (c *conn) groupParticipants(iq *waBinary.Node, req waBinary.Node, to types.JID) waBinary.Node {
+	s := c.srv
+	me := c.dev.acct
+	s.mu.Lock()
+	g := s.groups[to.User]
+	if g == nil {
+		s.mu.Unlock()
+		return iqError(iq, 404, "item-not-found")
+	} else if !g.has(me) || !g.isAdmin(me) {
+		s.mu.Unlock()
+		return iqError(iq, 403, "forbidden")
+	}
+	var targets []*device
+	for _, d := range s.devicesOf(g.members...) {
+		if d != c.dev {
+			targets = append(targets, d)
+		}
+	}
+	var answer, changed []waBinary.Node
+	for _, p := range req.GetChildren() {
+		jid, ok := p.Attrs["jid"].(types.JID)
+		if p.Tag != "participant" || !ok {
+			continue
+		}
+		a := s.account(jid)
+		if a == nil || !g.has(a) {
+			answer = append(answer, waBinary.Node{Tag: "participant", Attrs: waBinary.Attrs{"jid": jid, "error": 404}})
+			continue
+		}
+		switch req.Tag {
+		case "remove":
+			g.members = slices.DeleteFunc(g.members, func(m *Account) bool { return m == a })
+			g.admins = slices.DeleteFunc(g.admins, func(m *Account) bool { return m == a })
+		case "promote":
+			if !g.isAdmin(a) {
+				g.admins = append(g.admins, a)
+			}
+		}
+		answer = append(answer, waBinary.Node{Tag: "participant", Attrs: waBinary.Attrs{"jid": a.PN}})
+		changed = append(changed, waBinary.Node{Tag: "participant", Attrs: waBinary.Attrs{"jid": a.PN}})
+	}
+	s.mu.Unlock()
+	if len(changed) > 0 {
+		note := waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
+			"from": g.jid, "type": "w:gp2", "id": c.newID(), "participant": me.PN, "notify": me.PushName, "t": time.Now().Unix(),
+		}, Content: []waBinary.Node{{Tag: req.Tag, Content: changed}}}
+		for _, d := range targets {
+			s.deliver(d, note, true)
+		}
+	}
+	return iqResult(iq, waBinary.Node{Tag: req.Tag, Content: answer})
 }
