@@ -81,6 +81,29 @@ func groupInfoID(what string, ts time.Time, who bridge.UserID) bridge.RemoteID {
 	return bridge.RemoteID("info." + what + "." + string(who) + "." + ts.UTC().Format("20060102150405.000"))
 }
 
+// metaChange names what a name or description notification changed, for
+// its SourceID: WhatsApp's timestamps are whole seconds and its own "edit
+// group" screen sends a new name and a new description as two requests, so
+// the two must not share an ID. A description is named by WhatsApp's ID
+// for it (random, not its text); nothing of the text goes into the ID.
+func metaChange(evt *events.GroupInfo) string {
+	var what []string
+	if evt.Name != nil {
+		what = append(what, "name")
+	}
+	if evt.Topic != nil {
+		topic := "topic"
+		if evt.Topic.TopicDeleted {
+			topic = "topic-deleted"
+		}
+		if evt.Topic.TopicID != "" {
+			topic += "-" + evt.Topic.TopicID
+		}
+		what = append(what, topic)
+	}
+	return "meta." + strings.Join(what, "+")
+}
+
 // groupSender is who made a group change: the account itself ("You (from
 // WhatsApp)", or the relay), or a participant under their pseudonym.
 func (c *Connector) groupSender(l *login, by, byPN *types.JID) bridge.Sender {
@@ -123,7 +146,7 @@ func (c *Connector) groupChanges(ctx context.Context, l *login, leg bridge.Leg, 
 		}
 		if info.Name != nil || info.Topic != nil {
 			out = append(out, &bridge.Event{Kind: bridge.KindChatInfo, Source: leg, Sender: sender, Timestamp: evt.Timestamp,
-				SourceID: groupInfoID("meta", evt.Timestamp, sender.ID), ChatInfo: info})
+				SourceID: groupInfoID(metaChange(evt), evt.Timestamp, sender.ID), ChatInfo: info})
 		}
 	}
 	isSelf := func(jid types.JID) bool {
