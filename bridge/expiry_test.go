@@ -273,6 +273,9 @@ func TestReceiptsAndDeletesAreMetadata(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, h.a.Receive(ctx, text("room", "$m", "x")))
 	sent := h.b.WaitSent(1, 5*time.Second)
+	// The loopback records the send before the router commits the remote
+	// ID: the receipt refers to it only once that is done.
+	waitQueueEmpty(t, h.router)
 	require.NoError(t, h.b.Receive(ctx, &bridge.Event{Kind: bridge.KindReadReceipt, Source: legB("chat"), SourceID: "rr-1", Target: sent[0].RemoteID}))
 	var v *int64
 	require.NoError(t, h.db.QueryRow(ctx, `SELECT expires_at FROM sb_message WHERE remote_id='rr-1'`).Scan(&v))
