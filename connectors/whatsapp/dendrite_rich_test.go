@@ -388,6 +388,9 @@ func TestRichContentWithDendrite(t *testing.T) {
 // Alice's response to that encrypted poll becomes a WhatsApp vote for the
 // right option.
 func TestEncryptedPollWithDendrite(t *testing.T) {
+	if !matrix.EncryptionCompiled() {
+		t.Skip("encryption is not compiled in (build without the goolm tag)")
+	}
 	h := startRichHS(t, true)
 	var enc map[string]any
 	require.Equal(t, http.StatusOK, h.do(http.MethodGet, "/rooms/"+url.PathEscape(h.portal)+"/state/m.room.encryption/", nil, &enc))
