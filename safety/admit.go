@@ -12,7 +12,8 @@ var _ bridge.Admitter = (*Service)(nil)
 
 // Admit implements bridge.Admitter, in this order:
 //
-//  1. a suspended user's messages, edits and reactions are refused;
+//  1. a suspended user's messages, edits, reactions and changes to a
+//     chat (name, topic, avatar, members) are refused;
 //  2. legs whose owner blocked the sender (by person key, so on every
 //     network) are excluded, silently;
 //  3. messages over the per-sender, per-conversation or per-inbound-contact
@@ -28,7 +29,8 @@ func (s *Service) Admit(ctx context.Context, a *bridge.Admission) error {
 	if err != nil {
 		return err
 	}
-	sending := evt.Kind == bridge.KindMessage || evt.Kind == bridge.KindEdit || evt.Kind == bridge.KindReaction
+	sending := evt.Kind == bridge.KindMessage || evt.Kind == bridge.KindEdit || evt.Kind == bridge.KindReaction ||
+		evt.Kind == bridge.KindChatInfo
 	if user, ok := userOfKey(person); ok && sending && s.IsSuspended(user) {
 		return &bridge.RefusedError{Reason: ErrSuspended.Error(), Err: ErrSuspended}
 	}

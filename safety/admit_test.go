@@ -91,9 +91,9 @@ func TestAdmitRateLimits(t *testing.T) {
 	}
 }
 
-// TestSuspendedUserCannotSend: a suspended user's messages, edits and
-// reactions are refused with a notice; admins lift it; the user is told
-// both times.
+// TestSuspendedUserCannotSend: a suspended user's messages, edits,
+// reactions and changes to a chat are refused with a notice; admins lift
+// it; the user is told both times.
 func TestSuspendedUserCannotSend(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dbo database.Options) {
 		e := startEnv(t, dbo, defaultSafety())
@@ -103,9 +103,14 @@ func TestSuspendedUserCannotSend(t *testing.T) {
 		require.True(t, e.svc.IsSuspended(string(alice)))
 		require.Len(t, e.note.user(string(alice)), 1)
 
-		for _, kind := range []bridge.Kind{bridge.KindMessage, bridge.KindEdit, bridge.KindReaction} {
+		for _, kind := range []bridge.Kind{bridge.KindMessage, bridge.KindEdit, bridge.KindReaction, bridge.KindChatInfo} {
 			evt := message(roomA, alice, "s-"+string(kind))
 			evt.Kind = kind
+			if kind == bridge.KindChatInfo {
+				// Renaming a group, or removing its members, is sending too.
+				name := "renamed"
+				evt.Content, evt.ChatInfo = nil, &bridge.ChatInfo{Name: &name, Shared: true}
+			}
 			err := e.svc.Admit(ctx, admission(evt, "c1", smsA))
 			require.ErrorIs(t, err, bridge.ErrRefused, "%s", kind)
 			require.ErrorIs(t, err, safety.ErrSuspended, "%s", kind)
