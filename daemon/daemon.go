@@ -263,7 +263,7 @@ func (d *Daemon) registerCommands(cmds *commands.Registry, mx *matrix.Connector,
 	if err := cmds.Register(whatsapp.BackfillCommand(wa, d.router)); err != nil {
 		return err
 	}
-	if err := cmds.Register(whatsapp.InviteCommand(wa, d.router)); err != nil {
+	if err := cmds.Register(whatsapp.InviteCommand(wa, d.router, svc.NewChatGate)); err != nil {
 		return err
 	}
 	if err := cmds.Register(matrix.RetentionCommand(provision.RetentionRecorder(matrix.NewRouterRetention(d.router)))); err != nil {

@@ -9,7 +9,9 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/commands"
+	"github.com/switchboard-bridge/switchboard/internal/phone"
 )
 
 // redacter is the part of the Matrix side that removes an event (the
@@ -18,16 +20,23 @@ type redacter interface {
 	Redact(ctx context.Context, room id.RoomID, evt id.EventID, reason string) error
 }
 
+// NewChatGate decides whether a user may bring someone new into a chat
+// (the safety service's new-chat limit and suspensions, as `start` has);
+// its error's text is told to the user.
+type NewChatGate func(ctx context.Context, user string, network bridge.NetworkID) error
+
 // InviteCommand is `invite +N` in a WhatsApp group portal, answered by c
 // (nil: WhatsApp is not configured) with convs to find the portal's
 // WhatsApp chat: the portal owner's own WhatsApp adds the number to the
-// group. The command's message is redacted first (it named a number),
-// and nothing the bridge shows names it; the contact's ghost joins when
-// WhatsApp reports them in the group.
-func InviteCommand(c *Connector, convs Conversations) commands.Command {
+// group. gate (nil: none) counts each invite as a new chat, as `start`
+// does, so a user cannot add strangers to groups faster than they could
+// write to them. The command's message is redacted first (it named a
+// number), and nothing the bridge shows names it; the contact's ghost
+// joins when WhatsApp reports them in the group.
+func InviteCommand(c *Connector, convs Conversations, gate NewChatGate) commands.Command {
 	run := NotConfiguredCommand
 	if c != nil {
-		run = func(ctx context.Context, req *commands.Request) string { return c.inviteCommand(ctx, convs, req) }
+		run = func(ctx context.Context, req *commands.Request) string { return c.inviteCommand(ctx, convs, gate, req) }
 	}
 	return commands.Command{
 		Name: "invite", Usage: "invite +<phone number>",
@@ -50,7 +59,7 @@ const (
 	inviteRetryAnswer    = "The bridge could not do that right now; try again later."
 )
 
-func (c *Connector) inviteCommand(ctx context.Context, convs Conversations, req *commands.Request) string {
+func (c *Connector) inviteCommand(ctx context.Context, convs Conversations, gate NewChatGate, req *commands.Request) string {
 	log := zerolog.Ctx(ctx)
 	if req.Event != "" {
 		c.mu.Lock()
@@ -89,6 +98,14 @@ func (c *Connector) inviteCommand(ctx context.Context, convs Conversations, req 
 	gc, ok := l.client.(groupClient)
 	if !ok {
 		return "This WhatsApp client cannot change groups."
+	}
+	if gate != nil {
+		if err := gate(ctx, req.User.ID, bridge.NetworkWhatsApp); err != nil {
+			// As `start` tells it: a suspension or the limit and when to
+			// try again (numbers redacted, should one be in an error).
+			log.Warn().Str("error", phone.Redact(err.Error())).Msg("Invite refused by the new-chat gate")
+			return "Not added: " + phone.Redact(err.Error()) + "."
+		}
 	}
 	resp, err := l.client.IsOnWhatsApp(ctx, []string{req.Phone})
 	if err != nil {

@@ -1,6 +1,8 @@
 package whatsapp
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -18,10 +20,16 @@ import (
 // get an answer that names no number.
 func TestInviteCommand(t *testing.T) {
 	newNumber, newJID := "+14155550188", types.NewJID("14155550188", types.DefaultUserServer)
+	var gated []string
+	var gateErr error
+	gate := func(_ context.Context, user string, network bridge.NetworkID) error {
+		gated = append(gated, user+" "+string(network))
+		return gateErr
+	}
 	invite := func(e *env, room bridge.ChatID, user, number, event string) string {
 		req := &commands.Request{User: bridge.Address{Network: bridge.NetworkMatrix, ID: user}, Level: commands.LevelUser,
 			Room: room, Event: event, Name: "invite", Line: number, Args: []string{number}}
-		cmd := InviteCommand(e.wa, e.router)
+		cmd := InviteCommand(e.wa, e.router, gate)
 		require.NoError(t, cmd.Args(req))
 		answer := cmd.Run(e.ctx, req)
 		requireNoNumbers(t, answer, "the answer")
@@ -57,6 +65,22 @@ func TestInviteCommand(t *testing.T) {
 		require.Equal(t, invitePrivacyAnswer, invite(e, leg.Chat, alice, newNumber, "$c2"))
 		require.Equal(t, inviteNotOwnerAnswer, invite(e, leg.Chat, bob, newNumber, "$c3"))
 		require.Equal(t, inviteNotPortal, invite(e, "!elsewhere:example.org", alice, newNumber, "$c4"))
+		g.mu.Lock()
+		require.Empty(t, g.added)
+		g.mu.Unlock()
+	})
+	t.Run("new-chat limit", func(t *testing.T) {
+		// Each invite counts as a new chat, as `start` does: over the
+		// limit (or suspended), nobody is added and the user is told why.
+		e, f, g, leg := groupEnv(t, alice, aliceJID)
+		f.mu.Lock()
+		f.onWhatsApp[newNumber] = newJID
+		f.mu.Unlock()
+		gated, gateErr = nil, errors.New("limit reached: new chats allows 1 per hour; try again in 59 minutes")
+		t.Cleanup(func() { gateErr = nil })
+		answer := invite(e, leg.Chat, alice, newNumber, "$c1")
+		require.Equal(t, "Not added: limit reached: new chats allows 1 per hour; try again in 59 minutes.", answer)
+		require.Equal(t, []string{alice + " whatsapp"}, gated)
 		g.mu.Lock()
 		require.Empty(t, g.added)
 		g.mu.Unlock()
