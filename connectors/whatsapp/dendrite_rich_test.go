@@ -3,17 +3,13 @@ package whatsapp
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mau.fi/whatsmeow"
@@ -27,8 +23,6 @@ import (
 	"github.com/switchboard-bridge/switchboard/commands"
 	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/matrix"
-	"github.com/switchboard-bridge/switchboard/database"
-	"github.com/switchboard-bridge/switchboard/internal/testutil/dendrite"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
 
@@ -52,71 +46,8 @@ type richHS struct {
 }
 
 func startRichHS(t *testing.T, encrypted bool) *richHS {
-	port, err := testenv.FreePort()
-	require.NoError(t, err)
-	cfg := config.Default()
-	cfg.Appservice.Listen = "127.0.0.1:" + strconv.Itoa(port)
-	cfg.Appservice.Address = "http://" + cfg.Appservice.Listen
-	cfg.Appservice.ASToken, cfg.Appservice.HSToken = token(t), token(t)
-	cfg.Identity.Secret, cfg.Encryption.PickleKey = token(t), token(t)
-	cfg.WhatsApp.Enabled = true
-	cfg.Encryption.Default = encrypted
-	reg := filepath.Join(t.TempDir(), "registration.yaml")
-	require.NoError(t, config.WriteRegistration(cfg, reg))
-	hs := dendrite.Start(t, dendrite.Options{Registrations: []string{reg}})
-	cfg.Homeserver.Address, cfg.Homeserver.Domain = hs.URL, hs.ServerName
-	cfg.Permissions = map[string]string{"*": config.PermRelay, hs.ServerName: config.PermUser}
-
-	logs := &testenv.SyncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- logs ---\n%s", testenv.TailBytes([]byte(logs.String()), 80))
-		}
-	})
-	log := zerolog.New(logs).Level(zerolog.DebugLevel)
-	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "sb.db")
-	db, err := database.Open(ctx, database.Options{Type: database.TypeSQLite, URI: dbPath}, log)
-	require.NoError(t, err)
-	mx, err := matrix.New(matrix.Config{
-		Homeserver: cfg.Homeserver, Appservice: cfg.Appservice, Encryption: cfg.Encryption,
-		Permissions: cfg.Permissions, Secret: cfg.Identity.Secret, Lease: cfg.Delivery.Lease.Std(),
-	}, db, log)
-	require.NoError(t, err)
-	sessions := &fakeSessions{}
-	wa, err := New(connectorConfig(cfg), db, log, Options{Sessions: sessions})
-	require.NoError(t, err)
-	r, err := bridge.New(bridge.Options{DB: db, Secret: []byte(cfg.Identity.Secret), Log: log, PollInterval: 100 * time.Millisecond})
-	require.NoError(t, err)
-	require.NoError(t, r.Register(mx))
-	require.NoError(t, r.Register(wa))
-	wa.SetMatrix(mx)
-	wa.SetHooks(Hooks{OnChatTimer: r.SetLegTimer, OnUnrouted: func(ctx context.Context, u Unrouted) (bridge.ConversationID, error) {
-		room, err := mx.CreatePortal(ctx, matrix.PortalOptions{User: id.UserID(u.Account), Network: bridge.NetworkWhatsApp, Contact: u.Contact, Direct: !u.Group, Name: u.Name})
-		if err != nil {
-			return "", err
-		}
-		return r.CreateConversation(ctx, bridge.Leg{Network: bridge.NetworkMatrix, Chat: room}, bridge.Leg{Network: bridge.NetworkWhatsApp, Chat: u.Chat})
-	}})
-	cmds := commands.New(commands.Options{})
-	require.NoError(t, Register(cmds, wa))
-	mx.SetCommands(cmds)
-	ln, err := net.Listen("tcp", cfg.Appservice.Listen)
-	require.NoError(t, err)
-	srv := &http.Server{Handler: mx.AppserviceHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	require.NoError(t, r.Start(ctx))
-	t.Cleanup(func() {
-		_ = srv.Close()
-		_ = r.Stop(context.Background())
-		_ = db.Close()
-	})
-	require.Eventually(t, func() bool { return mx.Health(ctx).State == bridge.HealthOK }, 15*time.Second, 50*time.Millisecond)
-
-	alice, tok := hs.RegisterUser(t, "alice", "password-alice")
-	do := func(method, path string, body, out any) int {
-		return hs.DoJSON(t, method, "/_matrix/client/v3"+path, tok, body, out)
-	}
+	h := startDendriteBridge(t, dendriteBridgeOptions{Encrypted: encrypted})
+	ctx, cfg, r, mx, wa, sessions, logs, dbPath, alice, do := h.ctx, h.cfg, h.router, h.mx, h.wa, h.sessions, h.logs, h.dbPath, h.alice, h.do
 	roomEvents := func(room string) []mxEvent {
 		var resp struct {
 			Chunk []mxEvent `json:"chunk"`
@@ -150,7 +81,7 @@ func startRichHS(t *testing.T, encrypted bool) *richHS {
 	sessions.mu.Lock()
 	sessions.next = []*fakeClient{g}
 	sessions.mu.Unlock()
-	bot := "@" + cfg.Appservice.BotUsername + ":" + hs.ServerName
+	bot := h.bot()
 	var created struct {
 		RoomID string `json:"room_id"`
 	}
