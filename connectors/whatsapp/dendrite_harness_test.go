@@ -41,6 +41,9 @@ type dendriteBridgeOptions struct {
 	// connector's commands are in h.cmds, before the bridge starts: extra
 	// commands, connectors or seams go here.
 	Wire func(h *dendriteBridge)
+	// Sessions makes the WhatsApp connector's sessions on the bridge's
+	// database; nil uses fakeSessions (h.sessions).
+	Sessions func(db *dbutil.Database, secret string, log zerolog.Logger) Sessions
 }
 
 // dendriteBridge is a running Dendrite homeserver with the real Matrix
@@ -106,7 +109,11 @@ func startDendriteBridge(t *testing.T, opts dendriteBridgeOptions) *dendriteBrid
 	}, db, log)
 	require.NoError(t, err)
 	sessions := &fakeSessions{}
-	wa, err := New(connectorConfig(cfg), db, log, Options{Sessions: sessions})
+	var waSessions Sessions = sessions
+	if opts.Sessions != nil {
+		waSessions = opts.Sessions(db, cfg.Identity.Secret, log)
+	}
+	wa, err := New(connectorConfig(cfg), db, log, Options{Sessions: waSessions})
 	require.NoError(t, err)
 	ropts := bridge.Options{DB: db, Secret: []byte(cfg.Identity.Secret), Log: log, PollInterval: 100 * time.Millisecond}
 	if opts.Router != nil {
