@@ -320,7 +320,12 @@ func (c *Connector) backfillPortal(ctx context.Context, lister LegLister, room i
 
 // startBackground runs fn in the background until Stop.
 func (c *Connector) startBackground(fn func(ctx context.Context)) {
-	if c.bgCtx == nil {
+	// Under c.mu with running checked: Stop clears running under c.mu
+	// before it waits for c.bg, so no Add can race with that Wait (a
+	// status report may arrive while the router stops).
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.running || c.bgCtx == nil {
 		return
 	}
 	c.bg.Add(1)

@@ -16,8 +16,11 @@ import (
 // db.Exec would.
 type preparedStmt struct {
 	query string
-	once  sync.Once
-	stmt  *sql.Stmt
+	// mu guards prepared and stmt: the router's writer may still run a
+	// send's bookkeeping (Delivery.OnCommit) while Stop closes them.
+	mu       sync.Mutex
+	prepared bool
+	stmt     *sql.Stmt
 }
 
 var positionalParam = regexp.MustCompile(`\$(\d+)`)
@@ -26,7 +29,9 @@ var positionalParam = regexp.MustCompile(`\$(\d+)`)
 // only kind), if any; nil if it could not be prepared (the caller runs the
 // query unprepared).
 func (s *preparedStmt) get(ctx context.Context, db *dbutil.Database) *sql.Stmt {
-	s.once.Do(func() {
+	s.mu.Lock()
+	if !s.prepared {
+		s.prepared = true
 		q := s.query
 		if db.Dialect == dbutil.SQLite {
 			q = positionalParam.ReplaceAllString(q, "?$1")
@@ -34,14 +39,16 @@ func (s *preparedStmt) get(ctx context.Context, db *dbutil.Database) *sql.Stmt {
 		if stmt, err := db.RawDB.PrepareContext(ctx, q); err == nil {
 			s.stmt = stmt
 		}
-	})
-	if s.stmt == nil {
+	}
+	stmt := s.stmt
+	s.mu.Unlock()
+	if stmt == nil {
 		return nil
 	}
 	if txn, ok := db.Execable(ctx).(*dbutil.LoggingTxn); ok {
-		return txn.UnderlyingTx.StmtContext(ctx, s.stmt)
+		return txn.UnderlyingTx.StmtContext(ctx, stmt)
 	}
-	return s.stmt
+	return stmt
 }
 
 func (s *preparedStmt) queryRows(ctx context.Context, db *dbutil.Database, args ...any) (dbutil.Rows, error) {
@@ -63,10 +70,12 @@ func (s *preparedStmt) exec(ctx context.Context, db *dbutil.Database, args ...an
 // close closes the statement after the last send (Stop); a later Start
 // prepares it again.
 func (s *preparedStmt) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.stmt != nil {
 		_ = s.stmt.Close()
 	}
-	s.stmt, s.once = nil, sync.Once{}
+	s.stmt, s.prepared = nil, false
 }
 
 // sendStmts are the prepared statements of the send path.
