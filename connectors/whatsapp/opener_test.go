@@ -148,6 +148,12 @@ func TestGroupChat(t *testing.T) {
 	}
 
 	_, mxLeg := e.conversationOf(e.chatOf(alice, groupJID))
+	// The loopback records a send before the router notes its remote ID:
+	// the reply refers to it once the router has finished both.
+	require.Eventually(t, func() bool {
+		n, err := e.router.QueueDepth(e.ctx)
+		return err == nil && n == 0
+	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, e.mx.Receive(e.ctx, &bridge.Event{Kind: bridge.KindMessage, Source: mxLeg, SourceID: "$r",
 		ReplyTo: sent[1].RemoteID, Sender: bridge.Sender{ID: alice}, Content: &bridge.Content{Type: bridge.MsgText, Body: "hi Dave"}}))
 	out := f.waitSent(1)
