@@ -48,6 +48,12 @@ type Loopback struct {
 	infos    []*bridge.Delivery
 	next     int
 	started  bool
+
+	// Settle, when set, runs after WaitSent saw its deliveries: a test sets
+	// it to wait until the router has also noted them (the loopback records
+	// a send before the router stores its remote ID), so that an event
+	// referring to one of them is not sent ahead of that.
+	Settle func()
 }
 
 var (
@@ -242,7 +248,11 @@ func (c *Loopback) Typing() []bool {
 // WaitSent waits until at least n deliveries were recorded or the timeout
 // passes, and returns what was recorded.
 func (c *Loopback) WaitSent(n int, timeout time.Duration) []Sent {
-	return waitFor(c, timeout, func() bool { return len(c.sent) >= n }, c.Sent)
+	sent := waitFor(c, timeout, func() bool { return len(c.sent) >= n }, c.Sent)
+	if c.Settle != nil && len(sent) >= n {
+		c.Settle()
+	}
+	return sent
 }
 
 // WaitStatus waits until a status report matching fn arrives.

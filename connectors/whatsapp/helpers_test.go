@@ -174,6 +174,17 @@ func (e *env) start() {
 	require.NoError(t, r.Register(wa))
 	require.NoError(t, r.Start(e.ctx))
 	e.router, e.wa = r, wa
+	// A test that answers what the Matrix leg received refers to its
+	// remote IDs: wait (briefly) until the router has noted them.
+	e.mx.Settle = func() {
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			if n, err := r.QueueDepth(context.Background()); err == nil && n == 0 {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // restart stops the router and the connectors and starts new ones on the

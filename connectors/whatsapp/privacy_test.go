@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +77,10 @@ func TestNoNumbersOnMatrixOrInLogs(t *testing.T) {
 		requireNoNumbers(t, r.Name+r.Contact.DisplayName+string(r.Contact.ID)+string(r.Chat), "portal")
 		require.False(t, phone.Contains(r.Name+" "+r.Contact.DisplayName))
 	}
-	for _, n := range e.matrix.notices {
+	e.matrix.mu.Lock()
+	notices := slices.Clone(e.matrix.notices)
+	e.matrix.mu.Unlock()
+	for _, n := range notices {
 		requireNoNumbers(t, n.text, "notice")
 	}
 	for _, line := range e.wa.Whoami(e.ctx, alice) {
