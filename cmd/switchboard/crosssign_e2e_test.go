@@ -1,12 +1,9 @@
 package main
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/hex"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -44,7 +41,7 @@ func TestBotPasswordCrossSignsTheDevice(t *testing.T) {
 			password := "bot-" + randomHex(t, 12)
 			// Dendrite made the appservice's bot user when it started; it
 			// has no password until an admin sets one.
-			setUserPasswordAsAdmin(t, hs, bot, password)
+			hs.SetPasswordAsAdmin(t, bot, password)
 			switch via {
 			case "config.yaml":
 				setConfigKey(t, filepath.Join(dir, "config.yaml"), "encryption", "bot_password", password)
@@ -162,37 +159,4 @@ func randomHex(t *testing.T, n int) string {
 	_, err := rand.Read(b)
 	require.NoError(t, err)
 	return hex.EncodeToString(b)
-}
-
-// setUserPasswordAsAdmin gives user a password through Dendrite's admin
-// API (POST /_dendrite/admin/resetPassword/{userID}), as an admin
-// registered with the test config's shared secret.
-func setUserPasswordAsAdmin(t *testing.T, hs *dendrite.Server, user, password string) {
-	t.Helper()
-	cfgData, err := os.ReadFile(hs.ConfigPath)
-	require.NoError(t, err)
-	var cfg struct {
-		ClientAPI struct {
-			Secret string `yaml:"registration_shared_secret"`
-		} `yaml:"client_api"`
-	}
-	require.NoError(t, yaml.Unmarshal(cfgData, &cfg))
-	require.NotEmpty(t, cfg.ClientAPI.Secret)
-	var nonce struct {
-		Nonce string `json:"nonce"`
-	}
-	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodGet, "/_synapse/admin/v1/register", "", nil, &nonce))
-	const name, adminPassword = "hsadmin", "hsadmin-password"
-	mac := hmac.New(sha1.New, []byte(cfg.ClientAPI.Secret))
-	mac.Write([]byte(nonce.Nonce + "\x00" + name + "\x00" + adminPassword + "\x00admin"))
-	var reg struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_synapse/admin/v1/register", "", map[string]any{
-		"nonce": nonce.Nonce, "username": name, "password": adminPassword, "admin": true, "mac": hex.EncodeToString(mac.Sum(nil)),
-	}, &reg))
-	var out map[string]any
-	status := hs.DoJSON(t, http.MethodPost, "/_dendrite/admin/resetPassword/"+url.PathEscape(user), reg.AccessToken,
-		map[string]any{"password": password, "logout_devices": false}, &out)
-	require.Equal(t, http.StatusOK, status, "reset the bot's password: %v", out)
 }

@@ -5,13 +5,10 @@ package matrix_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +17,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto/olm"
 	"maunium.net/go/mautrix/crypto/ssss"
@@ -62,7 +58,7 @@ func TestBotDeviceCrossSigned(t *testing.T) {
 	require.NotEmpty(t, generated, "the keys were generated and stored before the upload")
 
 	password := "bot-" + randomToken(t)[:16]
-	setPasswordAsAdmin(t, e.hs, bot, password)
+	e.hs.SetPasswordAsAdmin(t, bot, password)
 	e.conn.SetCrossSigningPassword(password)
 	var device id.DeviceID
 	waitFor(t, 30*time.Second, "the bot's device signed by its self-signing key", func() bool {
@@ -228,38 +224,6 @@ func storedMasterKey(t *testing.T, e *env) string {
 		return ""
 	}
 	return master
-}
-
-// setPasswordAsAdmin gives user a password through Dendrite's admin API,
-// as an admin registered with the shared secret of the test config.
-func setPasswordAsAdmin(t *testing.T, hs *dendrite.Server, user, password string) {
-	t.Helper()
-	cfgData, err := os.ReadFile(hs.ConfigPath)
-	require.NoError(t, err)
-	var cfg struct {
-		ClientAPI struct {
-			Secret string `yaml:"registration_shared_secret"`
-		} `yaml:"client_api"`
-	}
-	require.NoError(t, yaml.Unmarshal(cfgData, &cfg))
-	require.NotEmpty(t, cfg.ClientAPI.Secret)
-	var nonce struct {
-		Nonce string `json:"nonce"`
-	}
-	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodGet, "/_synapse/admin/v1/register", "", nil, &nonce))
-	const name, adminPassword = "hsadmin", "hsadmin-password"
-	mac := hmac.New(sha1.New, []byte(cfg.ClientAPI.Secret))
-	mac.Write([]byte(nonce.Nonce + "\x00" + name + "\x00" + adminPassword + "\x00admin"))
-	var reg struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.Equal(t, http.StatusOK, hs.DoJSON(t, http.MethodPost, "/_synapse/admin/v1/register", "", map[string]any{
-		"nonce": nonce.Nonce, "username": name, "password": adminPassword, "admin": true, "mac": hex.EncodeToString(mac.Sum(nil)),
-	}, &reg))
-	var out map[string]any
-	status := hs.DoJSON(t, http.MethodPost, "/_dendrite/admin/resetPassword/"+url.PathEscape(user), reg.AccessToken,
-		map[string]any{"password": password, "logout_devices": false}, &out)
-	require.Equal(t, http.StatusOK, status, "reset the bot's password: %v", out)
 }
 
 // extractRecoveryKey finds the recovery key (base58 in groups of four,
