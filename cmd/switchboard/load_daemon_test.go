@@ -36,6 +36,8 @@ type loadDaemon struct {
 	// pprof is set when profiles are wanted (appservice.pprof on).
 	pprof   *pprofClient
 	logPath string
+	// proxy sits between Dendrite and the daemon (latency split).
+	proxy *txnProxy
 }
 
 // loadContact is the i-th SMS contact's number (+14155550200 on).
@@ -109,6 +111,8 @@ func startLoadDaemon(t *testing.T, s loadSettings) *loadDaemon {
 	t.Cleanup(cancel)
 	out, err := loadCmd(ctx, s.bin, dir, env, "-g").CombinedOutput()
 	require.NoError(t, err, "%s -g: %s", s.bin, out)
+	d.proxy = startTxnProxy(t, d.listen)
+	d.proxy.pointRegistration(t, filepath.Join(dir, "registration.yaml"))
 	d.hs = dendrite.Start(t, dendrite.Options{LogLevel: "warn", Registrations: []string{filepath.Join(dir, "registration.yaml")}})
 	env = append(env, "SWITCHBOARD_HOMESERVER_ADDRESS="+d.hs.URL, "SWITCHBOARD_HOMESERVER_DOMAIN="+d.hs.ServerName)
 

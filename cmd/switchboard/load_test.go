@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -128,7 +129,7 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	memIdle := memBreakdown(t, pid, "http://"+d.listen+"/metrics")
 
 	results := map[loadRow][]rowResult{}
-	var lat50, lat99, latRate []float64
+	var lat50, lat99, latRate, hs50, br50, br99, ack50 []float64
 	var latLost, latDup, latOOO int
 	for rep := 1; rep <= repeat; rep++ {
 		for _, row := range s.rows {
@@ -141,10 +142,11 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 		if !s.latency {
 			continue
 		}
-		p50, p99, rate, tl := d.latencyRun(t, fmt.Sprintf("r%dlat", rep), n)
-		t.Logf("run %d, through Dendrite (1 sender, 1 portal): accepted→Twilio p50 %.1f ms p99 %.1f ms, %.0f msg/s, lost %d dup %d out of order %d",
-			rep, p50, p99, rate, tl.lost, tl.dup, tl.outOfOrder)
-		lat50, lat99, latRate = append(lat50, p50), append(lat99, p99), append(latRate, rate)
+		lr, tl := d.latencyRun(t, fmt.Sprintf("r%dlat", rep), n)
+		t.Logf("run %d, through Dendrite (1 sender, 1 portal): accepted→Twilio p50 %.1f ms p99 %.1f ms, %.0f msg/s, lost %d dup %d out of order %d; split p50: homeserver %.1f ms, bridge %.1f ms (p99 %.1f), transaction acknowledged in %.1f ms",
+			rep, lr.p50, lr.p99, lr.rate, tl.lost, tl.dup, tl.outOfOrder, lr.hs50, lr.bridge50, lr.bridge99, lr.ack50)
+		lat50, lat99, latRate = append(lat50, lr.p50), append(lat99, lr.p99), append(latRate, lr.rate)
+		hs50, br50, br99, ack50 = append(hs50, lr.hs50), append(br50, lr.bridge50), append(br99, lr.bridge99), append(ack50, lr.ack50)
 		latLost, latDup, latOOO = latLost+tl.lost, latDup+tl.dup, latOOO+tl.outOfOrder
 	}
 	rssAfter := rssMB(t, pid)
@@ -170,6 +172,9 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	if s.latency {
 		fmt.Fprintf(&b, "| latency after the homeserver accepted, p50 / p99 (through Dendrite, one sender, 1 portal) | %s / %s ms | | %s msg/s |\n",
 			span(lat50, "%.1f"), span(lat99, "%.1f"), span(latRate, "%.0f"))
+		fmt.Fprintf(&b, "| of which the homeserver (accepted → transaction at the bridge), p50 | %s ms | | |\n", span(hs50, "%.1f"))
+		fmt.Fprintf(&b, "| of which the bridge (transaction at the bridge → Twilio), p50 / p99 | %s / %s ms | | |\n", span(br50, "%.1f"), span(br99, "%.1f"))
+		fmt.Fprintf(&b, "| transaction acknowledged by the bridge, p50 | %s ms | | |\n", span(ack50, "%.1f"))
 	}
 	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / after the runs | %.1f / %.1f / %.1f MB | | |\n", portals, rssStart, rssIdle, rssAfter)
 	fmt.Fprintf(&b, "| resident memory idle / after | %s / %s | | |\n", memIdle, memAfter)
@@ -270,6 +275,8 @@ func (d *loadDaemon) putTxn(client *http.Client, u string, body []byte) error {
 	if err != nil {
 		return err
 	}
+	// Read to the end so the connection is reused, as a homeserver's is.
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("transaction %s: %s", u, resp.Status)
@@ -290,7 +297,7 @@ func (d *loadDaemon) waitArrived(t *testing.T, run string, n int) {
 // the first portal, one after the other as one client does, and returns
 // the p50 and p99 in ms from the homeserver's answer to the fake Twilio's
 // receipt, and the rate.
-func (d *loadDaemon) latencyRun(t *testing.T, run string, n int) (p50, p99, rate float64, tl loadTally) {
+func (d *loadDaemon) latencyRun(t *testing.T, run string, n int) (res latencyResult, tl loadTally) {
 	t.Helper()
 	path := "/_matrix/client/v3/rooms/" + url.PathEscape(d.portals[0]) + "/send/m.room.message/"
 	accepted := make([]time.Time, n)
@@ -305,16 +312,47 @@ func (d *loadDaemon) latencyRun(t *testing.T, run string, n int) (p50, p99, rate
 	d.settle(t)
 	tl = d.twilio.tally(run, n)
 	lat := make([]float64, 0, n)
+	var hsPart, bridgePart, ackPart []float64
 	for i, at := range tl.first {
-		if !at.IsZero() {
-			lat = append(lat, float64(at.Sub(accepted[i]).Microseconds())/1000)
+		if at.IsZero() {
+			continue
+		}
+		lat = append(lat, ms(at.Sub(accepted[i])))
+		if arrived, acked := d.proxy.times(loadBody(run, i)); !arrived.IsZero() {
+			hsPart = append(hsPart, ms(arrived.Sub(accepted[i])))
+			bridgePart = append(bridgePart, ms(at.Sub(arrived)))
+			ackPart = append(ackPart, ms(acked.Sub(arrived)))
 		}
 	}
 	if len(lat) == 0 {
-		return 0, 0, 0, tl
+		return latencyResult{}, tl
 	}
-	slices.Sort(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100], float64(n) / tl.last.Sub(start).Seconds(), tl
+	return latencyResult{
+		p50: pct(lat, 50), p99: pct(lat, 99), rate: float64(n) / tl.last.Sub(start).Seconds(),
+		hs50: pct(hsPart, 50), bridge50: pct(bridgePart, 50), bridge99: pct(bridgePart, 99), ack50: pct(ackPart, 50),
+	}, tl
+}
+
+// latencyResult is one latency run: end to end (homeserver accepted →
+// fake Twilio) and its split at the proxy in front of the daemon: the
+// homeserver's share (accepted → transaction arrived), the bridge's
+// (arrived → Twilio) and the transaction's acknowledgement (arrived → 200).
+type latencyResult struct {
+	p50, p99, rate           float64
+	hs50, bridge50, bridge99 float64
+	ack50                    float64
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// pct is the p-th percentile of vs (sorted in place); 0 for none.
+func pct(vs []float64, p int) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	return vs[min(len(vs)-1, len(vs)*p/100)]
 }
 
 // profileRow runs row over and over while the daemon records a CPU
