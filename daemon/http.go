@@ -128,7 +128,9 @@ func (d *Daemon) handler(reg *prometheus.Registry) http.Handler {
 }
 
 // recoverer turns a panicking handler into a 500 that is logged; the server
-// keeps running.
+// keeps running. Requests carry log in their context: the listener's base
+// context has it already (Run), so it is added only to a request that
+// arrives without a logger, not copied into every request's context.
 func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -140,6 +142,9 @@ func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 				http.Error(w, `{"errcode":"M_UNKNOWN","error":"internal error"}`, http.StatusInternalServerError)
 			}
 		}()
-		next.ServeHTTP(w, r.WithContext(log.WithContext(r.Context())))
+		if l := zerolog.Ctx(r.Context()); l == zerolog.DefaultContextLogger || l.GetLevel() == zerolog.Disabled {
+			r = r.WithContext(log.WithContext(r.Context()))
+		}
+		next.ServeHTTP(w, r)
 	})
 }

@@ -90,25 +90,39 @@ func limitListener(ln net.Listener, l HTTPLimits) net.Listener {
 // long response.
 func writeDeadlines(next http.Handler, window time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), window: window}, r)
+		dw := &deadlineWriter{ResponseWriter: w, window: window}
+		// The server's own writer sets deadlines itself: no controller
+		// (an allocation per request) is needed to reach it.
+		if d, ok := w.(writeDeadliner); ok {
+			dw.dl = d
+		} else {
+			dw.dl = http.NewResponseController(w)
+		}
+		next.ServeHTTP(dw, r)
 	})
+}
+
+// writeDeadliner is what http.ResponseController.SetWriteDeadline
+// reaches: the server's writer, or a controller.
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
 }
 
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc     *http.ResponseController
+	dl     writeDeadliner
 	window time.Duration
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.window))
+	_ = w.dl.SetWriteDeadline(time.Now().Add(w.window))
 	return w.ResponseWriter.Write(p)
 }
 
 // Flush keeps http.Flusher working through the wrapper.
 func (w *deadlineWriter) Flush() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.window))
-	_ = w.rc.Flush()
+	_ = w.dl.SetWriteDeadline(time.Now().Add(w.window))
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -160,4 +162,78 @@ func TestListenerRefusesHugeHeaders(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+}
+
+// TestListenerCutsStalledReader: a client that stops reading a response
+// is cut off once WriteTimeout passes without a write going through.
+func TestListenerCutsStalledReader(t *testing.T) {
+	failed := make(chan error, 1)
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 32<<10)
+		for range 4096 { // 128 MiB: more than any socket buffer holds
+			if _, err := w.Write(chunk); err != nil {
+				failed <- err
+				return
+			}
+		}
+		failed <- nil
+	}), HTTPLimits{WriteTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	select {
+	case err := <-failed:
+		require.Error(t, err, "the whole response went to a client that never read")
+	case <-time.After(30 * time.Second):
+		t.Fatal("a client that stopped reading held the handler")
+	}
+}
+
+// TestRecoverer: a panicking handler answers 500 and is logged with the
+// path; the server's ErrAbortHandler passes through. Handlers find the
+// daemon's logger in their context, whether the request brought one (the
+// listener's base context) or not.
+func TestRecoverer(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		withBase  bool
+		panicWith any
+		wantCode  int
+		wantLog   string
+	}{
+		{"panic, bare request", false, "boom", http.StatusInternalServerError, "Recovered panic in HTTP handler"},
+		{"panic, base context", true, "boom", http.StatusInternalServerError, "Recovered panic in HTTP handler"},
+		{"no panic, bare request", false, nil, http.StatusOK, "handled"},
+		{"no panic, base context", true, nil, http.StatusOK, "handled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf strings.Builder
+			log := zerolog.New(&buf)
+			h := recoverer(log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.panicWith != nil {
+					panic(tc.panicWith)
+				}
+				zerolog.Ctx(r.Context()).Info().Msg("handled")
+			}))
+			req := httptest.NewRequest(http.MethodPut, "/_matrix/app/v1/transactions/1", nil)
+			if tc.withBase {
+				req = req.WithContext(log.WithContext(req.Context()))
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			require.Equal(t, tc.wantCode, rec.Code)
+			require.Contains(t, buf.String(), tc.wantLog)
+			if tc.panicWith != nil {
+				require.Contains(t, buf.String(), `"path":"/_matrix/app/v1/transactions/1"`)
+			}
+		})
+	}
+	t.Run("abort passes through", func(t *testing.T) {
+		h := recoverer(zerolog.Nop(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+		require.PanicsWithValue(t, http.ErrAbortHandler, func() {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+		})
+	})
 }

@@ -40,10 +40,26 @@ func (c *Connector) AppserviceHandler() http.Handler {
 	return c.authenticate(mux)
 }
 
+// jsonContentType is the Content-Type of every answer, shared: the
+// server only reads it (and copies the header when it sends it).
+var jsonContentType = []string{"application/json"}
+
+// emptyObject is what json.Encoder writes for struct{}{}.
+var emptyObject = []byte("{}\n")
+
 func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// writeOK answers 200 with an empty object, as writeJSON(w, 200,
+// struct{}{}) does but without encoding it: it is the answer to every
+// transaction.
+func writeOK(w http.ResponseWriter) {
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(emptyObject)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -71,7 +87,7 @@ func (c *Connector) authenticate(next http.Handler) http.Handler {
 }
 
 func (c *Connector) postPing(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, struct{}{})
+	writeOK(w)
 }
 
 // getUser answers the homeserver's query for a user in our namespace: the
@@ -80,12 +96,12 @@ func (c *Connector) postPing(w http.ResponseWriter, _ *http.Request) {
 func (c *Connector) getUser(w http.ResponseWriter, r *http.Request) {
 	userID := id.UserID(r.PathValue("userID"))
 	if userID == c.bot {
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeOK(w)
 		return
 	}
 	if c.isRunning() && c.IsGhost(userID) {
 		if _, ok, err := c.ghostDisplayName(r.Context(), userID); err == nil && ok {
-			writeJSON(w, http.StatusOK, struct{}{})
+			writeOK(w)
 			return
 		}
 	}
@@ -125,7 +141,7 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := c.log.With().Str("txn_id", txnID).Logger()
-	ctx, cancel := context.WithTimeout(c.mctx(log.WithContext(r.Context())), transactionTimeout)
+	ctx, cancel := context.WithTimeout(c.txnContext(r.Context(), log), transactionTimeout)
 	defer cancel()
 	seen, err := c.txnSeen(ctx, txnID)
 	if err != nil {
@@ -134,12 +150,13 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if seen {
 		log.Debug().Msg("Ignoring replayed transaction")
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeOK(w)
 		return
 	}
-	// Events are parsed one by one: one that does not parse is skipped,
-	// not a reason to refuse the transaction (and so everything after it).
-	// So are the other parts (astxn.go).
+	// Events are parsed one by one as the body is decoded (txnEvent): one
+	// that does not parse is skipped, not a reason to refuse the
+	// transaction (and so everything after it). So are the other parts
+	// (astxn.go).
 	var txn txnBody
 	if err = json.Unmarshal(body, &txn); err != nil {
 		log.Warn().Err(err).Msg("Malformed transaction")
@@ -169,8 +186,8 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 		batch = &txnBatch{bs: bs}
 	}
 	bctx := context.WithValue(ctx, batchKey{}, batch)
-	for i, raw := range txn.Events {
-		evt := parseEvent(raw)
+	for i, te := range txn.Events {
+		evt := te.evt
 		if evt == nil {
 			log.Warn().Int("index", i).Msg("Skipping an event that is not a Matrix event")
 			continue
@@ -204,7 +221,19 @@ func (c *Connector) putTransaction(w http.ResponseWriter, r *http.Request) {
 	// Typing and receipts are passing: they are not a reason to retry.
 	c.handleEphemeral(ctx, &txn)
 	c.markTxn(txnID)
-	writeJSON(w, http.StatusOK, struct{}{})
+	writeOK(w)
+}
+
+// txnContext returns ctx with log, made safe to hand to mautrix: what
+// c.mctx(log.WithContext(ctx)) gives, with one logger and one context
+// less per transaction.
+func (c *Connector) txnContext(ctx context.Context, log zerolog.Logger) context.Context {
+	if log.GetLevel() == zerolog.Disabled {
+		// WithContext keeps a disabled logger out of ctx, and mctx then
+		// picks ctx's own or the connector's.
+		return c.mctx(log.WithContext(ctx))
+	}
+	return log.Hook(requestLogFilter{}).WithContext(ctx)
 }
 
 // wireEvent is an event as a transaction carries it. mautrix's own
@@ -234,8 +263,9 @@ type wireEvent struct {
 // gives, except that Content.Raw is left empty for messages, stickers,
 // reactions and redactions (see wireEvent).
 func parseEvent(raw json.RawMessage) *event.Event {
-	var w *wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil || w == nil {
+	// null leaves w empty: no event_id, so no event.
+	var w wireEvent
+	if err := json.Unmarshal(raw, &w); err != nil {
 		return nil
 	}
 	if w.ID == "" || w.RoomID == "" || w.Sender == "" || w.Type.Type == "" {
@@ -276,6 +306,16 @@ func parseEvent(raw json.RawMessage) *event.Event {
 // content, like mautrix's own appservice does. It returns an error when
 // the content of a known type does not parse: such an event is not used.
 func prepareEvent(ctx context.Context, evt *event.Event) error {
+	err := parseContent(evt)
+	if err != nil {
+		zerolog.Ctx(ctx).Debug().Err(err).Stringer("event_id", evt.ID).Str("event_type", evt.Type.Type).Msg("Failed to parse event content")
+	}
+	return err
+}
+
+// parseContent is prepareEvent without the log line. Content parsed
+// before (by batchable) is not parsed again.
+func parseContent(evt *event.Event) error {
 	evt.Mautrix.ReceivedAt = time.Now()
 	if evt.StateKey != nil {
 		evt.Mautrix.EventSource = event.SourceTimeline
@@ -286,7 +326,6 @@ func prepareEvent(ctx context.Context, evt *event.Event) error {
 	}
 	err := evt.Content.ParseRaw(evt.Type)
 	if err != nil && !errors.Is(err, event.ErrUnsupportedContentType) && !errors.Is(err, event.ErrContentAlreadyParsed) {
-		zerolog.Ctx(ctx).Debug().Err(err).Stringer("event_id", evt.ID).Str("event_type", evt.Type.Type).Msg("Failed to parse event content")
 		return err
 	}
 	return nil

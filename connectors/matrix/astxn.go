@@ -19,11 +19,12 @@ import (
 // device-list changes (MSC3202). Synapse sends them under unstable names;
 // the spec's stable names are accepted too, and win when both come.
 
-// txnBody is a transaction as it arrives. Every part but events is kept raw
-// and parsed on its own, so a malformed part is skipped instead of failing
+// txnBody is a transaction as it arrives. Events are parsed one by one as
+// the body is decoded (txnEvent); every other part is kept raw and parsed
+// on its own. So a malformed event or part is skipped instead of failing
 // the transaction (and with it every event behind it).
 type txnBody struct {
-	Events []json.RawMessage `json:"events"`
+	Events []txnEvent `json:"events"`
 
 	Ephemeral        json.RawMessage `json:"ephemeral"`
 	MSC2409Ephemeral json.RawMessage `json:"de.sorunome.msc2409.ephemeral"`
@@ -39,6 +40,19 @@ type txnBody struct {
 	MSC3202OTKCounts    json.RawMessage `json:"org.matrix.msc3202.device_one_time_key_counts"`
 	FallbackKeys        json.RawMessage `json:"device_unused_fallback_key_types"`
 	MSC3202FallbackKeys json.RawMessage `json:"org.matrix.msc3202.device_unused_fallback_key_types"`
+}
+
+// txnEvent is one event of a transaction, parsed by parseEvent straight
+// from the body (not copied out of it first): nil when it is not a Matrix
+// event. Its decoding never fails, so one event cannot fail the others.
+type txnEvent struct {
+	evt *event.Event
+}
+
+// UnmarshalJSON parses one event (parseEvent).
+func (t *txnEvent) UnmarshalJSON(raw []byte) error {
+	t.evt = parseEvent(raw)
+	return nil
 }
 
 // pick returns the first part that is present (not absent or null).

@@ -2,7 +2,6 @@ package matrix
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -27,6 +26,9 @@ type txnBatch struct {
 	current *event.Event
 	evts    []*event.Event
 	outs    []*bridge.Event
+	// logs are the events' loggers (handleEvent's, with their IDs), for
+	// what their outcomes log.
+	logs []*zerolog.Logger
 }
 
 type batchKey struct{}
@@ -40,6 +42,7 @@ func deferSubmit(ctx context.Context, out *bridge.Event) bool {
 	}
 	b.evts = append(b.evts, b.current)
 	b.outs = append(b.outs, out)
+	b.logs = append(b.logs, zerolog.Ctx(ctx))
 	b.current = nil
 	return true
 }
@@ -49,22 +52,24 @@ func deferSubmit(ctx context.Context, out *bridge.Event) bool {
 // portal, that is not a bot command. Its handling then has no effect
 // before its submission other than a refusal notice, and its outcome is
 // handled after the flush (flushBatch). Anything else is handled alone.
+//
+// A message's content is parsed here, once: handleEvent finds it parsed.
+// Content that does not parse is left unparsed, for handleEvent to find
+// so again, and the event is handled alone.
 func (c *Connector) batchable(ctx context.Context, evt *event.Event) bool {
-	if evt.StateKey != nil || evt.Sender == c.bot || c.IsGhost(evt.Sender) || c.isPuppetEcho(evt) {
+	if evt.StateKey != nil || c.ownEcho(evt) {
 		return false
 	}
 	switch evt.Type {
 	case event.EventReaction, event.EventRedaction, event.EventSticker:
 	case event.EventMessage:
-		var peek struct {
-			MsgType event.MessageType `json:"msgtype"`
-			Body    string            `json:"body"`
-		}
-		if json.Unmarshal(evt.Content.VeryRaw, &peek) != nil {
+		if parseContent(evt) != nil {
+			evt.Content.Parsed = nil
 			return false
 		}
-		body := strings.TrimSpace(peek.Body)
-		if peek.MsgType == event.MsgText && (strings.HasPrefix(body, CommandPrefix) || body == strings.TrimSpace(CommandPrefix)) {
+		content := evt.Content.AsMessage()
+		body := strings.TrimSpace(content.Body)
+		if content.MsgType == event.MsgText && (strings.HasPrefix(body, CommandPrefix) || body == strings.TrimSpace(CommandPrefix)) {
 			return false
 		}
 	default:
@@ -84,11 +89,11 @@ func (c *Connector) flushBatch(ctx context.Context, b *txnBatch) error {
 	if b == nil || len(b.outs) == 0 {
 		return nil
 	}
-	evts, outs := b.evts, b.outs
-	b.evts, b.outs = nil, nil
+	evts, outs, logs := b.evts, b.outs, b.logs
+	b.evts, b.outs, b.logs = nil, nil, nil
 	errs := c.submitBatch(ctx, b.bs, outs)
 	for i, evt := range evts {
-		err := c.submitOutcome(ctx, evt, outs[i], errs[i])
+		err := c.submitOutcome(ctx, logs[i], evt, outs[i], errs[i])
 		if err = c.eventOutcome(ctx, evt, err); err != nil {
 			return err
 		}
@@ -120,9 +125,14 @@ func (c *Connector) submitBatch(ctx context.Context, bs bridge.BatchSubmitter, o
 
 // submitOutcome is what submit and its caller do with the router's
 // answer for an event that was batched: the same as for one submitted
-// alone.
-func (c *Connector) submitOutcome(ctx context.Context, evt *event.Event, out *bridge.Event, err error) error {
-	log := zerolog.Ctx(ctx).With().Stringer("event_id", evt.ID).Stringer("room_id", evt.RoomID).Logger()
+// alone. log is the event's logger.
+func (c *Connector) submitOutcome(ctx context.Context, log *zerolog.Logger, evt *event.Event, out *bridge.Event, err error) error {
+	if err == nil {
+		// submitResult's answer to success, without making a context
+		// for its log line.
+		log.Trace().Str("kind", string(out.Kind)).Msg("Submitted event")
+		return nil
+	}
 	ctx = log.WithContext(ctx)
 	unknown, err := c.submitResult(ctx, out, err)
 	if err != nil || !unknown || evt.Type != event.EventMessage || out.Kind != bridge.KindMessage {

@@ -14,7 +14,7 @@ import (
 )
 
 // TestTransactionEventsCommittedInOrder: a transaction of many messages
-// with a command, a hostile event, a stranger's message and a repeated
+// with a command, hostile events, a stranger's message and a repeated
 // event among them (the messages are accepted together, the others alone
 // in between) is acknowledged only once every message is committed, and
 // the messages are delivered once each, in the transaction's order; the
@@ -33,6 +33,9 @@ func TestTransactionEventsCommittedInOrder(t *testing.T) {
 			events = append(events, jsonOf(t, textEvent("$order-cmd", "!dm:localhost", "@alice:localhost", "!sb whoami")))
 		case 14:
 			events = append(events, `{"event_id":"$order-bad","room_id":"`+stubPortal+`","sender":"@alice:localhost","type":"m.room.message","content":"not an object"}`)
+			// Content that is an object but no message: parsed once,
+			// before it would join the batch, and skipped.
+			events = append(events, `{"event_id":"$order-badbody","room_id":"`+stubPortal+`","sender":"@alice:localhost","type":"m.room.message","content":{"msgtype":"m.text","body":5}}`)
 			events = append(events, jsonOf(t, textEvent("$order-stranger", "!stranger:localhost", "@mallory:localhost", "hi")))
 		case 20:
 			events = append(events, events[len(events)-1]) // the same event twice

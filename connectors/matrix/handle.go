@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
@@ -23,9 +25,10 @@ import (
 // skipped.
 func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 	perr := prepareEvent(ctx, evt)
+	// Str, not Stringer: the same text without boxing each ID.
 	log := zerolog.Ctx(ctx).With().
-		Stringer("event_id", evt.ID).
-		Stringer("room_id", evt.RoomID).
+		Str("event_id", string(evt.ID)).
+		Str("room_id", string(evt.RoomID)).
 		Str("event_type", evt.Type.Type).
 		Logger()
 	ctx = log.WithContext(ctx)
@@ -53,7 +56,7 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 	case event.StateBeeperDisappearingTimer:
 		return c.handleTimerState(ctx, evt)
 	}
-	if evt.Sender == c.bot || c.IsGhost(evt.Sender) || c.isPuppetEcho(evt) {
+	if c.ownEcho(evt) {
 		// Our own sends, echoed back.
 		return nil
 	}
@@ -73,6 +76,25 @@ func (c *Connector) handleEvent(ctx context.Context, evt *event.Event) error {
 		return c.handlePoll(ctx, evt) // content_poll.go
 	}
 	return nil
+}
+
+// ownEcho reports whether evt is one of the bridge's own sends echoed
+// back: from the bot, a ghost, or a double puppet (isPuppetEcho).
+func (c *Connector) ownEcho(evt *event.Event) bool {
+	return evt.Sender == c.bot || c.IsGhost(evt.Sender) || (mayMarkPuppet(evt) && c.isPuppetEcho(evt))
+}
+
+// puppetKey is the content key marking a double puppet's sends.
+var puppetKey = []byte(appservice.DoublePuppetKey)
+
+// mayMarkPuppet reports whether evt's content can carry the double-puppet
+// key, so isPuppetEcho need not decode the content of every message (it
+// did, twice for a batched one): content that neither holds the key as
+// such nor any \u escape (which could spell it) does not. Content
+// already decoded is isPuppetEcho's to look at.
+func mayMarkPuppet(evt *event.Event) bool {
+	raw := evt.Content.VeryRaw
+	return evt.Content.Raw != nil || bytes.Contains(raw, puppetKey) || bytes.Contains(raw, []byte(`\u`))
 }
 
 // submit hands an event to the router. Events for rooms that are no
