@@ -125,6 +125,11 @@ func startLoadDaemon(t *testing.T, s loadSettings) *loadDaemon {
 		_ = d.proc.Process.Signal(syscall.SIGTERM)
 		_ = d.proc.Wait()
 		_ = logFile.Close()
+		if keep := os.Getenv("SWITCHBOARD_LOAD_KEEP_LOG"); keep != "" {
+			if data, err := os.ReadFile(d.logPath); err == nil {
+				_ = os.WriteFile(keep, data, 0o600)
+			}
+		}
 		if t.Failed() {
 			if data, err := os.ReadFile(d.logPath); err == nil {
 				t.Logf("switchboard output (last 8 KB):\n%s", data[max(0, len(data)-8192):])
