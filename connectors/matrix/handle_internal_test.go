@@ -2,7 +2,12 @@ package matrix
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -63,4 +68,36 @@ func TestParseContentOnce(t *testing.T) {
 	require.Error(t, parseContent(bad))
 	bad.Content.Parsed = nil
 	require.Error(t, parseContent(bad), "still malformed the second time")
+}
+
+// readBody reads what io.ReadAll(io.LimitReader(body, limit+1)) reads,
+// whatever Content-Length says: known, unknown, a lie either way, beyond
+// the limit.
+func TestReadBody(t *testing.T) {
+	const limit = 1000
+	for _, tc := range []struct {
+		name   string
+		size   int
+		length int64
+	}{
+		{"empty", 0, 0},
+		{"known", 600, 600},
+		{"unknown", 600, -1},
+		{"length too small", 600, 10},
+		{"length too large", 600, 5000},
+		{"at the limit", limit, limit},
+		{"beyond the limit", 3 * limit, 3 * limit},
+		{"beyond the limit, unknown", 3 * limit, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := strings.Repeat("x", tc.size)
+			r := httptest.NewRequest(http.MethodPut, "/", iotest.OneByteReader(strings.NewReader(body)))
+			r.ContentLength = tc.length
+			got, err := readBody(r, limit)
+			require.NoError(t, err)
+			want, err := io.ReadAll(io.LimitReader(strings.NewReader(body), limit+1))
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got))
+		})
+	}
 }
