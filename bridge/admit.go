@@ -57,34 +57,17 @@ func (r *Router) SetAdmitter(a Admitter) { r.admitter = a }
 // refusal. An event from a leg of no conversation is passed through: accept
 // reports ErrUnknownLeg for it.
 func (r *Router) admit(ctx context.Context, evt *Event) (conv ConversationID, legs []Leg, excluded map[Leg]bool, err error) {
-	var rows interface {
-		Next() bool
-		Scan(...any) error
-		Close() error
-		Err() error
-	}
-	if r.stmts != nil {
-		rows, err = r.stmts.query(ctx, r.stmts.siblings, evt.Source.Network, evt.Source.Chat)
-	} else {
-		rows, err = r.db.Query(ctx, siblingLegsQuery, evt.Source.Network, evt.Source.Chat)
-	}
-	if err != nil {
-		return "", nil, nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
-	}
 	var dests []Leg
-	for rows.Next() {
-		var l Leg
-		if err = rows.Scan(&conv, &l.Network, &l.Chat); err != nil {
-			rows.Close()
-			return "", nil, nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
+	if s := r.cachedSiblings(evt.Source); s != nil {
+		conv = s.conv
+		dests = make([]Leg, 0, len(s.legs)-1)
+		for _, l := range s.legs {
+			if l != evt.Source {
+				dests = append(dests, l)
+			}
 		}
-		if l != evt.Source {
-			dests = append(dests, l)
-		}
-	}
-	rows.Close()
-	if err = rows.Err(); err != nil {
-		return "", nil, nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
+	} else if conv, dests, err = r.readSiblings(ctx, evt.Source); err != nil {
+		return "", nil, nil, err
 	}
 	if conv == "" || r.admitter == nil {
 		return conv, dests, nil, nil
@@ -103,4 +86,38 @@ func (r *Router) admit(ctx context.Context, evt *Event) (conv ConversationID, le
 		return conv, dests, nil, err
 	}
 	return conv, dests, a.excluded, nil
+}
+
+// readSiblings reads the conversation of a source leg ("": none) and its
+// other legs from the database, outside any transaction.
+func (r *Router) readSiblings(ctx context.Context, src Leg) (conv ConversationID, dests []Leg, err error) {
+	var rows interface {
+		Next() bool
+		Scan(...any) error
+		Close() error
+		Err() error
+	}
+	if r.stmts != nil {
+		rows, err = r.stmts.query(ctx, r.stmts.siblings, src.Network, src.Chat)
+	} else {
+		rows, err = r.db.Query(ctx, siblingLegsQuery, src.Network, src.Chat)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
+	}
+	for rows.Next() {
+		var l Leg
+		if err = rows.Scan(&conv, &l.Network, &l.Chat); err != nil {
+			rows.Close()
+			return "", nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
+		}
+		if l != src {
+			dests = append(dests, l)
+		}
+	}
+	rows.Close()
+	if err = rows.Err(); err != nil {
+		return "", nil, fmt.Errorf("%w: admission: %w", ErrDatabase, err)
+	}
+	return conv, dests, nil
 }

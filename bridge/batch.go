@@ -411,11 +411,19 @@ func (r *Router) readMany(ctx context.Context, ops []*acceptOp, hashes [][]byte)
 		}
 		return seen, sibs, rows.Err()
 	}
-	// Each statement is bound to the transaction once per batch.
-	seenStmt, sibStmt := r.stmts.in(ctx, r.stmts.seen), r.stmts.in(ctx, r.stmts.siblings)
-	bySource := make(map[Leg]*siblings)
+	// Each statement is bound to the transaction once per batch, the
+	// siblings one only when a source leg's legs are not in memory.
+	seenStmt := r.stmts.in(ctx, r.stmts.seen)
+	var sibStmt *sql.Stmt
+	bindSiblings := func() *sql.Stmt {
+		if sibStmt == nil {
+			sibStmt = r.stmts.in(ctx, r.stmts.siblings)
+		}
+		return sibStmt
+	}
+	var bySource map[Leg]*siblings
+	var one int
 	for i, op := range ops {
-		var one int
 		err := seenStmt.QueryRowContext(ctx, hashes[i]).Scan(&one)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, nil, fmt.Errorf("%w: look up seen event: %w", ErrDatabase, err)
@@ -427,8 +435,11 @@ func (r *Router) readMany(ctx context.Context, ops []*acceptOp, hashes [][]byte)
 		src := op.evt.Source
 		s, ok := bySource[src]
 		if !ok {
-			if s, err = siblingsOf(ctx, sibStmt, src); err != nil {
+			if s, err = r.siblingsInTxn(ctx, bindSiblings, src); err != nil {
 				return nil, nil, err
+			}
+			if bySource == nil {
+				bySource = make(map[Leg]*siblings, 1)
 			}
 			bySource[src] = s
 		}
@@ -577,7 +588,7 @@ func (r *Router) insertMessages(ctx context.Context, rows []messageRow) ([]bool,
 	}
 	stmt := r.stmts.in(ctx, r.stmts.insMessage)
 	for i, m := range rows {
-		res, err := stmt.ExecContext(ctx, m.leg.Network, m.leg.Chat, m.remote, m.msg, m.conv, m.created, nullInt(m.expires))
+		res, err := stmt.ExecContext(ctx, string(m.leg.Network), string(m.leg.Chat), string(m.remote), string(m.msg), string(m.conv), m.created, nullArg(m.expires))
 		if err != nil {
 			return nil, err
 		}
@@ -587,7 +598,19 @@ func (r *Router) insertMessages(ctx context.Context, rows []messageRow) ([]bool,
 	return out, nil
 }
 
-func nullInt(v int64) sql.NullInt64 { return sql.NullInt64{Int64: v, Valid: v != 0} }
+// The single-row statements above and below are run for every message on
+// SQLite: their arguments are passed as plain strings and int64s (or nil
+// for NULL), which database/sql hands to the driver as they are; a named
+// string type or an sql.NullInt64 is converted first, at an allocation per
+// argument.
+
+// nullArg is v as a statement argument, NULL when 0.
+func nullArg(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
 
 // insertQueue inserts queue rows in order on SQLite and sets their seqs.
 func (r *Router) insertQueue(ctx context.Context, items []*item) error {
@@ -596,7 +619,7 @@ func (r *Router) insertQueue(ctx context.Context, items []*item) error {
 	}
 	stmt := r.stmts.in(ctx, r.stmts.insQueue)
 	for _, it := range items {
-		err := stmt.QueryRowContext(ctx, it.conv, it.msg, it.lane.Network, it.lane.Chat, it.payload, ms(it.nextAt), nullMS(it.expiresAt)).Scan(&it.seq)
+		err := stmt.QueryRowContext(ctx, string(it.conv), string(it.msg), string(it.lane.Network), string(it.lane.Chat), it.payload, ms(it.nextAt), nullArg(ms(it.expiresAt))).Scan(&it.seq)
 		if err != nil {
 			return err
 		}

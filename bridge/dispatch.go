@@ -277,11 +277,9 @@ func (r *Router) deliver(it *item) (finished bool) {
 		}
 		it.loaded = false
 	}
-	log := r.log.With().
-		Str("conversation", string(it.conv)).
-		Str("message", string(it.msg)).
-		Str("dest_network", string(it.lane.Network)).
-		Int64("seq", it.seq).Logger()
+	// The delivery's fields are added to each line logged (deliveryFields),
+	// not copied into a sub-logger's context for every delivery.
+	log := r.log.Hook(&deliveryFields{conv: it.conv, msg: it.msg, network: it.lane.Network, seq: it.seq})
 	ctx := log.WithContext(context.Background())
 	it.attempts++
 
@@ -332,14 +330,32 @@ func (r *Router) deliver(it *item) (finished bool) {
 	return false
 }
 
+// deliveryFields are the fields of every line logged about one delivery,
+// added when the line is written (a zerolog.Hook), so a delivery that logs
+// nothing costs no sub-logger.
+type deliveryFields struct {
+	conv    ConversationID
+	msg     MessageID
+	network NetworkID
+	seq     int64
+}
+
+// Run implements zerolog.Hook.
+func (f *deliveryFields) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str("conversation", string(f.conv)).
+		Str("message", string(f.msg)).
+		Str("dest_network", string(f.network)).
+		Int64("seq", f.seq)
+}
+
 // sendAbortable runs send under the router's send context (cancelled by
 // Stop), and stops waiting for a connector call that ignores the
 // cancellation once Stop abandons it. hooks are those the connector
 // registered (Delivery.OnCommit) for a send that succeeded.
 func (r *Router) sendAbortable(ctx context.Context, it *item, q *queuedEvent) (RemoteID, []commitHook, error) {
-	sctx, cancel := context.WithCancel(r.sendCtx)
-	defer cancel()
-	sctx = zerolog.Ctx(ctx).WithContext(sctx)
+	// send bounds the call with its own timeout context, cancelled when it
+	// returns; no per-delivery cancel context is needed on top.
+	sctx := zerolog.Ctx(ctx).WithContext(r.sendCtx)
 	type result struct {
 		remote RemoteID
 		hooks  []commitHook

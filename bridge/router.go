@@ -89,6 +89,8 @@ type Router struct {
 	pendingRemote sync.Map
 	// retCache keeps conversations' retention inputs (retcache.go).
 	retCache retentionCache
+	// legCache keeps legs' conversations and sibling legs (legcache.go).
+	legCache legCache
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -302,6 +304,8 @@ func (r *Router) CreateConversation(ctx context.Context, legs ...Leg) (Conversat
 // (a connector that assigns resources per conversation, say).
 func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID, legs ...Leg) error {
 	now := ms(r.now())
+	changed := r.legsChanging()
+	defer changed(id)
 	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		if _, err := r.db.Exec(ctx, insertConversationQuery, id, now); err != nil {
 			return err
@@ -313,6 +317,7 @@ func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID
 		}
 		return nil
 	})
+	changed(id)
 	if err != nil {
 		return fmt.Errorf("%w: create conversation: %w", ErrDatabase, err)
 	}
@@ -322,7 +327,11 @@ func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID
 
 // AddLeg joins a leg to an existing conversation.
 func (r *Router) AddLeg(ctx context.Context, conv ConversationID, leg Leg) error {
-	if err := r.insertLeg(ctx, conv, leg, ms(r.now())); err != nil {
+	changed := r.legsChanging()
+	defer changed(conv)
+	err := r.insertLeg(ctx, conv, leg, ms(r.now()))
+	changed(conv)
+	if err != nil {
 		return err
 	}
 	r.legsChanged(ctx, conv)
@@ -349,6 +358,9 @@ func (r *Router) insertLeg(ctx context.Context, conv ConversationID, leg Leg, no
 // for it.
 func (r *Router) RemoveLeg(ctx context.Context, leg Leg) error {
 	conv, _ := r.ConversationOf(ctx, leg)
+	// conv "" (not found, or the lookup failed): every entry is forgotten.
+	changed := r.legsChanging()
+	defer changed(conv, leg)
 	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		if _, err := r.db.Exec(ctx, deleteLegQueueQuery, leg.Network, leg.Chat); err != nil {
 			return err
@@ -356,6 +368,7 @@ func (r *Router) RemoveLeg(ctx context.Context, leg Leg) error {
 		_, err := r.db.Exec(ctx, deleteLegQuery, leg.Network, leg.Chat)
 		return err
 	})
+	changed(conv, leg)
 	if err == nil && conv != "" {
 		r.legsChanged(ctx, conv, leg)
 	}
