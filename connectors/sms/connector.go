@@ -156,6 +156,8 @@ type Pacing struct {
 type Connector struct {
 	cfg       config.SMS
 	publicURL string
+	// statusURL is where Twilio reports a sent message's status.
+	statusURL string
 	apiURL    *url.URL
 	keys      *keys
 	db        *dbutil.Database
@@ -185,6 +187,12 @@ type Connector struct {
 	groups groupCache
 	// stmts are the send path's prepared statements (stmt.go).
 	stmts *sendStmts
+	// local is true on SQLite, whose database this process alone uses:
+	// opt-outs and the deliveries that may have parts already sent are
+	// then known in memory (sendstate.go).
+	local   bool
+	optOuts optOutCache
+	resumes resumeFence
 	// media holds the tokens of outbound MMS attachments (memory only).
 	media mediaTokens
 	// spool keeps inbound webhooks while the database is unavailable
@@ -259,7 +267,9 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 		metrics:   newMetrics(),
 		health:    bridge.Health{State: bridge.HealthStarting},
 		spoolKick: make(chan struct{}, 1),
+		local:     db.Dialect == dbutil.SQLite,
 	}
+	c.statusURL = c.publicURL + pathStatus
 	for i, n := range s.Twilio.Numbers {
 		e164, _, err := readNumber(n)
 		if err != nil {
@@ -274,7 +284,7 @@ func New(cfg Config, db *dbutil.Database, log zerolog.Logger) (*Connector, error
 	}
 	c.pacer = newPacer(cfg.Pacing, c.pool)
 	c.highCost = cfg.HighCostPrefixes
-	c.transport = &rewriteTransport{base: newTwilioTransport(), target: api}
+	c.transport = &rewriteTransport{base: newTwilioTransport(), target: api, prefix: strings.TrimRight(api.Path, "/")}
 	httpc := &client.Client{
 		Credentials: client.NewCredentials(s.Twilio.AccountSID, s.Twilio.AuthToken),
 		HTTPClient: &http.Client{
@@ -320,6 +330,7 @@ func (c *Connector) Start(ctx context.Context) error {
 		return err
 	}
 	c.db = db
+	c.readResumeFence(ctx)
 	if c.spoolPath != "" {
 		sp, err := openSpool(c.spoolPath, c.keys.spool, c.log)
 		if err != nil {
@@ -352,6 +363,7 @@ func (c *Connector) Stop(context.Context) error {
 		c.cancel()
 	}
 	c.bg.Wait()
+	c.resumes.set(0, false)
 	c.stmts.close()
 	c.media.clear()
 	c.spool.close()
@@ -549,21 +561,28 @@ func (c *Connector) PoolNumber(ctx context.Context, chat bridge.ChatID) (string,
 // https://api.twilio.com) to sms.twilio.api_url instead, and remembers the
 // last Retry-After of a 429.
 type rewriteTransport struct {
-	base       http.RoundTripper
-	target     *url.URL
+	base   http.RoundTripper
+	target *url.URL
+	// prefix is target's path without its trailing slash.
+	prefix     string
 	mu         sync.Mutex
 	retryAfter time.Duration
 }
 
 func (t *rewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.URL.Scheme = t.target.Scheme
-	r.URL.Host = t.target.Host
-	if p := strings.TrimRight(t.target.Path, "/"); p != "" {
-		r.URL.Path = p + r.URL.Path
+	// A shallow copy with its own URL: the request is not modified, and
+	// nothing here or in the base transport writes its headers, so they
+	// need no deep copy (req.Clone copied them for every SMS).
+	r := *req
+	u := *req.URL
+	r.URL = &u
+	u.Scheme = t.target.Scheme
+	u.Host = t.target.Host
+	if t.prefix != "" {
+		u.Path = t.prefix + u.Path
 	}
 	r.Host = t.target.Host
-	resp, err := t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(&r)
 	if err == nil && resp.Body != nil {
 		resp.Body = drainingBody{resp.Body}
 	}

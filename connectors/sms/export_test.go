@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/url"
 	"time"
+
+	"github.com/switchboard-bridge/switchboard/bridge"
 )
 
 // ExpireMediaTokens makes every outstanding MMS media token expired, as if
@@ -39,4 +41,15 @@ func ProcessIncomingAt(ctx context.Context, c *Connector, form url.Values, recei
 		return "", err
 	}
 	return c.processIncoming(ctx, f, received)
+}
+
+// SendState is what a send of delivery id to chat learns before calling
+// Twilio: the contact's opt-out and the parts already sent.
+func SendState(ctx context.Context, c *Connector, chat bridge.ChatID, id bridge.DeliveryID) (bool, int, error) {
+	row, err := c.openChatFor(ctx, chat)
+	if err != nil {
+		return false, 0, err
+	}
+	out, done, err := c.sendState(ctx, row.contactHash, id)
+	return out, len(done), err
 }

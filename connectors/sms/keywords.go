@@ -86,6 +86,8 @@ func (c *Connector) applyKeyword(ctx context.Context, sid, contactHash, keyword 
 		}
 		return err
 	})
+	// After the commit (or its failure): a send reads the new state.
+	c.optOuts.forget(contactHash)
 	if err != nil {
 		return nil, fmt.Errorf("%w: apply sms keyword: %w", bridge.ErrDatabase, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
@@ -36,8 +37,9 @@ type metrics struct {
 	mms          prometheus.Counter
 	mediaFetches *prometheus.CounterVec
 	// sent and refused are messages{direction="out"} looked up once, for
-	// the send path.
+	// the send path, and gsm7 and ucs2 the segments of each encoding.
 	sent, refused prometheus.Counter
+	gsm7, ucs2    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -61,7 +63,17 @@ func newMetrics() *metrics {
 	}
 	m.sent = m.messages.WithLabelValues("out", "sent")
 	m.refused = m.messages.WithLabelValues("out", "refused")
+	m.gsm7 = m.segments.WithLabelValues(string(GSM7))
+	m.ucs2 = m.segments.WithLabelValues(string(UCS2))
 	return m
+}
+
+// segmentsOf is the counter of an encoding's segments.
+func (m *metrics) segmentsOf(enc Encoding) prometheus.Counter {
+	if enc == UCS2 {
+		return m.ucs2
+	}
+	return m.gsm7
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
@@ -99,8 +111,8 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 		c.metrics.refused.Inc()
 		return "", bridge.Permanent(err)
 	}
-	// One query for the contact's opt-out and the parts of this delivery
-	// an earlier attempt sent.
+	// The contact's opt-out and the parts of this delivery an earlier
+	// attempt sent (sendstate.go).
 	out, done, err := c.sendState(ctx, row.contactHash, d.ID)
 	if err != nil {
 		return "", err
@@ -129,17 +141,25 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 		}
 		parts = SplitBody(body, MaxBodyLength)
 	}
+	// Each part's encoding and segments, counted once (for the pacer and
+	// then the metrics); one part, the common case, needs no allocation.
+	var one [1]partSegments
+	segs := one[:0]
+	if len(parts) > 1 {
+		segs = make([]partSegments, 0, len(parts))
+	}
 	segments := 0
 	for i, part := range parts {
-		if _, ok := done[i]; ok {
-			continue
+		var ps partSegments
+		if _, ok := done[i]; !ok {
+			if withMedia && i == 0 {
+				segments++
+			} else {
+				ps.enc, ps.n = Segments(part)
+				segments += max(ps.n, 1)
+			}
 		}
-		if withMedia && i == 0 {
-			segments++
-		} else {
-			_, n := Segments(part)
-			segments += max(n, 1)
-		}
+		segs = append(segs, ps)
 	}
 	if wait := c.pacer.wait(row.poolHash, d.ID, segments, c.now()); wait > 0 {
 		return "", bridge.Paced(wait)
@@ -154,7 +174,6 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			return "", err
 		}
 	}
-	log := c.log.With().Str("chat", string(d.Chat)).Str("delivery", string(d.ID)).Logger()
 	var first bridge.RemoteID
 	// The parts Twilio accepts in this attempt (sent.go).
 	var sent []sentPart
@@ -166,7 +185,7 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			continue
 		}
 		params := &openapi.CreateMessageParams{}
-		params.SetTo(to).SetFrom(from).SetStatusCallback(c.publicURL + pathStatus)
+		params.SetTo(to).SetFrom(from).SetStatusCallback(c.statusURL)
 		if part != "" {
 			params.SetBody(part)
 		}
@@ -191,11 +210,11 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 				// Everything else on this pool number waits too.
 				c.pacer.hold(row.poolHash, c.now().Add(ra.After))
 				c.setHealth(bridge.HealthDegraded, healthThrottled)
-				log.Warn().Err(cerr).Int("part", i).Dur("retry_in", ra.After).Msg("Twilio throttled an SMS; it waits in the queue")
+				withSend(c.log.Warn(), d).Err(cerr).Int("part", i).Dur("retry_in", ra.After).Msg("Twilio throttled an SMS; it waits in the queue")
 				c.metrics.messages.WithLabelValues("out", "throttled").Inc()
 				return "", cerr
 			}
-			log.Warn().Err(cerr).Int("part", i).Int("parts", len(parts)).Msg("Twilio refused an SMS")
+			withSend(c.log.Warn(), d).Err(cerr).Int("part", i).Int("parts", len(parts)).Msg("Twilio refused an SMS")
 			c.metrics.messages.WithLabelValues("out", "error").Inc()
 			return "", cerr
 		}
@@ -213,11 +232,11 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 		sent = append(sent, sentPart{sid: sid, part: i, status: string(status)})
 		if token != "" {
 			c.metrics.mms.Inc()
-			log.Debug().Str("message_sid", sid).Str("content_type", contentType).Msg("Sent MMS")
+			withSend(c.log.Debug(), d).Str("message_sid", sid).Str("content_type", contentType).Msg("Sent MMS")
 		} else {
-			enc, n := Segments(part)
-			c.metrics.segments.WithLabelValues(string(enc)).Add(float64(n))
-			log.Debug().Str("message_sid", sid).Int("part", i).Str("encoding", string(enc)).Int("segments", n).Msg("Sent SMS")
+			enc, n := segs[i].enc, segs[i].n
+			c.metrics.segmentsOf(enc).Add(float64(n))
+			withSend(c.log.Debug(), d).Str("message_sid", sid).Int("part", i).Str("encoding", string(enc)).Int("segments", n).Msg("Sent SMS")
 		}
 		c.metrics.sent.Inc()
 		if i == 0 {
@@ -229,6 +248,19 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 		c.setHealth(bridge.HealthOK, "")
 	}
 	return first, nil
+}
+
+// partSegments is a part's encoding and segment count (zero for a part
+// already sent or an MMS).
+type partSegments struct {
+	enc Encoding
+	n   int
+}
+
+// withSend adds a send's chat and delivery to a line logged: added to the
+// lines, not copied into a sub-logger for every send (most log nothing).
+func withSend(e *zerolog.Event, d *bridge.Delivery) *zerolog.Event {
+	return e.Str("chat", string(d.Chat)).Str("delivery", string(d.ID))
 }
 
 // named reports whether a delivery goes out with its sender's name: in a
@@ -267,36 +299,6 @@ func (c *Connector) captionFor(ctx context.Context, d *bridge.Delivery) string {
 		return name + ": " + caption
 	}
 	return caption
-}
-
-// sendState returns whether the contact opted out, and the parts of
-// delivery id that an earlier attempt had Twilio accept (part -> sid).
-func (c *Connector) sendState(ctx context.Context, contactHash string, id bridge.DeliveryID) (optedOut bool, done map[int]string, err error) {
-	rows, err := c.stmts.state.queryRows(ctx, c.db, contactHash, id)
-	if err != nil {
-		return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var part int
-		var sid string
-		var out bool
-		if err = rows.Scan(&part, &sid, &out); err != nil {
-			return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
-		}
-		if part < 0 {
-			optedOut = out
-			continue
-		}
-		if done == nil {
-			done = make(map[int]string)
-		}
-		done[part] = sid
-	}
-	if err = rows.Err(); err != nil {
-		return false, nil, fmt.Errorf("%w: load send state: %w", bridge.ErrDatabase, err)
-	}
-	return optedOut, done, nil
 }
 
 // classify turns a twilio-go error into the router's retry semantics and

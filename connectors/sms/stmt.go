@@ -80,7 +80,7 @@ func (s *preparedStmt) close() {
 
 // sendStmts are the prepared statements of the send path.
 type sendStmts struct {
-	state, insertSent, touchChat preparedStmt
+	state, insertSent, touchChat, insertSentTouch preparedStmt
 }
 
 func newSendStmts() *sendStmts {
@@ -88,6 +88,8 @@ func newSendStmts() *sendStmts {
 		state:      preparedStmt{query: sendStateQuery},
 		insertSent: preparedStmt{query: insertSentQuery},
 		touchChat:  preparedStmt{query: touchChatQuery},
+
+		insertSentTouch: preparedStmt{query: insertSentTouchQuery},
 	}
 }
 
@@ -95,4 +97,5 @@ func (s *sendStmts) close() {
 	s.state.close()
 	s.insertSent.close()
 	s.touchChat.close()
+	s.insertSentTouch.close()
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // MaxBodyLength is Twilio's limit on one message body, in UTF-16 code units.
@@ -29,6 +30,20 @@ const (
 
 var gsmBasicSet, gsmExtSet = runeSet(gsmBasic), runeSet(gsmExtended)
 
+// asciiSeptets is the GSM-7 size of each ASCII character (0: not in the
+// alphabet), so the common ASCII body needs no map look-up.
+var asciiSeptets = func() (t [utf8.RuneSelf]uint8) {
+	for r := range rune(utf8.RuneSelf) {
+		switch {
+		case gsmBasicSet[r]:
+			t[r] = 1
+		case gsmExtSet[r]:
+			t[r] = 2
+		}
+	}
+	return t
+}()
+
 func runeSet(s string) map[rune]bool {
 	m := make(map[rune]bool, len(s))
 	for _, r := range s {
@@ -37,48 +52,57 @@ func runeSet(s string) map[rune]bool {
 	return m
 }
 
+// gsmSeptets is the GSM-7 size of r: 1 in the default alphabet, 2 in the
+// extension table, 0 when GSM-7 cannot carry it.
+func gsmSeptets(r rune) int {
+	switch {
+	case r < utf8.RuneSelf:
+		return int(asciiSeptets[r])
+	case gsmBasicSet[r]:
+		return 1
+	case gsmExtSet[r]:
+		return 2
+	}
+	return 0
+}
+
 // Segments returns how a body is encoded and how many SMS segments it
 // costs: GSM-7 holds 160 septets in one segment or 153 per segment of a
 // concatenated message (extension characters take two, and are not split
 // across segments); UCS-2 holds 70 UTF-16 code units, or 67 per segment
-// (surrogate pairs are not split). An empty body costs one segment.
+// (surrogate pairs are not split). An empty body costs one segment. It
+// allocates nothing.
 func Segments(body string) (Encoding, int) {
-	septets := make([]int, 0, len(body))
-	gsm := true
+	total := 0
 	for _, r := range body {
-		switch {
-		case gsmBasicSet[r]:
-			septets = append(septets, 1)
-		case gsmExtSet[r]:
-			septets = append(septets, 2)
-		default:
-			gsm = false
+		n := gsmSeptets(r)
+		if n == 0 {
+			return UCS2, countSegments(body, ucs2Units, 70, 67)
 		}
-		if !gsm {
-			break
-		}
+		total += n
 	}
-	if gsm {
-		return GSM7, countSegments(septets, 160, 153)
+	if total <= 160 {
+		return GSM7, 1
 	}
-	units := make([]int, 0, len(body))
-	for _, r := range body {
-		units = append(units, utf16.RuneLen(r))
-	}
-	return UCS2, countSegments(units, 70, 67)
+	return GSM7, countSegments(body, gsmSeptets, 160, 153)
 }
 
-// countSegments packs indivisible character sizes into segments.
-func countSegments(sizes []int, single, multi int) int {
+// ucs2Units is the UTF-16 size of r.
+func ucs2Units(r rune) int { return utf16.RuneLen(r) }
+
+// countSegments packs body's characters, of indivisible sizes given by
+// size, into segments.
+func countSegments(body string, size func(rune) int, single, multi int) int {
 	total := 0
-	for _, s := range sizes {
-		total += s
+	for _, r := range body {
+		total += size(r)
 	}
 	if total <= single {
 		return 1
 	}
 	n, used := 1, 0
-	for _, s := range sizes {
+	for _, r := range body {
+		s := size(r)
 		if used+s > multi {
 			n++
 			used = 0

@@ -223,8 +223,15 @@ func TestStatusCallbacks(t *testing.T) {
 // Conversations 1 and 2 get a pool number each; the third shares the pool
 // number of the contact's most recently active conversation, and replies
 // to a shared number go to whichever conversation last sent from it.
+// TestPoolRouting runs on both databases: on PostgreSQL a send records
+// its sid and marks the chat active in one statement.
 func TestPoolRouting(t *testing.T) {
-	e := newEnv(t)
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { testPoolRouting(t, newEnvOn(t, be.postgres)) })
+	}
+}
+
+func testPoolRouting(t *testing.T, e *env) {
 	ctx := context.Background()
 	conv1, mx1, sms1 := e.conversation(contactA, "!room1")
 	tick()
