@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -146,16 +145,13 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Ready(ln.Addr())
 	}
 
-	// Start-up (migrations, config, crypto) leaves garbage the heap would
-	// otherwise keep mapped; hand it back so an idle daemon stays small.
-	go func() {
-		time.Sleep(2 * time.Second)
-		debug.FreeOSMemory()
-	}()
-
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	go d.watchHomeserver(watchCtx)
 	go d.purgeIdentity(watchCtx)
+	// Start-up (migrations, config, crypto) and each burst of traffic
+	// leave garbage the heap would otherwise keep mapped for minutes; hand
+	// it back once the daemon is quiet so an idle daemon stays small.
+	go trimWhenQuiet(watchCtx)
 
 	select {
 	case <-ctx.Done():
