@@ -184,10 +184,12 @@ func (c *Connector) send(ctx context.Context, d *bridge.Delivery, withMedia bool
 			}
 			continue
 		}
-		params := &openapi.CreateMessageParams{}
-		params.SetTo(to).SetFrom(from).SetStatusCallback(c.statusURL)
+		// The fields point at strings that outlive the call (twilio-go
+		// only reads them), not at copies the setters would allocate.
+		params := &openapi.CreateMessageParams{To: &row.to, StatusCallback: &c.statusURL}
+		params.SetFrom(from)
 		if part != "" {
-			params.SetBody(part)
+			params.Body = &parts[i]
 		}
 		token := ""
 		if withMedia && i == 0 {

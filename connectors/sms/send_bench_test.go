@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard-bridge/switchboard/bridge"
 	"github.com/switchboard-bridge/switchboard/bridge/bridgetest"
+	"github.com/switchboard-bridge/switchboard/config"
 	"github.com/switchboard-bridge/switchboard/connectors/sms"
 	"github.com/switchboard-bridge/switchboard/internal/testutil/testenv"
 )
@@ -176,6 +177,74 @@ func BenchmarkSendState(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkRouterToSMS is the daemon's path for a Matrix message to SMS:
+// the loopback leg submits it (the router's durable accept), the router
+// delivers it through SendMessage to a fake Twilio over TLS, and the sent
+// SMS's row rides the commit that finishes the delivery
+// (Delivery.OnCommit). It reports the process's CPU per message.
+func BenchmarkRouterToSMS(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			tw := newTLSTwilio(b)
+			e := &env{t: b, logs: &testenv.SyncBuffer{}, mx: bridgetest.NewLoopback(netMatrix), reg: prometheus.NewRegistry(), postgres: backend == "postgres"}
+			e.start(tw.srv.URL, func(cfg *config.Config) { cfg.Retention.Metadata = 0 })
+			const chats = 4
+			legs := make([]bridge.Leg, chats)
+			for i := range legs {
+				_, legs[i], _ = e.conversation(fmt.Sprintf("+1415555%04d", 1000+i), fmt.Sprintf("!room%d", i))
+			}
+			ctx := context.Background()
+			submit := func(i int) {
+				leg := legs[(i+chats)%chats]
+				err := e.mx.Receive(ctx, &bridge.Event{
+					Kind: bridge.KindMessage, Source: leg, SourceID: bridge.RemoteID(fmt.Sprintf("$e%d", i)),
+					Sender:  bridge.Sender{ID: "@alice:example.org", DisplayName: "Alice"},
+					Content: &bridge.Content{Type: bridge.MsgText, Body: fmt.Sprintf("bench message %d", i)},
+				})
+				if err != nil {
+					b.Errorf("submit %d: %v", i, err)
+				}
+			}
+			wait := func(n int64) {
+				deadline := time.Now().Add(time.Minute)
+				for tw.n.Load() < n {
+					if time.Now().After(deadline) {
+						b.Fatalf("Twilio got %d messages, want %d", tw.n.Load(), n)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			for i := range chats {
+				submit(-1 - i) // warm up
+			}
+			wait(chats)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime(b)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range chats {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := int(next.Add(1)) - 1
+						if i >= b.N {
+							return
+						}
+						submit(i)
+					}
+				}()
+			}
+			wg.Wait()
+			wait(int64(chats + b.N))
+			cpu := cpuTime(b) - cpu0
+			b.StopTimer()
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
