@@ -75,21 +75,22 @@ func (c *Connector) writeAlone(ctx context.Context, d *bridge.Delivery, parts []
 // writeParts inserts the parts' sb_sms_sent rows and, with touch, marks
 // the chat active, in the transaction carried by ctx. On PostgreSQL the
 // common case, one part and the touch, is one statement (a round trip
-// less in the router's commit).
+// less in the router's commit). Arguments are plain strings and int64s:
+// database/sql converts named types by reflection, an allocation each.
 func (c *Connector) writeParts(ctx context.Context, d *bridge.Delivery, parts []sentPart, now int64, touch bool) error {
 	if touch && len(parts) == 1 && c.db.Dialect == dbutil.Postgres {
 		p := parts[0]
-		return c.stmts.insertSentTouch.exec(ctx, c.db, p.sid, d.ID, p.part, d.Chat, d.Conversation, d.Message, p.status, now)
+		return c.stmts.insertSentTouch.exec(ctx, c.db, p.sid, string(d.ID), int64(p.part), string(d.Chat), string(d.Conversation), string(d.Message), p.status, now)
 	}
 	for _, p := range parts {
-		if err := c.stmts.insertSent.exec(ctx, c.db, p.sid, d.ID, p.part, d.Chat, d.Conversation, d.Message, p.status, now); err != nil {
+		if err := c.stmts.insertSent.exec(ctx, c.db, p.sid, string(d.ID), int64(p.part), string(d.Chat), string(d.Conversation), string(d.Message), p.status, now); err != nil {
 			return err
 		}
 	}
 	if !touch {
 		return nil
 	}
-	return c.stmts.touchChat.exec(ctx, c.db, d.Chat, now)
+	return c.stmts.touchChat.exec(ctx, c.db, string(d.Chat), now)
 }
 
 // unsettledSIDs are sends whose rows wait for the router's commit. A
