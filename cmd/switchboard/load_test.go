@@ -152,6 +152,10 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 	}
 	rssAfter := rssMB(t, pid)
 	memAfter := memBreakdown(t, pid, "http://"+d.listen+"/metrics")
+	// And once the daemon has been quiet for a while (it returns freed
+	// heap to the system when idle).
+	time.Sleep(10 * time.Second)
+	rssSettled := rssMB(t, pid)
 
 	var lost, dup, ooo int
 	var b strings.Builder
@@ -177,7 +181,7 @@ func runLoad(t *testing.T, s loadSettings, backend string, repeat, n int, profDi
 		fmt.Fprintf(&b, "| of which the bridge (transaction at the bridge → Twilio), p50 / p99 | %s / %s ms | | |\n", span(br50, "%.1f"), span(br99, "%.1f"))
 		fmt.Fprintf(&b, "| transaction acknowledged by the bridge, p50 | %s ms | | |\n", span(ack50, "%.1f"))
 	}
-	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / after the runs | %.1f / %.1f / %.1f MB | | |\n", portals, rssStart, rssIdle, rssAfter)
+	fmt.Fprintf(&b, "| RSS at start / idle with %d portal(s) / right after the runs / 10 s later | %.1f / %.1f / %.1f / %.1f MB | | |\n", portals, rssStart, rssIdle, rssAfter, rssSettled)
 	fmt.Fprintf(&b, "| resident memory idle / after | %s / %s | | |\n", memIdle, memAfter)
 	fmt.Fprintf(&b, "| CPU while idle (included in CPU/msg for the time a run takes) | %.1f ms/s | | |\n", idleCPU)
 	fmt.Fprintf(&b, "| lost, duplicated, out of order (all runs) | %d / %d / %d | | |\n", lost+latLost, dup+latDup, ooo+latOOO)
