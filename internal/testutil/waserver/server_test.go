@@ -123,7 +123,8 @@ func TestTwoClientsTalk(t *testing.T) {
 	bob.Disconnect()
 	_, err = alice.SendMessage(ctx, bobJID, &waE2E.Message{Conversation: proto.String("while you were away")})
 	require.NoError(t, err)
-	require.Positive(t, srv.Pending(*bob.Store.ID), "kept for bob")
+	// The server relays after acknowledging alice's send: wait for it.
+	require.Eventually(t, func() bool { return srv.Pending(*bob.Store.ID) > 0 }, 10*time.Second, 20*time.Millisecond, "kept for bob")
 	require.NoError(t, bob.Connect())
 	require.Eventually(t, func() bool { return len(bobBox.messages()) == 2 }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, "while you were away", bobBox.messages()[1].Message.GetConversation())
