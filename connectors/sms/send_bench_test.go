@@ -114,24 +114,9 @@ func benchSend(b *testing.B, postgres bool, chats int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	begin, cpu0 := time.Now(), cpuTime(b)
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	// Messages go round robin over the chats, several at once as the
 	// router's delivery workers send them.
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				send(i)
-			}
-		}()
-	}
-	wg.Wait()
+	spread(workers, b.N, send)
 	elapsed, cpu := time.Since(begin), cpuTime(b)-cpu0
 	b.StopTimer()
 	// The process's CPU time (user and system, the fake Twilio's included)
@@ -225,26 +210,31 @@ func BenchmarkRouterToSMS(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime(b)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for range chats {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= b.N {
-							return
-						}
-						submit(i)
-					}
-				}()
-			}
-			wg.Wait()
+			spread(chats, b.N, submit)
 			wait(int64(chats + b.N))
 			cpu := cpuTime(b) - cpu0
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// spread calls f(0) … f(n-1), from workers goroutines at once, and waits.
+func spread(workers, n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
