@@ -25,6 +25,10 @@ type fakeClient struct {
 	cond     *sync.Cond
 	handlers []whatsmeow.EventHandlerWithSuccessStatus
 	own      types.JID
+	// settle, when set, runs after waitSent saw its messages: the env
+	// waits there until the router noted what was sent (the fake records
+	// a send before the router commits its remote ID).
+	settle func()
 
 	connected   bool
 	connectErrs []error // returned by the next Connect calls
@@ -336,7 +340,9 @@ func (f *fakeClient) sentMessages() []sentMessage {
 }
 
 func (f *fakeClient) waitSent(n int) []sentMessage {
-	f.waitFor(5*time.Second, func() bool { return len(f.sent) >= n })
+	if f.waitFor(5*time.Second, func() bool { return len(f.sent) >= n }) && f.settle != nil {
+		f.settle()
+	}
 	return f.sentMessages()
 }
 

@@ -231,6 +231,11 @@ func (e *env) advance(d time.Duration) { e.clock.Advance(d) }
 func (e *env) login(account string, own types.JID) *fakeClient {
 	e.t.Helper()
 	f := newFakeClient(own)
+	f.settle = func() {
+		if settle := e.mx.Settle; settle != nil {
+			settle()
+		}
+	}
 	e.sessions.mu.Lock()
 	e.sessions.next = append(e.sessions.next, f)
 	e.sessions.mu.Unlock()
