@@ -197,6 +197,14 @@ func TestServerLogout(t *testing.T) {
 		_, err := carol.cli.SendMessage(e.ctx, dev.ToNonAD(), &waE2E.Message{Conversation: proto.String("hello")})
 		require.NoError(t, err)
 		e.waitSent(1)
+		// whatsmeow sends its delivery receipt in the background; a logout
+		// racing that send trips the race detector inside whatsmeow
+		// (FrameSocket.SendFrame reads the connection Close clears).
+		require.Eventually(t, func() bool {
+			carol.mu.Lock()
+			defer carol.mu.Unlock()
+			return len(carol.rcp) > 0
+		}, 20*time.Second, 10*time.Millisecond, "carol got the delivery receipt")
 		before := e.whatsmeowRows()
 		for _, table := range []string{"whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_pre_keys", "sb_whatsapp_login", "sb_whatsapp_chat"} {
 			require.Positive(t, before[table], "%s has rows before the logout", table)
