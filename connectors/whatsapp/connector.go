@@ -420,8 +420,10 @@ func (c *Connector) connect(l *login) {
 		l.cancel()
 	}
 	l.cancel = cancel
-	c.mu.Unlock()
+	// Counted while the lock is held: Stop clears running under it before
+	// waiting for background work (WaitGroup.Add must not race Wait).
 	c.bg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.bg.Done()
 		wait := c.retryBase
@@ -466,8 +468,8 @@ func (c *Connector) reconnectAfter(l *login, d time.Duration) {
 		return
 	}
 	ctx := c.ctx
+	c.bg.Add(1) // under the lock, see connect
 	c.mu.Unlock()
-	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
 		select {
@@ -544,11 +546,12 @@ func (c *Connector) tell(account, text string) {
 	c.mu.Lock()
 	mx := c.mx
 	ctx := c.ctx
-	c.mu.Unlock()
-	if mx == nil || ctx == nil || (account == RelayAccount && c.adminRoom == "") {
+	if !c.running || mx == nil || ctx == nil || (account == RelayAccount && c.adminRoom == "") {
+		c.mu.Unlock()
 		return
 	}
-	c.bg.Add(1)
+	c.bg.Add(1) // under the lock, see connect
+	c.mu.Unlock()
 	go func() {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -561,6 +564,20 @@ func (c *Connector) tell(account, text string) {
 			c.log.Warn().Err(err).Msg("Could not tell a user about their WhatsApp login")
 		}
 	}()
+}
+
+// addBackground counts one background goroutine about to start, unless
+// the connector stopped (then it reports false). The count is taken under
+// the lock Stop clears running under before it waits, so it never races
+// that wait.
+func (c *Connector) addBackground() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		return false
+	}
+	c.bg.Add(1)
+	return true
 }
 
 // accountRef names an account in logs: Matrix user IDs are not secret,

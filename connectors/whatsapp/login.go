@@ -137,7 +137,9 @@ func (c *Connector) Login(ctx context.Context, account, phone string, reply func
 	}
 	limit := timeout.Round(time.Second).String()
 	if phone == "" {
-		c.bg.Add(1)
+		if !c.addBackground() {
+			return failStart("The bridge is shutting down; send `login whatsapp` again once it is back.", context.Canceled)
+		}
 		go c.waitPairing(lctx, p, qr, true)
 		return commands.Step{Type: commands.StepWaiting, Text: "Scan the QR code I am sending here with WhatsApp on your phone: Settings → Linked devices → Link a device. " +
 			"A new code replaces the old one every 20 seconds or so; the login gives up after " + limit + "."}
@@ -161,7 +163,9 @@ func (c *Connector) Login(ctx context.Context, account, phone string, reply func
 		}
 		return failStart("WhatsApp could not give a pairing code right now; try again, or use `login whatsapp` for a QR code.", err)
 	}
-	c.bg.Add(1)
+	if !c.addBackground() {
+		return failStart("The bridge is shutting down; send `login whatsapp` again once it is back.", context.Canceled)
+	}
 	go c.waitPairing(lctx, p, qr, false)
 	return commands.Step{Type: commands.StepCode, Payload: code, Text: "Your WhatsApp pairing code is " + code + ". On your phone: WhatsApp → Settings → Linked devices → Link a device → " +
 		"Link with phone number instead, and enter the code. The login gives up after " + limit + "."}
