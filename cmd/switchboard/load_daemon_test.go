@@ -103,6 +103,11 @@ func startLoadDaemon(t *testing.T, s loadSettings) *loadDaemon {
 		"SWITCHBOARD_LOGGING_LEVEL="+s.logLevel,
 		"SWITCHBOARD_LOGGING_FORMAT=json",
 	)
+	if os.Getenv("SWITCHBOARD_LOAD_STATUS_EVENTS") == "0" {
+		// The peer sends no message status events by default; each is one
+		// more event the homeserver stores and pushes back.
+		env = append(env, "SWITCHBOARD_APPSERVICE_MESSAGE_STATUS_EVENTS=false")
+	}
 	if s.profile {
 		// Only then: an older build without the key refuses it.
 		env = append(env, "SWITCHBOARD_APPSERVICE_PPROF=true")

@@ -43,7 +43,8 @@ import (
 // (an older commit) instead of this tree's; SWITCHBOARD_LOAD_REPEAT
 // (default 3) runs of every row; SWITCHBOARD_LOAD_MESSAGES (default 500);
 // SWITCHBOARD_LOAD_LOG (default info); SWITCHBOARD_LOAD_KEEP_LOG=FILE
-// keeps the daemon's log (at trace level it lists every query); SWITCHBOARD_LOAD_HTTP2=1 lets the
+// keeps the daemon's log (at trace level it lists every query);
+// SWITCHBOARD_LOAD_STATUS_EVENTS=0 switches message status events off; SWITCHBOARD_LOAD_HTTP2=1 lets the
 // fake Twilio negotiate HTTP/2; SWITCHBOARD_LOAD_PROFILE=DIR writes a CPU,
 // allocation and heap profile per row into DIR (needs appservice.pprof in
 // the build) and prints their top entries. For finding out what a number
