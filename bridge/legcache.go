@@ -126,15 +126,11 @@ func (r *Router) siblingsInTxn(ctx context.Context, stmt func() *sql.Stmt, src L
 	return s, nil
 }
 
-// legsChanging brackets a leg change: call the returned function once it
-// committed or failed, with the conversation it changed (or "" when that is
-// not known) and the legs it removed. Only its first call counts, so a
-// deferred call as well covers a panic (which would otherwise leave the
-// cache off for good).
-func (r *Router) legsChanging() func(conv ConversationID, removed ...Leg) {
+// changingLegs runs write, a leg change of conversation conv ("" when it
+// is not known) removing the legs removed, between the cache's begin and
+// end: end runs once write returned (committed or failed) or panicked.
+func (r *Router) changingLegs(conv ConversationID, removed []Leg, write func() error) error {
 	r.legCache.begin()
-	var once sync.Once
-	return func(conv ConversationID, removed ...Leg) {
-		once.Do(func() { r.legCache.end(conv, removed...) })
-	}
+	defer r.legCache.end(conv, removed...)
+	return write()
 }

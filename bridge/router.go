@@ -304,20 +304,19 @@ func (r *Router) CreateConversation(ctx context.Context, legs ...Leg) (Conversat
 // (a connector that assigns resources per conversation, say).
 func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID, legs ...Leg) error {
 	now := ms(r.now())
-	changed := r.legsChanging()
-	defer changed(id)
-	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		if _, err := r.db.Exec(ctx, insertConversationQuery, id, now); err != nil {
-			return err
-		}
-		for _, leg := range legs {
-			if err := r.insertLeg(ctx, id, leg, now); err != nil {
+	err := r.changingLegs(id, nil, func() error {
+		return r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+			if _, err := r.db.Exec(ctx, insertConversationQuery, id, now); err != nil {
 				return err
 			}
-		}
-		return nil
+			for _, leg := range legs {
+				if err := r.insertLeg(ctx, id, leg, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
-	changed(id)
 	if err != nil {
 		return fmt.Errorf("%w: create conversation: %w", ErrDatabase, err)
 	}
@@ -327,10 +326,7 @@ func (r *Router) CreateConversationWithID(ctx context.Context, id ConversationID
 
 // AddLeg joins a leg to an existing conversation.
 func (r *Router) AddLeg(ctx context.Context, conv ConversationID, leg Leg) error {
-	changed := r.legsChanging()
-	defer changed(conv)
-	err := r.insertLeg(ctx, conv, leg, ms(r.now()))
-	changed(conv)
+	err := r.changingLegs(conv, nil, func() error { return r.insertLeg(ctx, conv, leg, ms(r.now())) })
 	if err != nil {
 		return err
 	}
@@ -359,16 +355,15 @@ func (r *Router) insertLeg(ctx context.Context, conv ConversationID, leg Leg, no
 func (r *Router) RemoveLeg(ctx context.Context, leg Leg) error {
 	conv, _ := r.ConversationOf(ctx, leg)
 	// conv "" (not found, or the lookup failed): every entry is forgotten.
-	changed := r.legsChanging()
-	defer changed(conv, leg)
-	err := r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		if _, err := r.db.Exec(ctx, deleteLegQueueQuery, leg.Network, leg.Chat); err != nil {
+	err := r.changingLegs(conv, []Leg{leg}, func() error {
+		return r.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+			if _, err := r.db.Exec(ctx, deleteLegQueueQuery, leg.Network, leg.Chat); err != nil {
+				return err
+			}
+			_, err := r.db.Exec(ctx, deleteLegQuery, leg.Network, leg.Chat)
 			return err
-		}
-		_, err := r.db.Exec(ctx, deleteLegQuery, leg.Network, leg.Chat)
-		return err
+		})
 	})
-	changed(conv, leg)
 	if err == nil && conv != "" {
 		r.legsChanged(ctx, conv, leg)
 	}
